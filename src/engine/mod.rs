@@ -1,0 +1,1 @@
+//! The guardrail engine: configuration, PromQL, verdicts.

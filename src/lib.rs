@@ -1,0 +1,27 @@
+//! rollouts-guardrails: fail-closed reliability guardrails for Argo Rollouts.
+//!
+//! A guardrail (`restarts`, `not-ready`, `latest-image`, `query`) becomes PromQL, Prometheus answers, and the
+//! engine turns the answer into a [`engine::Measurement`]. A measurement is `Successful` only when every query
+//! returned fresh data covering the target and the threshold or condition held; everything else is `Failed`
+//! with the reason.
+//!
+//! # Layout
+//! In the order data flows when the Argo Rollouts controller calls us:
+//! - [`codec`]: Go's `encoding/gob`, as pure functions over bytes (no knowledge of Argo).
+//! - [`transport`]: the go-plugin process contract (handshake, unix socket), the yamux multiplexer, the
+//!   MuxBroker and Go net/rpc framing over gob.
+//! - [`service`]: the Argo metric-provider contract (`Plugin.Run`, …) mapped onto the engine.
+//! - [`engine`]: configuration, guardrails, PromQL, verdicts: one async function from
+//!   (analysis context, metric) to measurement, shared by every face.
+//! - [`prometheus`]: the HTTP API client and its response model.
+//! - [`cli`]: the `check` command, for CI, laptops and incident reviews.
+//! - [`logging`]: hclog-compatible JSON lines on stderr.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod codec;
+pub mod engine;
+pub mod logging;
+pub mod prometheus;
+pub mod service;
+pub mod transport;

@@ -1,0 +1,1 @@
+//! hclog-compatible JSON log lines on stderr.

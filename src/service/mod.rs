@@ -1,0 +1,1 @@
+//! The Argo Rollouts metric-provider contract, mapped onto the engine.
