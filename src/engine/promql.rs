@@ -1,0 +1,302 @@
+//! PromQL the guardrails send, and the only door through which configuration values reach it.
+//!
+//! Target values are validated as Kubernetes names *and* escaped as PromQL strings, so a namespace such as
+//! `shop"} or vector(1) #` is refused before any query is built, and even a value that slipped past
+//! validation could not leave its string literal.
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::duration::promql_range;
+
+/// Why a target value cannot be used in a query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} `{value}` is not a valid Kubernetes name: {why}")]
+pub struct NameError {
+    pub what: &'static str,
+    pub value: String,
+    pub why: &'static str,
+}
+
+/// A PromQL string literal holding `value` exactly: `"…"` with `\`, `"` and control characters escaped.
+pub fn string_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A namespace: an RFC 1123 label (lowercase alphanumerics and `-`, at most 63, alphanumeric at both ends).
+pub fn validate_namespace(value: &str) -> Result<(), NameError> {
+    check_label("namespace", value, 63)
+}
+
+/// A Rollout name: an RFC 1123 subdomain (labels of lowercase alphanumerics and `-`, joined by `.`, ≤ 253).
+pub fn validate_rollout(value: &str) -> Result<(), NameError> {
+    let error = |why| NameError {
+        what: "rollout",
+        value: value.to_string(),
+        why,
+    };
+    if value.is_empty() {
+        return Err(error("it is empty"));
+    }
+    if value.len() > 253 {
+        return Err(error("it is longer than 253 characters"));
+    }
+    for part in value.split('.') {
+        check_label("rollout", part, 63).map_err(|e| error(e.why))?;
+    }
+    Ok(())
+}
+
+/// A pod-template hash: lowercase alphanumerics only (Argo derives it with a safe alphabet), at most 63.
+pub fn validate_pod_template_hash(value: &str) -> Result<(), NameError> {
+    let error = |why| NameError {
+        what: "podTemplateHash",
+        value: value.to_string(),
+        why,
+    };
+    if value.is_empty() {
+        return Err(error("it is empty"));
+    }
+    if value.len() > 63 {
+        return Err(error("it is longer than 63 characters"));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(error("only lowercase letters and digits are allowed"));
+    }
+    Ok(())
+}
+
+fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), NameError> {
+    let error = |why| NameError {
+        what,
+        value: value.to_string(),
+        why,
+    };
+    if value.is_empty() {
+        return Err(error("it is empty"));
+    }
+    if value.len() > max {
+        return Err(error("it is longer than 63 characters"));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(error("only lowercase letters, digits and `-` are allowed"));
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Err(error("it must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// The pods a guardrail judges: those of ReplicaSet `<rollout>-<podTemplateHash>` in one namespace.
+/// Construct it only through [`TargetSelector::new`], which validates every part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSelector {
+    namespace: String,
+    replica_set: String,
+}
+
+impl TargetSelector {
+    pub fn new(namespace: &str, rollout: &str, pod_template_hash: &str) -> Result<Self, NameError> {
+        validate_namespace(namespace)?;
+        validate_rollout(rollout)?;
+        validate_pod_template_hash(pod_template_hash)?;
+        let replica_set = format!("{rollout}-{pod_template_hash}");
+        if replica_set.len() > 253 {
+            return Err(NameError {
+                what: "ReplicaSet",
+                value: replica_set,
+                why: "it is longer than 253 characters",
+            });
+        }
+        Ok(TargetSelector {
+            namespace: namespace.to_string(),
+            replica_set,
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn replica_set(&self) -> &str {
+        &self.replica_set
+    }
+
+    /// `namespace/replicaset`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{}/{}", self.namespace, self.replica_set)
+    }
+
+    /// The target pods as kube-state-metrics describes them: exact ReplicaSet ownership, never a prefix.
+    fn pods(&self) -> String {
+        format!(
+            "kube_pod_info{{namespace={},created_by_kind=\"ReplicaSet\",created_by_name={}}}",
+            string_literal(&self.namespace),
+            string_literal(&self.replica_set)
+        )
+    }
+
+    /// `metric{namespace="…"[,extra]}` restricted to the target's pods.
+    fn of_pods(&self, metric: &str, extra: &str) -> String {
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(",{extra}")
+        };
+        format!(
+            "{metric}{{namespace={}{extra}}} and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            self.pods()
+        )
+    }
+
+    /// One sample per target pod whose value is the time kube-state-metrics last reported it.
+    pub fn coverage(&self) -> String {
+        format!("timestamp({})", self.pods())
+    }
+
+    /// Highest restart count per container within `window`.
+    pub fn restarts_max(&self, window: Duration) -> String {
+        self.restarts_over("max_over_time", window)
+    }
+
+    /// Lowest restart count per container within `window` (the count at the window's start, for a counter).
+    pub fn restarts_min(&self, window: Duration) -> String {
+        self.restarts_over("min_over_time", window)
+    }
+
+    fn restarts_over(&self, function: &str, window: Duration) -> String {
+        format!(
+            "{function}(kube_pod_container_status_restarts_total{{namespace={}}}[{}]) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
+    }
+
+    /// Creation time (unix seconds) of each target pod.
+    pub fn created(&self) -> String {
+        self.of_pods("kube_pod_created", "")
+    }
+
+    /// 1 for a target pod whose Ready condition is true, 0 otherwise.
+    pub fn ready(&self) -> String {
+        self.of_pods("kube_pod_status_ready", "condition=\"true\"")
+    }
+
+    /// The containers of the target pods that are waiting right now, with their reason.
+    pub fn waiting(&self) -> String {
+        format!(
+            "(kube_pod_container_status_waiting_reason{{namespace={}}} == 1) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            self.pods()
+        )
+    }
+
+    /// Every container and init container of the target pods with its image as specified.
+    pub fn container_images(&self) -> String {
+        let namespace = string_literal(&self.namespace);
+        format!(
+            "(kube_pod_container_info{{namespace={namespace}}} or kube_pod_init_container_info{{namespace={namespace}}}) and on(namespace, pod) {}",
+            self.pods()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_literals_cannot_be_escaped_from() {
+        assert_eq!(string_literal("shop"), "\"shop\"");
+        assert_eq!(string_literal(r#"a"b"#), r#""a\"b""#);
+        assert_eq!(string_literal(r"a\b"), r#""a\\b""#);
+        assert_eq!(string_literal("a\nb\t\u{1}"), "\"a\\nb\\t\\u0001\"");
+        let hostile = "shop\"} or vector(1) #";
+        let literal = string_literal(hostile);
+        // The literal opens and closes exactly once: every inner quote is escaped.
+        let unescaped_quotes = literal
+            .match_indices('"')
+            .filter(|(i, _)| *i == 0 || &literal[i - 1..*i] != "\\")
+            .count();
+        assert_eq!(unescaped_quotes, 2, "{literal}");
+    }
+
+    #[test]
+    fn hostile_target_values_are_refused() {
+        for bad in [
+            "shop\"} or vector(1) #",
+            "Shop",
+            "-shop",
+            "shop-",
+            "sh op",
+            "shop\n",
+            "shop.prod",
+            "",
+        ] {
+            assert!(validate_namespace(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_namespace(&"a".repeat(64)).is_err());
+        assert!(validate_namespace(&"a".repeat(63)).is_ok());
+        for bad in [
+            "web\"}", "web}", "web..x", ".web", "we\\b", "web|api", "web.*",
+        ] {
+            assert!(validate_rollout(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_rollout("web.v2").is_ok());
+        for bad in ["6c8d7f9a1\"", "6C8D", "6c8d-7f", ".*", ""] {
+            assert!(validate_pod_template_hash(bad).is_err(), "{bad:?}");
+        }
+        let err = TargetSelector::new("shop\"} or vector(1) #", "web", "6c8d7f9a1").unwrap_err();
+        assert_eq!(err.what, "namespace");
+    }
+
+    #[test]
+    fn queries_select_the_replica_set_exactly() {
+        let target = TargetSelector::new("shop", "web", "6c8d7f9a1").unwrap();
+        assert_eq!(target.describe(), "shop/web-6c8d7f9a1");
+        assert_eq!(
+            target.coverage(),
+            r#"timestamp(kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"})"#
+        );
+        assert_eq!(
+            target.restarts_max(Duration::from_secs(300)),
+            r#"max_over_time(kube_pod_container_status_restarts_total{namespace="shop"}[300s]) and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
+        );
+        assert_eq!(
+            target.ready(),
+            r#"kube_pod_status_ready{namespace="shop",condition="true"} and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
+        );
+        // No regular expression anywhere: a rollout sharing a prefix cannot match.
+        for query in [
+            target.coverage(),
+            target.waiting(),
+            target.container_images(),
+            target.created(),
+        ] {
+            assert!(!query.contains("=~"), "{query}");
+        }
+    }
+}
