@@ -6,14 +6,20 @@
 //! - [`config`]: the plugin configuration, parsed strictly, with profile defaults.
 //! - [`duration`]: `5m`-style durations.
 //! - [`promql`]: validated targets and the PromQL built from them (the only door into a query).
+//! - [`condition`]: Argo's expr-lang success/failure conditions.
+//! - [`guardrail`]: the queries of each guardrail and how each judges the answers.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
+//! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
+pub mod condition;
 pub mod config;
 pub mod context;
 pub mod duration;
+pub mod guardrail;
 pub mod image;
 pub mod measurement;
 pub mod promql;
+pub mod verdict;
 
 pub use context::{AnalysisContext, MetricSpec, OwnerReference, PLUGIN_NAME};
 pub use measurement::{Measurement, Phase};

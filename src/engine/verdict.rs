@@ -1,0 +1,496 @@
+//! Verdicts, fail-closed by construction: a passing verdict can only be made from a [`Coverage`] (fresh data
+//! about at least `minPods` target pods) or from a [`FreshResult`] (a query that returned finite data), so no
+//! code path can reach `Successful` by default, by omission or through an error.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::duration;
+use super::promql::TargetSelector;
+use crate::prometheus::{QueryData, Sample};
+
+/// Why a measurement failed, as a small closed set (used in messages, metadata and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// Prometheus answered, but not about the target.
+    NoData,
+    /// Data exists but is older than `staleness`.
+    Stale,
+    /// Prometheus could not be asked or its answer could not be trusted.
+    QueryError,
+    /// The measurement did not finish within `timeout`.
+    Timeout,
+    /// The metric's configuration is invalid or incomplete.
+    Config,
+    /// The guardrail saw the data and it violates the threshold or condition.
+    Threshold,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::NoData => "no-data",
+            FailureClass::Stale => "stale",
+            FailureClass::QueryError => "query-error",
+            FailureClass::Timeout => "timeout",
+            FailureClass::Config => "config",
+            FailureClass::Threshold => "threshold",
+        }
+    }
+}
+
+/// A failed verdict: the class, the reason, and the value when one was measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+    pub value: String,
+}
+
+impl Failure {
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Failure {
+        Failure {
+            class,
+            message: message.into(),
+            value: String::new(),
+        }
+    }
+}
+
+/// The outcome of one guardrail. `Pass` has a private field: only this module's proof types build it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Pass(Pass),
+    Fail(Failure),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    pub value: String,
+    pub message: String,
+    /// Offending items seen below the threshold; reported, not fatal.
+    pub offenders: Vec<String>,
+    _proof: (),
+}
+
+/// A threshold check over a count: `count > threshold` fails.
+pub fn judge_count(
+    proof: &dyn Proof,
+    count: f64,
+    threshold: f64,
+    message: String,
+    offenders: Vec<String>,
+) -> Verdict {
+    let value = format_number(count);
+    if count > threshold {
+        Verdict::Fail(Failure {
+            class: FailureClass::Threshold,
+            message,
+            value,
+        })
+    } else {
+        proof.pass(value, message, offenders)
+    }
+}
+
+/// Something that proves data was fresh and covered the target. Sealed: implemented only here.
+pub trait Proof: sealed::Sealed {
+    fn pass(&self, value: String, message: String, offenders: Vec<String>) -> Verdict {
+        Verdict::Pass(Pass {
+            value,
+            message,
+            offenders,
+            _proof: (),
+        })
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Coverage {}
+    impl Sealed for super::FreshResult {}
+}
+
+/// Fresh kube-state-metrics data about at least `minPods` pods of the target ReplicaSet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// The target pods with fresh samples.
+    pub pods: BTreeSet<String>,
+    target: String,
+}
+
+impl Proof for Coverage {}
+
+impl Coverage {
+    /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven.
+    pub fn prove(
+        data: &QueryData,
+        target: &TargetSelector,
+        at: SystemTime,
+        staleness: Duration,
+        min_pods: u64,
+    ) -> Result<Coverage, Failure> {
+        let samples = vector(data, "coverage")?;
+        let now = unix_seconds(at);
+        let mut fresh = BTreeSet::new();
+        let mut stale = Vec::new();
+        for sample in samples {
+            let pod = sample.labels.get("pod").cloned().unwrap_or_default();
+            if !sample.value.is_finite() {
+                return Err(Failure::new(
+                    FailureClass::QueryError,
+                    format!("coverage query returned {} for pod {pod}", sample.value),
+                ));
+            }
+            let age = now - sample.value;
+            if age <= staleness.as_secs_f64() {
+                fresh.insert(pod);
+            } else {
+                stale.push((pod, age));
+            }
+        }
+        let target_name = target.describe();
+        if fresh.len() as u64 >= min_pods {
+            return Ok(Coverage {
+                pods: fresh,
+                target: target_name,
+            });
+        }
+        if !stale.is_empty() {
+            stale.sort_by(|a, b| a.0.cmp(&b.0));
+            let oldest = stale.iter().map(|(_, age)| *age).fold(0.0, f64::max);
+            return Err(Failure::new(
+                FailureClass::Stale,
+                format!(
+                    "stale kube-state-metrics data for pods of ReplicaSet {target_name}: {} of {} pods last reported {} ago, older than staleness {} (need {min_pods} fresh) — is kube-state-metrics still scraped?",
+                    stale.len(),
+                    stale.len() + fresh.len(),
+                    duration::format(Duration::from_secs(oldest.max(0.0) as u64)),
+                    duration::format(staleness),
+                ),
+            ));
+        }
+        if fresh.is_empty() {
+            return Err(Failure::new(
+                FailureClass::NoData,
+                format!("no fresh kube-state-metrics series for pods of ReplicaSet {target_name} — is kube-state-metrics scraped, and are the namespace, rollout and pod-template hash right?"),
+            ));
+        }
+        Err(Failure::new(
+            FailureClass::NoData,
+            format!("only {} of the required {min_pods} pods of ReplicaSet {target_name} have fresh kube-state-metrics series", fresh.len()),
+        ))
+    }
+
+    /// `shop/web-6c8d7f9a1`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Fails unless every covered pod appears in `seen` (a query must cover the whole target, not a part).
+    pub fn require_all(&self, seen: &BTreeSet<String>, what: &str) -> Result<(), Failure> {
+        let missing: Vec<&String> = self.pods.difference(seen).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::new(
+            FailureClass::NoData,
+            format!(
+                "no {what} data for {} of {} pods of ReplicaSet {}: {}",
+                missing.len(),
+                self.pods.len(),
+                self.target,
+                join_limited(missing.iter().map(|p| p.as_str()), 5)
+            ),
+        ))
+    }
+
+    /// Keeps the samples of covered pods, grouped by pod.
+    pub fn by_pod<'a>(&self, samples: &'a [Sample]) -> BTreeMap<String, Vec<&'a Sample>> {
+        let mut out: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
+        for s in samples {
+            if let Some(pod) = s.labels.get("pod") {
+                if self.pods.contains(pod) {
+                    out.entry(pod.clone()).or_default().push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A query result that is finite and non-empty (the proof used by the `query` guardrail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreshResult {
+    pub values: Vec<f64>,
+    pub scalar: bool,
+}
+
+impl Proof for FreshResult {}
+
+impl FreshResult {
+    pub fn prove(data: &QueryData) -> Result<FreshResult, Failure> {
+        let (values, scalar) = match data {
+            QueryData::Vector(samples) => {
+                (samples.iter().map(|s| s.value).collect::<Vec<_>>(), false)
+            }
+            QueryData::Scalar(sample) => (vec![sample.value], true),
+            QueryData::Matrix(_) => return Err(unexpected("matrix")),
+            QueryData::String(_) => return Err(unexpected("string")),
+        };
+        if values.is_empty() {
+            return Err(Failure::new(
+                FailureClass::NoData,
+                "the query returned no data (an empty vector proves nothing)",
+            ));
+        }
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Failure {
+                class: FailureClass::QueryError,
+                message: format!(
+                    "the query returned {} (not a finite number)",
+                    format_number(*bad)
+                ),
+                value: format_values(&values, scalar),
+            });
+        }
+        Ok(FreshResult { values, scalar })
+    }
+
+    /// The value as Argo's Prometheus provider shows it: `0.5` for a scalar, `[0.97,0.99]` for a vector.
+    pub fn display(&self) -> String {
+        format_values(&self.values, self.scalar)
+    }
+}
+
+fn unexpected(kind: &str) -> Failure {
+    Failure::new(
+        FailureClass::QueryError,
+        format!("the query returned a {kind}; expected an instant vector or a scalar"),
+    )
+}
+
+/// The samples of an instant-vector answer, or a failure naming the query.
+pub fn vector<'a>(data: &'a QueryData, query: &str) -> Result<&'a [Sample], Failure> {
+    match data {
+        QueryData::Vector(samples) => Ok(samples),
+        other => Err(Failure::new(
+            FailureClass::QueryError,
+            format!(
+                "{query} query returned a {}; expected an instant vector",
+                kind_name(other)
+            ),
+        )),
+    }
+}
+
+fn kind_name(data: &QueryData) -> &'static str {
+    match data {
+        QueryData::Vector(_) => "vector",
+        QueryData::Scalar(_) => "scalar",
+        QueryData::Matrix(_) => "matrix",
+        QueryData::String(_) => "string",
+    }
+}
+
+fn format_values(values: &[f64], scalar: bool) -> String {
+    if scalar {
+        return values
+            .first()
+            .map(|v| format_number(*v))
+            .unwrap_or_default();
+    }
+    format!(
+        "[{}]",
+        values
+            .iter()
+            .map(|v| format_number(*v))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// `3` for whole numbers, `0.25` otherwise, `NaN`/`+Inf`/`-Inf` as Prometheus spells them.
+pub fn format_number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Seconds since the Unix epoch as a float (Prometheus' timestamps).
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// `a, b, c and 4 more`.
+pub fn join_limited<'a>(items: impl Iterator<Item = &'a str>, limit: usize) -> String {
+    let items: Vec<&str> = items.collect();
+    if items.len() <= limit {
+        return items.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        items[..limit].join(", "),
+        items.len() - limit
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: u64 = 1_767_268_800;
+
+    fn sample(pod: &str, value: f64) -> Sample {
+        Sample {
+            labels: [("pod".to_string(), pod.to_string())].into(),
+            timestamp: AT as f64,
+            value,
+        }
+    }
+
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(AT)
+    }
+
+    fn target() -> TargetSelector {
+        TargetSelector::new("shop", "web", "6c8d7f9a1").unwrap()
+    }
+
+    #[test]
+    fn coverage_needs_fresh_samples_for_min_pods() {
+        let data = QueryData::Vector(vec![
+            sample("a", AT as f64 - 30.0),
+            sample("b", AT as f64 - 400.0),
+        ]);
+        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+        assert_eq!(c.pods, ["a".to_string()].into());
+        let err = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 2).unwrap_err();
+        assert_eq!(err.class, FailureClass::Stale);
+        assert!(
+            err.message.contains("older than staleness 5m"),
+            "{}",
+            err.message
+        );
+        let err = Coverage::prove(
+            &QueryData::Vector(vec![]),
+            &target(),
+            at(),
+            Duration::from_secs(300),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(err.class, FailureClass::NoData);
+        assert!(err.message.starts_with(
+            "no fresh kube-state-metrics series for pods of ReplicaSet shop/web-6c8d7f9a1"
+        ));
+        let err = Coverage::prove(
+            &QueryData::Vector(vec![sample("a", f64::NAN)]),
+            &target(),
+            at(),
+            Duration::from_secs(300),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(err.class, FailureClass::QueryError);
+        let err = Coverage::prove(
+            &QueryData::Scalar(sample("", 1.0)),
+            &target(),
+            at(),
+            Duration::from_secs(300),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(err.class, FailureClass::QueryError);
+    }
+
+    #[test]
+    fn every_pod_must_be_covered_by_each_query() {
+        let data = QueryData::Vector(vec![sample("a", AT as f64), sample("b", AT as f64)]);
+        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+        assert!(c
+            .require_all(&["a".to_string(), "b".to_string()].into(), "readiness")
+            .is_ok());
+        let err = c
+            .require_all(&["a".to_string()].into(), "readiness")
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "no readiness data for 1 of 2 pods of ReplicaSet shop/web-6c8d7f9a1: b"
+        );
+    }
+
+    #[test]
+    fn counts_above_the_threshold_fail_and_only_proof_passes() {
+        let data = QueryData::Vector(vec![sample("a", AT as f64)]);
+        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+        assert!(matches!(
+            judge_count(&c, 1.0, 1.0, "m".into(), vec![]),
+            Verdict::Pass(_)
+        ));
+        let Verdict::Fail(f) = judge_count(&c, 2.0, 1.0, "m".into(), vec![]) else {
+            panic!("must fail")
+        };
+        assert_eq!((f.class, f.value.as_str()), (FailureClass::Threshold, "2"));
+    }
+
+    #[test]
+    fn fresh_results_refuse_empty_non_finite_and_wrong_shapes() {
+        assert_eq!(
+            FreshResult::prove(&QueryData::Vector(vec![]))
+                .unwrap_err()
+                .class,
+            FailureClass::NoData
+        );
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err =
+                FreshResult::prove(&QueryData::Vector(vec![sample("a", 1.0), sample("b", bad)]))
+                    .unwrap_err();
+            assert_eq!(err.class, FailureClass::QueryError);
+        }
+        assert_eq!(
+            FreshResult::prove(&QueryData::Matrix(vec![]))
+                .unwrap_err()
+                .class,
+            FailureClass::QueryError
+        );
+        assert_eq!(
+            FreshResult::prove(&QueryData::String("x".into()))
+                .unwrap_err()
+                .class,
+            FailureClass::QueryError
+        );
+        let ok = FreshResult::prove(&QueryData::Vector(vec![
+            sample("a", 0.97),
+            sample("b", 0.5),
+        ]))
+        .unwrap();
+        assert_eq!(ok.display(), "[0.97,0.5]");
+        assert_eq!(
+            FreshResult::prove(&QueryData::Scalar(sample("", 2.0)))
+                .unwrap()
+                .display(),
+            "2"
+        );
+    }
+
+    #[test]
+    fn numbers_format_like_prometheus() {
+        assert_eq!(format_number(3.0), "3");
+        assert_eq!(format_number(0.25), "0.25");
+        assert_eq!(format_number(f64::NAN), "NaN");
+        assert_eq!(format_number(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(
+            join_limited(["a", "b", "c"].into_iter(), 2),
+            "a, b and 1 more"
+        );
+    }
+}
