@@ -69,8 +69,13 @@ pub struct Pass {
     pub message: String,
     /// Offending items seen below the threshold; reported, not fatal.
     pub offenders: Vec<String>,
-    _proof: (),
+    /// Private: a `Pass` exists only where a proof made it.
+    proof: Proven,
 }
+
+/// The token a [`Proof`] puts into every [`Pass`].
+#[derive(Debug, Clone, PartialEq)]
+struct Proven;
 
 /// A threshold check over a count: `count > threshold` fails.
 pub fn judge_count(
