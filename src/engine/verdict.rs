@@ -104,7 +104,7 @@ pub trait Proof: sealed::Sealed {
             value,
             message,
             offenders,
-            _proof: (),
+            proof: Proven,
         })
     }
 }
