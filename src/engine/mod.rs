@@ -10,6 +10,7 @@
 //! - [`guardrail`]: the queries of each guardrail and how each judges the answers.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
+//! - [`measure`]: the [`Engine`]: config → target → queries (one timeout) → verdict → measurement.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
 pub mod condition;
 pub mod config;
@@ -17,9 +18,11 @@ pub mod context;
 pub mod duration;
 pub mod guardrail;
 pub mod image;
+pub mod measure;
 pub mod measurement;
 pub mod promql;
 pub mod verdict;
 
 pub use context::{AnalysisContext, MetricSpec, OwnerReference, PLUGIN_NAME};
 pub use measurement::{Measurement, Phase};
+pub use measure::Engine;

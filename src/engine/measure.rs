@@ -1,0 +1,363 @@
+//! [`Engine`]: the one async function every face calls, from (analysis context, metric) to [`Measurement`].
+//!
+//! Every error becomes a `Failed` measurement here, in one place; nothing below returns a default.
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use futures::future::join_all;
+
+use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings, ADDRESS_ENV};
+use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
+use super::guardrail::{self, query_name, Answers};
+use super::promql::TargetSelector;
+use super::verdict::{Coverage, Failure, FailureClass, Verdict};
+use super::{condition, duration, Measurement, Phase};
+use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
+
+/// The AnalysisRun label Argo Rollouts sets to the pod-template hash of the ReplicaSet under analysis.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
+
+/// Metadata keys of every measurement.
+pub mod metadata_key {
+    pub const GUARDRAIL: &str = "guardrail";
+    pub const PROFILE: &str = "profile";
+    pub const TARGET: &str = "target";
+    pub const PROMETHEUS: &str = "prometheus";
+    pub const EVALUATED_AT: &str = "evaluatedAt";
+    pub const FAILURE: &str = "failure";
+    pub const OFFENDERS: &str = "offenders";
+    /// Prefix of the resolved PromQL of each query: `query.coverage`, `query.restarts-max`, …
+    pub const QUERY_PREFIX: &str = "query.";
+}
+
+/// The guardrail engine. Cheap to share: the Prometheus client pools its connections.
+#[derive(Clone)]
+pub struct Engine {
+    client: Client,
+    default_address: Option<String>,
+}
+
+impl Engine {
+    /// An engine whose default Prometheus address comes from `GUARDRAILS_PROMETHEUS_ADDRESS`.
+    pub fn from_env(client: Client) -> Engine {
+        let default_address = std::env::var(ADDRESS_ENV).ok().filter(|a| !a.trim().is_empty());
+        Engine { client, default_address }
+    }
+
+    /// An engine with an explicit default address (used when a metric's configuration has none).
+    pub fn new(client: Client, default_address: Option<String>) -> Engine {
+        Engine { client, default_address }
+    }
+
+    /// Measures `metric` now.
+    pub async fn measure(&self, ctx: &AnalysisContext, metric: &MetricSpec) -> Measurement {
+        self.measure_at(ctx, metric, None).await
+    }
+
+    /// Measures `metric`, evaluating every query at `at` (now when `None`).
+    pub async fn measure_at(&self, ctx: &AnalysisContext, metric: &MetricSpec, at: Option<SystemTime>) -> Measurement {
+        let started_at = SystemTime::now();
+        let at = at.unwrap_or(started_at);
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            metadata_key::EVALUATED_AT.to_string(),
+            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let verdict = self.evaluate(ctx, metric, at, &mut metadata).await;
+        let (phase, value, message) = match verdict {
+            Verdict::Pass(pass) => {
+                if !pass.offenders.is_empty() {
+                    metadata.insert(metadata_key::OFFENDERS.to_string(), pass.offenders.join("\n"));
+                }
+                (Phase::Successful, pass.value, pass.message)
+            }
+            Verdict::Fail(failure) => {
+                metadata.insert(metadata_key::FAILURE.to_string(), failure.class.name().to_string());
+                (Phase::Failed, failure.value, failure.message)
+            }
+        };
+        tracing::info!(
+            metric = %metric.name,
+            guardrail = metadata.get(metadata_key::GUARDRAIL).map(String::as_str).unwrap_or(""),
+            target = metadata.get(metadata_key::TARGET).map(String::as_str).unwrap_or(""),
+            phase = phase.as_str(),
+            value = %value,
+            "measured: {message}"
+        );
+        Measurement { phase, message, value, metadata, started_at: Some(started_at), finished_at: Some(SystemTime::now()), resume_at: None }
+    }
+
+    /// What the controller shows for a metric before any measurement (`GetMetadata`): the guardrail, the
+    /// Prometheus address and the PromQL, with `<placeholders>` for target parts that come from the AnalysisRun.
+    pub fn describe(&self, metric: &MetricSpec) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let config = match parse_config(metric) {
+            Ok(config) => config,
+            Err(failure) => {
+                out.insert("error".to_string(), failure.message);
+                return out;
+            }
+        };
+        out.insert(metadata_key::GUARDRAIL.to_string(), config.guardrail.name().to_string());
+        out.insert(metadata_key::PROFILE.to_string(), config.profile.name().to_string());
+        if let Ok(endpoint) = self.endpoint(&config.connection) {
+            out.insert(metadata_key::PROMETHEUS.to_string(), endpoint.display_address());
+        }
+        let settings = config.settings();
+        if let Some(query) = &config.query {
+            out.insert(format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY), query.clone());
+            return out;
+        }
+        // Placeholders are lowercase alphanumerics so the selector validates; they are swapped for readable
+        // markers afterwards. These queries are shown, never sent.
+        let namespace = config.namespace.clone().unwrap_or_else(|| "ph0namespace".to_string());
+        let rollout = config.rollout.clone().unwrap_or_else(|| "ph0rollout".to_string());
+        let hash = config.pod_template_hash.clone().unwrap_or_else(|| "ph0hash".to_string());
+        if let Ok(target) = TargetSelector::new(&namespace, &rollout, &hash) {
+            for (name, query) in guardrail::plan(config.guardrail, &target, &settings) {
+                let shown = query
+                    .replace("ph0namespace", "<namespace>")
+                    .replace("ph0rollout", "<rollout>")
+                    .replace("ph0hash", "<podTemplateHash>");
+                out.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), shown);
+            }
+        }
+        out
+    }
+
+    async fn evaluate(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        at: SystemTime,
+        metadata: &mut BTreeMap<String, String>,
+    ) -> Verdict {
+        match self.try_evaluate(ctx, metric, at, metadata).await {
+            Ok(verdict) => verdict,
+            Err(failure) => Verdict::Fail(failure),
+        }
+    }
+
+    async fn try_evaluate(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        at: SystemTime,
+        metadata: &mut BTreeMap<String, String>,
+    ) -> Result<Verdict, Failure> {
+        let config = parse_config(metric)?;
+        metadata.insert(metadata_key::GUARDRAIL.to_string(), config.guardrail.name().to_string());
+        metadata.insert(metadata_key::PROFILE.to_string(), config.profile.name().to_string());
+        let settings = config.settings();
+        let endpoint = self.endpoint(&config.connection)?;
+        metadata.insert(metadata_key::PROMETHEUS.to_string(), endpoint.display_address());
+
+        if config.guardrail == GuardrailKind::Query {
+            for (which, text) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
+                condition::validate(which, text).map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+            }
+            let query = config.query.clone().unwrap_or_default();
+            metadata.insert(format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY), query.clone());
+            let answers = self.ask(&endpoint, vec![(query_name::QUERY, query)], at, &settings).await?;
+            let data = answers.get(query_name::QUERY).ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
+            return Ok(guardrail::judge_query(data, settings.threshold, &metric.success_condition, &metric.failure_condition));
+        }
+
+        for (which, text) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
+            if !text.trim().is_empty() {
+                return Err(Failure::new(
+                    FailureClass::Config,
+                    format!("{which} is not used by guardrail `{}`: it is judged by `threshold` (conditions apply to guardrail `query`)", config.guardrail.name()),
+                ));
+            }
+        }
+        let target = resolve_target(&config, ctx)?;
+        metadata.insert(metadata_key::TARGET.to_string(), target.describe());
+        let plan = guardrail::plan(config.guardrail, &target, &settings);
+        for (name, query) in &plan {
+            metadata.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), query.clone());
+        }
+        let answers = self.ask(&endpoint, plan, at, &settings).await?;
+        let coverage_data = answers
+            .get(query_name::COVERAGE)
+            .ok_or_else(|| Failure::new(FailureClass::QueryError, "coverage query has no answer"))?;
+        let coverage = Coverage::prove(coverage_data, &target, at, settings.staleness, settings.min_pods)?;
+        Ok(guardrail::judge(config.guardrail, &coverage, &answers, &settings, &config.images, at))
+    }
+
+    /// Runs every query concurrently, all of them inside the measurement's one timeout.
+    async fn ask(
+        &self,
+        endpoint: &Endpoint,
+        plan: Vec<(&'static str, String)>,
+        at: SystemTime,
+        settings: &Settings,
+    ) -> Result<Answers, Failure> {
+        let queries = plan.iter().map(|(name, query)| async move {
+            (*name, self.client.instant_query(endpoint, query, at).await)
+        });
+        let results = tokio::time::timeout(settings.timeout, join_all(queries)).await.map_err(|_| {
+            Failure::new(
+                FailureClass::Timeout,
+                format!(
+                    "timed out after {} waiting for Prometheus at {} (no answer is no proof)",
+                    duration::format(settings.timeout),
+                    endpoint.display_address()
+                ),
+            )
+        })?;
+        let mut answers = Answers::new();
+        for (name, result) in results {
+            match result {
+                Ok(data) => {
+                    answers.insert(name, data);
+                }
+                Err(error) => return Err(query_failure(name, &error)),
+            }
+        }
+        Ok(answers)
+    }
+
+    fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
+        let raw = connection.address.clone().or_else(|| self.default_address.clone()).ok_or_else(|| {
+            Failure::new(FailureClass::Config, super::config::ConfigError::NoAddress.to_string())
+        })?;
+        let address = url::Url::parse(raw.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                Failure::new(
+                    FailureClass::Config,
+                    format!("Prometheus address `{}` is not an http:// or https:// URL", redact_raw_address(&raw)),
+                )
+            })?;
+        let auth = match (&connection.bearer_token, &connection.bearer_token_file, &connection.basic_auth) {
+            (Some(token), _, _) => Auth::Bearer(token.clone()),
+            (None, Some(file), _) => Auth::BearerFile(file.clone()),
+            (None, None, Some(basic)) => match &basic.password {
+                PasswordSource::Inline(password) => Auth::Basic { username: basic.username.clone(), password: password.clone() },
+                PasswordSource::File(file) => Auth::BasicFile { username: basic.username.clone(), password_file: file.clone() },
+            },
+            (None, None, None) => Auth::None,
+        };
+        Ok(Endpoint {
+            address,
+            headers: connection.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            auth,
+            tenant: connection.tenant.clone(),
+            tls: TlsConfig {
+                ca_file: connection.tls.ca_file.clone(),
+                cert_file: connection.tls.cert_file.clone(),
+                key_file: connection.tls.key_file.clone(),
+                insecure_skip_verify: connection.tls.insecure_skip_verify,
+            },
+        })
+    }
+}
+
+fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
+    let raw = metric.plugin_config.as_deref().ok_or_else(|| {
+        Failure::new(FailureClass::Config, format!("metric `{}` has no `{PLUGIN_NAME}` entry under provider.plugin", metric.name))
+    })?;
+    Config::from_json(raw).map_err(|e| Failure::new(FailureClass::Config, format!("invalid plugin configuration: {e}")))
+}
+
+fn query_failure(name: &str, error: &QueryError) -> Failure {
+    let class = match error.class() {
+        crate::prometheus::FailureClass::Timeout => FailureClass::Timeout,
+        crate::prometheus::FailureClass::Config => FailureClass::Config,
+        crate::prometheus::FailureClass::QueryError => FailureClass::QueryError,
+    };
+    Failure::new(class, format!("{name} query failed: {error}"))
+}
+
+/// The target from the configuration, else from the AnalysisRun; a missing part is named.
+fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelector, Failure> {
+    let namespace = config.namespace.clone().or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()));
+    let rollout = config.rollout.clone().or_else(|| {
+        ctx.owner_references.iter().find(|o| o.kind == "Rollout" && !o.name.is_empty()).map(|o| o.name.clone())
+    });
+    let hash = config
+        .pod_template_hash
+        .clone()
+        .or_else(|| ctx.labels.get(POD_TEMPLATE_HASH_LABEL).cloned().filter(|h| !h.is_empty()));
+    let mut missing = Vec::new();
+    if namespace.is_none() {
+        missing.push("namespace (set `namespace`; the AnalysisRun has no namespace)");
+    }
+    if rollout.is_none() {
+        missing.push("rollout (set `rollout`; the AnalysisRun has no owner reference of kind Rollout)");
+    }
+    if hash.is_none() {
+        missing.push("podTemplateHash (set `podTemplateHash`; the AnalysisRun has no label rollouts-pod-template-hash)");
+    }
+    match (namespace, rollout, hash) {
+        (Some(n), Some(r), Some(h)) => TargetSelector::new(&n, &r, &h).map_err(|e| Failure::new(FailureClass::Config, e.to_string())),
+        _ => Err(Failure::new(FailureClass::Config, format!("cannot determine the target: missing {}", missing.join("; ")))),
+    }
+}
+
+/// An address that did not parse, shown without anything that looks like userinfo.
+fn redact_raw_address(raw: &str) -> String {
+    let raw = raw.trim();
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://<redacted>@{}", &raw[..scheme_end], &raw[at + 1..]),
+        (None, Some(at)) => format!("<redacted>@{}", &raw[at + 1..]),
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::OwnerReference;
+
+    fn ctx() -> AnalysisContext {
+        AnalysisContext {
+            namespace: "shop".into(),
+            name: "web-6c8d7f9a1-2".into(),
+            labels: [(POD_TEMPLATE_HASH_LABEL.to_string(), "6c8d7f9a1".to_string())].into(),
+            owner_references: vec![OwnerReference { kind: "Rollout".into(), name: "web".into(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    fn config(json: &str) -> Config {
+        Config::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_target_defaults_from_the_analysis_run() {
+        let t = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &ctx()).unwrap();
+        assert_eq!(t.describe(), "shop/web-6c8d7f9a1");
+        let t = resolve_target(&config(r#"{"guardrail":"restarts","namespace":"pay","rollout":"api","podTemplateHash":"7f6e5d4c3"}"#), &ctx()).unwrap();
+        assert_eq!(t.describe(), "pay/api-7f6e5d4c3");
+    }
+
+    #[test]
+    fn a_missing_target_part_is_named() {
+        let err = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &AnalysisContext::default()).unwrap_err();
+        assert_eq!(err.class, FailureClass::Config);
+        assert!(err.message.contains("missing namespace"), "{}", err.message);
+        assert!(err.message.contains("no owner reference of kind Rollout"), "{}", err.message);
+        assert!(err.message.contains("no label rollouts-pod-template-hash"), "{}", err.message);
+        let mut c = ctx();
+        c.labels.clear();
+        let err = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &c).unwrap_err();
+        assert!(err.message.starts_with("cannot determine the target: missing podTemplateHash"), "{}", err.message);
+    }
+
+    #[test]
+    fn hostile_args_are_refused_before_any_query() {
+        let err = resolve_target(&config(r#"{"guardrail":"restarts","namespace":"shop\"} or vector(1) #"}"#), &ctx()).unwrap_err();
+        assert_eq!(err.class, FailureClass::Config);
+        assert!(err.message.starts_with("namespace `shop\"} or vector(1) #` is not a valid Kubernetes name"), "{}", err.message);
+    }
+
+    #[test]
+    fn raw_addresses_lose_their_userinfo() {
+        assert_eq!(redact_raw_address("http://user:pw@host:9090"), "http://<redacted>@host:9090");
+        assert_eq!(redact_raw_address("user:pw@host"), "<redacted>@host");
+        assert_eq!(redact_raw_address("ftp://host"), "ftp://host");
+    }
+}
