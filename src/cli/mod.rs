@@ -1,1 +1,254 @@
-//! The `check` command line interface.
+//! The `check` command: evaluate guardrails once, for CI, laptops, template debugging and incident reviews.
+//!
+//! Contract (other tools and tests depend on it):
+//! `rollouts-guardrails check --prometheus URL --guardrail NAME [--namespace NS] [--rollout NAME]
+//! [--pod-template-hash HASH] [--set KEY=VALUE]... [--at TIME] [--output table|json]`, or
+//! `--template FILE [--arg NAME=VALUE]...` instead of `--guardrail` to evaluate every metric of an
+//! (Cluster)AnalysisTemplate that uses this plugin. Exit status: 0 all Successful, 1 any Failed, 2 usage error.
+//!
+//! # Layout
+//! - [`template`]: reading AnalysisTemplates and Argo's `{{args.NAME}}` substitution.
+//! - [`output`]: the PASS/FAIL table and JSON lines.
+pub mod output;
+pub mod template;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value};
+
+use crate::engine::measure::POD_TEMPLATE_HASH_LABEL;
+use crate::engine::{AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase};
+
+/// Exit status when every measurement is Successful.
+pub const EXIT_PASS: u8 = 0;
+/// Exit status when any measurement is Failed.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit status of a usage error (bad flags, unreadable template, missing arg).
+pub const EXIT_USAGE: u8 = 2;
+
+/// The flags of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Prometheus base URL (sets `address`; default: the configuration's, else $GUARDRAILS_PROMETHEUS_ADDRESS).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// The guardrail to evaluate: restarts, not-ready, latest-image or query.
+    #[arg(long, value_name = "NAME", conflicts_with = "template", required_unless_present = "template")]
+    pub guardrail: Option<String>,
+    /// Namespace of the target (as the AnalysisRun's namespace would give it).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Rollout of the target (as the AnalysisRun's owner reference would give it).
+    #[arg(long, value_name = "NAME")]
+    pub rollout: Option<String>,
+    /// Pod-template hash of the ReplicaSet to judge (as the AnalysisRun's label would give it).
+    #[arg(long, value_name = "HASH")]
+    pub pod_template_hash: Option<String>,
+    /// Sets any configuration key; values are typed as in JSON (`threshold=2`, `window=10m`,
+    /// `tls.insecureSkipVerify=true`, `images=["a:1","b"]`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Evaluate at a past instant (RFC 3339 or unix seconds): every query uses it.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// table (for people) or json (one object per metric and line).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Evaluate every metric of this AnalysisTemplate / ClusterAnalysisTemplate that uses this plugin.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<std::path::PathBuf>,
+    /// A template argument (`{{args.NAME}}`). Repeatable.
+    #[arg(long = "arg", value_name = "NAME=VALUE", requires = "template")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// A usage error: printed to stderr, exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("--set {0}: expected KEY=VALUE")]
+    SetSyntax(String),
+    #[error("--set {key}: `{parent}` is not an object")]
+    SetPath { key: String, parent: String },
+    #[error("--at {0}: expected RFC 3339 (2026-01-01T12:00:00Z) or unix seconds")]
+    At(String),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+}
+
+/// One evaluated metric.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub metric: String,
+    pub measurement: Measurement,
+}
+
+/// Runs `check` and returns the exit status. Errors are usage errors (exit 2).
+pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageError> {
+    let at = args.at.as_deref().map(parse_at).transpose()?;
+    let context = context(args);
+    let metrics = match &args.template {
+        Some(path) => {
+            let metrics = template::load(path, &args.args)?;
+            let mut specs = Vec::new();
+            for metric in metrics {
+                let mut config = metric.config;
+                apply_overrides(&mut config, args)?;
+                specs.push(MetricSpec {
+                    name: metric.name,
+                    plugin_config: Some(Value::Object(config).to_string().into_bytes()),
+                    success_condition: metric.success_condition,
+                    failure_condition: metric.failure_condition,
+                });
+            }
+            specs
+        }
+        None => {
+            let mut config = Map::new();
+            if let Some(g) = &args.guardrail {
+                config.insert("guardrail".into(), Value::String(g.clone()));
+            }
+            apply_overrides(&mut config, args)?;
+            let name = config.get("guardrail").and_then(Value::as_str).unwrap_or("guardrail").to_string();
+            vec![MetricSpec { name, plugin_config: Some(Value::Object(config).to_string().into_bytes()), ..Default::default() }]
+        }
+    };
+    let mut rows = Vec::new();
+    for metric in metrics {
+        let measurement = engine.measure_at(&context, &metric, at).await;
+        rows.push(Row { metric: metric.name, measurement });
+    }
+    Ok(rows)
+}
+
+/// The exit status for a set of rows: 0 when every one is Successful (and there is at least one).
+pub fn exit_status(rows: &[Row]) -> u8 {
+    if !rows.is_empty() && rows.iter().all(|r| r.measurement.phase == Phase::Successful) {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    }
+}
+
+/// The AnalysisRun the controller would have passed, from the target flags.
+fn context(args: &CheckArgs) -> AnalysisContext {
+    let mut ctx = AnalysisContext { namespace: args.namespace.clone().unwrap_or_default(), ..Default::default() };
+    if let Some(rollout) = &args.rollout {
+        ctx.owner_references.push(OwnerReference {
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Rollout".into(),
+            name: rollout.clone(),
+            controller: true,
+            ..Default::default()
+        });
+    }
+    if let Some(hash) = &args.pod_template_hash {
+        ctx.labels.insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.clone());
+    }
+    ctx
+}
+
+/// `--prometheus` and `--set` on top of a metric's configuration.
+fn apply_overrides(config: &mut Map<String, Value>, args: &CheckArgs) -> Result<(), UsageError> {
+    if let Some(address) = &args.prometheus {
+        config.insert("address".into(), Value::String(address.clone()));
+    }
+    for assignment in &args.set {
+        let (key, raw) = assignment.split_once('=').ok_or_else(|| UsageError::SetSyntax(assignment.clone()))?;
+        if key.is_empty() {
+            return Err(UsageError::SetSyntax(assignment.clone()));
+        }
+        // Typed as in JSON: `2` is a number, `true` a bool, `["a"]` a list; anything else is a string.
+        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        match key.split_once('.') {
+            None => {
+                config.insert(key.to_string(), value);
+            }
+            Some((parent, child)) => {
+                let entry = config.entry(parent.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let Value::Object(object) = entry else {
+                    return Err(UsageError::SetPath { key: key.to_string(), parent: parent.to_string() });
+                };
+                object.insert(child.to_string(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `2026-01-01T12:00:00Z`, `2026-01-01T14:05:00+02:00` or `1767268800` / `1767268800.5`.
+pub fn parse_at(text: &str) -> Result<SystemTime, UsageError> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        let nanos = t.timestamp_nanos_opt().ok_or_else(|| UsageError::At(text.to_string()))?;
+        if nanos < 0 {
+            return Err(UsageError::At(text.to_string()));
+        }
+        return Ok(UNIX_EPOCH + Duration::from_nanos(nanos as u64));
+    }
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e11 => Ok(UNIX_EPOCH + Duration::from_secs_f64(secs)),
+        _ => Err(UsageError::At(text.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        check: CheckArgs,
+    }
+
+    fn args(line: &[&str]) -> CheckArgs {
+        Cli::try_parse_from(std::iter::once("check").chain(line.iter().copied())).unwrap().check
+    }
+
+    #[test]
+    fn set_types_values_as_json_and_nests_one_level() {
+        let a = args(&["--guardrail", "restarts", "--set", "threshold=2", "--set", "window=10m", "--set", "tls.insecureSkipVerify=true", "--set", "images=[\"a:1\"]"]);
+        let mut config = Map::new();
+        apply_overrides(&mut config, &a).unwrap();
+        assert_eq!(config["threshold"], Value::from(2));
+        assert_eq!(config["window"], Value::from("10m"));
+        assert_eq!(config["tls"]["insecureSkipVerify"], Value::Bool(true));
+        assert_eq!(config["images"][0], Value::from("a:1"));
+        let bad = args(&["--guardrail", "restarts", "--set", "threshold"]);
+        assert!(matches!(apply_overrides(&mut Map::new(), &bad), Err(UsageError::SetSyntax(_))));
+    }
+
+    #[test]
+    fn at_accepts_rfc3339_and_unix_seconds() {
+        let expected = UNIX_EPOCH + Duration::from_secs(1_767_268_800);
+        assert_eq!(parse_at("2026-01-01T12:00:00Z").unwrap(), expected);
+        assert_eq!(parse_at("2026-01-01T14:00:00+02:00").unwrap(), expected);
+        assert_eq!(parse_at("1767268800").unwrap(), expected);
+        for bad in ["yesterday", "-5", "NaN", "2026-01-01"] {
+            assert!(parse_at(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_target_flags_become_the_analysis_run_defaults() {
+        let ctx = context(&args(&["--guardrail", "restarts", "--namespace", "shop", "--rollout", "web", "--pod-template-hash", "6c8d7f9a1"]));
+        assert_eq!(ctx.namespace, "shop");
+        assert_eq!(ctx.owner_references[0].kind, "Rollout");
+        assert_eq!(ctx.labels[POD_TEMPLATE_HASH_LABEL], "6c8d7f9a1");
+    }
+
+    #[test]
+    fn guardrail_and_template_are_exclusive_and_one_is_required() {
+        assert!(Cli::try_parse_from(["check"]).is_err());
+        assert!(Cli::try_parse_from(["check", "--guardrail", "restarts", "--template", "t.yaml"]).is_err());
+        assert!(Cli::try_parse_from(["check", "--guardrail", "restarts", "--arg", "a=b"]).is_err());
+    }
+}

@@ -350,6 +350,7 @@ pub fn judge_query(
             class: FailureClass::Threshold,
             message,
             value: value.clone(),
+            offenders: Vec::new(),
         })
     };
     let mut reasons = Vec::new();
@@ -383,7 +384,9 @@ pub fn judge_query(
                     "result {value} is inconclusive: neither successCondition `{success}` nor failureCondition `{failure}` holds"
                 ))
             }
-            Err(e) => return Verdict::Fail(Failure { class: FailureClass::Config, message: e.to_string(), value }),
+            Err(e) => {
+                return Verdict::Fail(Failure { value, ..Failure::new(FailureClass::Config, e.to_string()) })
+            }
         }
     }
     if reasons.is_empty() {

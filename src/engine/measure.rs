@@ -73,6 +73,9 @@ impl Engine {
             }
             Verdict::Fail(failure) => {
                 metadata.insert(metadata_key::FAILURE.to_string(), failure.class.name().to_string());
+                if !failure.offenders.is_empty() {
+                    metadata.insert(metadata_key::OFFENDERS.to_string(), failure.offenders.join("\n"));
+                }
                 (Phase::Failed, failure.value, failure.message)
             }
         };

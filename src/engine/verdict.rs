@@ -44,6 +44,8 @@ pub struct Failure {
     pub class: FailureClass,
     pub message: String,
     pub value: String,
+    /// Every offending item (the message names the first few).
+    pub offenders: Vec<String>,
 }
 
 impl Failure {
@@ -91,6 +93,7 @@ pub fn judge_count(
             class: FailureClass::Threshold,
             message,
             value,
+            offenders,
         })
     } else {
         proof.pass(value, message, offenders)
@@ -256,6 +259,7 @@ impl FreshResult {
                     format_number(*bad)
                 ),
                 value: format_values(&values, scalar),
+                offenders: Vec::new(),
             });
         }
         Ok(FreshResult { values, scalar })
