@@ -60,7 +60,8 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     let failed = rows.iter().filter(|r| r.measurement.phase != Phase::Successful).count();
-    out.push_str(&format!("\n{} passed, {} failed\n", rows.len() - failed, failed));
+    // Not "N passed, N failed": CI reads that shape as a test runner's closing line.
+    out.push_str(&format!("\n{} metric{}: {} PASS, {} FAIL\n", rows.len(), if rows.len() == 1 { "" } else { "s" }, rows.len() - failed, failed));
     out
 }
 
@@ -92,7 +93,7 @@ mod tests {
         assert_eq!(lines[1], "restarts   shop/web-6c8d7f9a1  PASS    0      0 restarts");
         assert_eq!(lines[2], "not-ready  shop/web-6c8d7f9a1  FAIL    1      1 of 2 pods not ready");
         assert_eq!(lines[3], "           - pod-a");
-        assert!(out.ends_with("\n1 passed, 1 failed\n"));
+        assert!(out.ends_with("\n2 metrics: 1 PASS, 1 FAIL\n"), "{out}");
     }
 
     #[test]
