@@ -205,7 +205,11 @@ mod launcher {
 
     #[test]
     fn drop_stops_prometheus_and_removes_its_directory() {
-        let prometheus = TestPrometheus::start(&scenarios::render());
+        let prometheus = TestPrometheus::start_file(&scenarios::fixture_path());
+        assert_eq!(
+            prometheus.query_value("count(kube_pod_info)", END),
+            Some(21.0)
+        );
         let directory = prometheus.directory().to_owned();
         let address = prometheus.url().trim_start_matches("http://").to_owned();
         assert!(directory.join("prometheus.log").exists());
@@ -221,9 +225,10 @@ mod launcher {
         );
     }
 
-    /// Not a test on its own: the body of `an_instance_never_dropped_dies_with_its_test_binary`, run in a
-    /// child test process when `TEST_PROMETHEUS_LEAK` is set.
+    /// Not a test on its own: the child process of `an_instance_never_dropped_dies_with_its_test_binary`,
+    /// which runs it with `--include-ignored` and `TEST_PROMETHEUS_LEAK` set.
     #[test]
+    #[ignore = "helper process of an_instance_never_dropped_dies_with_its_test_binary"]
     fn leak_an_instance_when_asked() {
         if std::env::var_os("TEST_PROMETHEUS_LEAK").is_none() {
             return;
@@ -238,11 +243,37 @@ mod launcher {
     }
 
     #[test]
+    fn missing_prometheus_tools_panic_with_the_install_hint() {
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "launcher::leak_an_instance_when_asked",
+                "--include-ignored",
+            ])
+            .env("TEST_PROMETHEUS_LEAK", "1")
+            .env("PATH", "/nonexistent")
+            .output()
+            .expect("run the test binary");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{printed}");
+        assert!(
+            printed.contains("install Prometheus: run `make deps`"),
+            "{printed}"
+        );
+        assert!(!printed.contains("LEAKED"), "{printed}");
+    }
+
+    #[test]
     fn an_instance_never_dropped_dies_with_its_test_binary() {
         let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
                 "launcher::leak_an_instance_when_asked",
+                "--include-ignored",
                 "--nocapture",
             ])
             .env("TEST_PROMETHEUS_LEAK", "1")
