@@ -158,22 +158,34 @@ fn restarts(
             Some(s) => finite(s, query_name::CREATED)? > window_start,
             None => true,
         };
+        // Highly available kube-state-metrics (two replicas, other `instance` labels) reports each container
+        // twice: judge each container once, by its highest count.
+        let mut per_container: BTreeMap<&str, f64> = BTreeMap::new();
         for sample in samples {
-            let container = label(sample, "container");
-            let highest = finite(sample, query_name::RESTARTS_MAX)?;
+            let value = finite(sample, query_name::RESTARTS_MAX)?;
+            let entry = per_container.entry(label(sample, "container")).or_insert(value);
+            *entry = entry.max(value);
+        }
+        for (container, highest) in per_container {
             let at_start = if born_in_window {
                 0.0
             } else {
                 let lowest = min
                     .get(pod)
-                    .and_then(|ss| ss.iter().find(|s| label(s, "container") == container))
+                    .map(|ss| ss.iter().filter(|s| label(s, "container") == container).collect::<Vec<_>>())
+                    .filter(|ss| !ss.is_empty())
                     .ok_or_else(|| {
                         Failure::new(
                             FailureClass::NoData,
                             format!("no restart history for container {pod}/{container}"),
                         )
                     })?;
-                finite(lowest, query_name::RESTARTS_MIN)?
+                // The lowest of the replicas' minimums: the conservative start (more restarts counted).
+                let mut start = f64::INFINITY;
+                for s in lowest {
+                    start = start.min(finite(s, query_name::RESTARTS_MIN)?);
+                }
+                start
             };
             // Whole events: the difference of two counter samples, never an extrapolated rate.
             let restarts = (highest - at_start).max(0.0).round();
@@ -612,6 +624,25 @@ mod tests {
             panic!()
         };
         assert_eq!(f.class, FailureClass::QueryError);
+    }
+
+    #[test]
+    fn highly_available_kube_state_metrics_is_not_double_counted() {
+        let c = coverage(&["a"]);
+        let ans = answers(vec![
+            (query_name::RESTARTS_MAX, vec![
+                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-0")], 3.0),
+                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-1")], 3.0),
+            ]),
+            (query_name::RESTARTS_MIN, vec![
+                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-0")], 1.0),
+                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-1")], 1.0),
+            ]),
+            (query_name::CREATED, vec![s(&[("pod", "a")], AT - 7200.0)]),
+            (query_name::WAITING, vec![]),
+        ]);
+        let Verdict::Fail(f) = judge(GuardrailKind::Restarts, &c, &ans, &settings(300, 1.0), &[], at()) else { panic!() };
+        assert_eq!(f.value, "2");
     }
 
     #[test]
