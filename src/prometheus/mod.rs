@@ -1,1 +1,24 @@
 //! The Prometheus HTTP API client: instant queries, authentication, and a strict response model.
+//!
+//! # Layout
+//! In the order a query flows:
+//! - [`endpoint`]: where and how to reach a Prometheus ([`Endpoint`], [`Auth`], [`TlsConfig`]) and its
+//!   safe-to-print address.
+//! - [`secret`]: [`Secret`], a credential that prints as `<redacted>`.
+//! - [`client`]: [`Client`], one pooled HTTP client per TLS configuration; sends the query, reads the body
+//!   under a cap.
+//! - [`resolver`]: host-name resolution whose failures are recognisable as DNS failures.
+//! - [`response`]: the answer as pure functions over bytes: [`QueryData`] and its fail-closed decoder.
+//! - [`error`]: [`QueryError`] and its [`FailureClass`]; no variant ever carries a credential.
+pub mod client;
+pub mod endpoint;
+pub mod error;
+mod resolver;
+pub mod response;
+pub mod secret;
+
+pub use client::Client;
+pub use endpoint::{Auth, Endpoint, TlsConfig};
+pub use error::{FailureClass, QueryError};
+pub use response::{QueryData, Sample, Series};
+pub use secret::Secret;
