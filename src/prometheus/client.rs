@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Certificate, Identity, RequestBuilder, Response, StatusCode};
 use tokio::io::AsyncReadExt;
@@ -127,16 +128,22 @@ impl Client {
     ) -> Result<QueryData, QueryError> {
         let target = endpoint.request_target(QUERY_PATH)?;
         let authorization = authorization(&endpoint.auth, target.userinfo).await?;
-        let mut secrets: Vec<&str> = endpoint
+        // What a server or proxy might echo back: header values, the token, the password, and the encoded
+        // basic credentials (from which the password is one base64 decode away).
+        let mut secrets: Vec<String> = endpoint
             .headers
             .iter()
-            .map(|(_, value)| value.expose())
+            .map(|(_, value)| value.expose().to_owned())
             .collect();
         match &authorization {
             Authorization::None => {}
-            Authorization::Bearer(token) => secrets.push(token.expose()),
-            Authorization::Basic { password, .. } => secrets.push(password.expose()),
+            Authorization::Bearer(token) => secrets.push(token.expose().to_owned()),
+            Authorization::Basic { username, password } => {
+                secrets.push(password.expose().to_owned());
+                secrets.push(BASE64_STANDARD.encode(format!("{username}:{}", password.expose())));
+            }
         }
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         self.send_query(endpoint, &target.url, &authorization, promql, at, address)
             .await
             .map_err(|error| error.scrubbed(&secrets))
