@@ -528,6 +528,19 @@ fn read_pem_file(path: &Path, what: &str) -> Result<Vec<u8>, QueryError> {
 mod tests {
     use super::*;
 
+    /// The engine spawns queries on a multi-threaded runtime and shares one client.
+    #[test]
+    fn client_and_query_future_are_send_and_sync() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_sync<T: Sync>(_: &T) {}
+        let client = Client::new();
+        let endpoint = Endpoint::new(url::Url::parse("http://prom:9090/").expect("url"));
+        let future = client.instant_query(&endpoint, "up", SystemTime::now());
+        assert_send(&future);
+        assert_send(&client);
+        assert_sync(&client);
+    }
+
     #[test]
     fn time_parameter_is_exact_decimal_seconds() {
         let at = |secs: u64, nanos: u32| SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
