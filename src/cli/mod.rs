@@ -34,7 +34,12 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
     /// The guardrail to evaluate: restarts, not-ready, latest-image or query.
-    #[arg(long, value_name = "NAME", conflicts_with = "template", required_unless_present = "template")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "template",
+        required_unless_present = "template"
+    )]
     pub guardrail: Option<String>,
     /// Namespace of the target (as the AnalysisRun's namespace would give it).
     #[arg(long, value_name = "NS")]
@@ -59,7 +64,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub template: Option<std::path::PathBuf>,
     /// A template argument (`{{args.NAME}}`). Repeatable.
-    #[arg(long = "arg", value_name = "NAME=VALUE", requires = "template")]
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub args: Vec<String>,
 }
 
@@ -78,6 +83,8 @@ pub enum UsageError {
     SetPath { key: String, parent: String },
     #[error("--at {0}: expected RFC 3339 (2026-01-01T12:00:00Z) or unix seconds")]
     At(String),
+    #[error("--arg is for --template (use --set KEY=VALUE to set configuration keys)")]
+    ArgWithoutTemplate,
     #[error(transparent)]
     Template(#[from] template::TemplateError),
 }
@@ -91,6 +98,9 @@ pub struct Row {
 
 /// Runs `check` and returns the exit status. Errors are usage errors (exit 2).
 pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageError> {
+    if args.template.is_none() && !args.args.is_empty() {
+        return Err(UsageError::ArgWithoutTemplate);
+    }
     let at = args.at.as_deref().map(parse_at).transpose()?;
     let context = context(args);
     let metrics = match &args.template {
@@ -115,21 +125,36 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
                 config.insert("guardrail".into(), Value::String(g.clone()));
             }
             apply_overrides(&mut config, args)?;
-            let name = config.get("guardrail").and_then(Value::as_str).unwrap_or("guardrail").to_string();
-            vec![MetricSpec { name, plugin_config: Some(Value::Object(config).to_string().into_bytes()), ..Default::default() }]
+            let name = config
+                .get("guardrail")
+                .and_then(Value::as_str)
+                .unwrap_or("guardrail")
+                .to_string();
+            vec![MetricSpec {
+                name,
+                plugin_config: Some(Value::Object(config).to_string().into_bytes()),
+                ..Default::default()
+            }]
         }
     };
     let mut rows = Vec::new();
     for metric in metrics {
         let measurement = engine.measure_at(&context, &metric, at).await;
-        rows.push(Row { metric: metric.name, measurement });
+        rows.push(Row {
+            metric: metric.name,
+            measurement,
+        });
     }
     Ok(rows)
 }
 
 /// The exit status for a set of rows: 0 when every one is Successful (and there is at least one).
 pub fn exit_status(rows: &[Row]) -> u8 {
-    if !rows.is_empty() && rows.iter().all(|r| r.measurement.phase == Phase::Successful) {
+    if !rows.is_empty()
+        && rows
+            .iter()
+            .all(|r| r.measurement.phase == Phase::Successful)
+    {
         EXIT_PASS
     } else {
         EXIT_FAIL
@@ -138,7 +163,10 @@ pub fn exit_status(rows: &[Row]) -> u8 {
 
 /// The AnalysisRun the controller would have passed, from the target flags.
 fn context(args: &CheckArgs) -> AnalysisContext {
-    let mut ctx = AnalysisContext { namespace: args.namespace.clone().unwrap_or_default(), ..Default::default() };
+    let mut ctx = AnalysisContext {
+        namespace: args.namespace.clone().unwrap_or_default(),
+        ..Default::default()
+    };
     if let Some(rollout) = &args.rollout {
         ctx.owner_references.push(OwnerReference {
             api_version: "argoproj.io/v1alpha1".into(),
@@ -149,7 +177,8 @@ fn context(args: &CheckArgs) -> AnalysisContext {
         });
     }
     if let Some(hash) = &args.pod_template_hash {
-        ctx.labels.insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.clone());
+        ctx.labels
+            .insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.clone());
     }
     ctx
 }
@@ -160,20 +189,28 @@ fn apply_overrides(config: &mut Map<String, Value>, args: &CheckArgs) -> Result<
         config.insert("address".into(), Value::String(address.clone()));
     }
     for assignment in &args.set {
-        let (key, raw) = assignment.split_once('=').ok_or_else(|| UsageError::SetSyntax(assignment.clone()))?;
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| UsageError::SetSyntax(assignment.clone()))?;
         if key.is_empty() {
             return Err(UsageError::SetSyntax(assignment.clone()));
         }
         // Typed as in JSON: `2` is a number, `true` a bool, `["a"]` a list; anything else is a string.
-        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let value =
+            serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         match key.split_once('.') {
             None => {
                 config.insert(key.to_string(), value);
             }
             Some((parent, child)) => {
-                let entry = config.entry(parent.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = config
+                    .entry(parent.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 let Value::Object(object) = entry else {
-                    return Err(UsageError::SetPath { key: key.to_string(), parent: parent.to_string() });
+                    return Err(UsageError::SetPath {
+                        key: key.to_string(),
+                        parent: parent.to_string(),
+                    });
                 };
                 object.insert(child.to_string(), value);
             }
@@ -186,14 +223,16 @@ fn apply_overrides(config: &mut Map<String, Value>, args: &CheckArgs) -> Result<
 pub fn parse_at(text: &str) -> Result<SystemTime, UsageError> {
     let text = text.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        let nanos = t.timestamp_nanos_opt().ok_or_else(|| UsageError::At(text.to_string()))?;
+        let nanos = t
+            .timestamp_nanos_opt()
+            .ok_or_else(|| UsageError::At(text.to_string()))?;
         if nanos < 0 {
             return Err(UsageError::At(text.to_string()));
         }
         return Ok(UNIX_EPOCH + Duration::from_nanos(nanos as u64));
     }
     match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e11 => Ok(UNIX_EPOCH + Duration::from_secs_f64(secs)),
+        Ok(secs) if (0.0..1e11).contains(&secs) => Ok(UNIX_EPOCH + Duration::from_secs_f64(secs)),
         _ => Err(UsageError::At(text.to_string())),
     }
 }
@@ -210,12 +249,25 @@ mod tests {
     }
 
     fn args(line: &[&str]) -> CheckArgs {
-        Cli::try_parse_from(std::iter::once("check").chain(line.iter().copied())).unwrap().check
+        Cli::try_parse_from(std::iter::once("check").chain(line.iter().copied()))
+            .unwrap()
+            .check
     }
 
     #[test]
     fn set_types_values_as_json_and_nests_one_level() {
-        let a = args(&["--guardrail", "restarts", "--set", "threshold=2", "--set", "window=10m", "--set", "tls.insecureSkipVerify=true", "--set", "images=[\"a:1\"]"]);
+        let a = args(&[
+            "--guardrail",
+            "restarts",
+            "--set",
+            "threshold=2",
+            "--set",
+            "window=10m",
+            "--set",
+            "tls.insecureSkipVerify=true",
+            "--set",
+            "images=[\"a:1\"]",
+        ]);
         let mut config = Map::new();
         apply_overrides(&mut config, &a).unwrap();
         assert_eq!(config["threshold"], Value::from(2));
@@ -223,7 +275,10 @@ mod tests {
         assert_eq!(config["tls"]["insecureSkipVerify"], Value::Bool(true));
         assert_eq!(config["images"][0], Value::from("a:1"));
         let bad = args(&["--guardrail", "restarts", "--set", "threshold"]);
-        assert!(matches!(apply_overrides(&mut Map::new(), &bad), Err(UsageError::SetSyntax(_))));
+        assert!(matches!(
+            apply_overrides(&mut Map::new(), &bad),
+            Err(UsageError::SetSyntax(_))
+        ));
     }
 
     #[test]
@@ -239,7 +294,16 @@ mod tests {
 
     #[test]
     fn the_target_flags_become_the_analysis_run_defaults() {
-        let ctx = context(&args(&["--guardrail", "restarts", "--namespace", "shop", "--rollout", "web", "--pod-template-hash", "6c8d7f9a1"]));
+        let ctx = context(&args(&[
+            "--guardrail",
+            "restarts",
+            "--namespace",
+            "shop",
+            "--rollout",
+            "web",
+            "--pod-template-hash",
+            "6c8d7f9a1",
+        ]));
         assert_eq!(ctx.namespace, "shop");
         assert_eq!(ctx.owner_references[0].kind, "Rollout");
         assert_eq!(ctx.labels[POD_TEMPLATE_HASH_LABEL], "6c8d7f9a1");
@@ -248,7 +312,16 @@ mod tests {
     #[test]
     fn guardrail_and_template_are_exclusive_and_one_is_required() {
         assert!(Cli::try_parse_from(["check"]).is_err());
-        assert!(Cli::try_parse_from(["check", "--guardrail", "restarts", "--template", "t.yaml"]).is_err());
-        assert!(Cli::try_parse_from(["check", "--guardrail", "restarts", "--arg", "a=b"]).is_err());
+        assert!(
+            Cli::try_parse_from(["check", "--guardrail", "restarts", "--template", "t.yaml"])
+                .is_err()
+        );
+        let with_arg =
+            Cli::try_parse_from(["check", "--guardrail", "restarts", "--arg", "a=b"]).unwrap();
+        let engine = Engine::new(crate::prometheus::Client::new(), None);
+        let result = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(check(&with_arg.check, &engine));
+        assert!(matches!(result, Err(UsageError::ArgWithoutTemplate)));
     }
 }

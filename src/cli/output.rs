@@ -29,10 +29,28 @@ pub fn table(rows: &[Row]) -> String {
         .iter()
         .map(|row| {
             let m = &row.measurement;
-            let target = m.metadata.get(metadata_key::TARGET).cloned().unwrap_or_else(|| "-".into());
-            let result = if m.phase == Phase::Successful { "PASS" } else { "FAIL" };
-            let value = if m.value.is_empty() { "-".to_string() } else { m.value.clone() };
-            [row.metric.clone(), target, result.to_string(), value, m.message.clone()]
+            let target = m
+                .metadata
+                .get(metadata_key::TARGET)
+                .cloned()
+                .unwrap_or_else(|| "-".into());
+            let result = if m.phase == Phase::Successful {
+                "PASS"
+            } else {
+                "FAIL"
+            };
+            let value = if m.value.is_empty() {
+                "-".to_string()
+            } else {
+                m.value.clone()
+            };
+            [
+                row.metric.clone(),
+                target,
+                result.to_string(),
+                value,
+                m.message.clone(),
+            ]
         })
         .collect();
     let header = ["METRIC", "TARGET", "RESULT", "VALUE", "REASON"];
@@ -55,13 +73,26 @@ pub fn table(rows: &[Row]) -> String {
         out.push_str(&line([&cell[0], &cell[1], &cell[2], &cell[3], &cell[4]]));
         if let Some(offenders) = row.measurement.metadata.get(metadata_key::OFFENDERS) {
             for offender in offenders.lines() {
-                out.push_str(&format!("{:indent$}- {offender}\n", "", indent = widths[0] + 2));
+                out.push_str(&format!(
+                    "{:indent$}- {offender}\n",
+                    "",
+                    indent = widths[0] + 2
+                ));
             }
         }
     }
-    let failed = rows.iter().filter(|r| r.measurement.phase != Phase::Successful).count();
+    let failed = rows
+        .iter()
+        .filter(|r| r.measurement.phase != Phase::Successful)
+        .count();
     // Not "N passed, N failed": CI reads that shape as a test runner's closing line.
-    out.push_str(&format!("\n{} metric{}: {} PASS, {} FAIL\n", rows.len(), if rows.len() == 1 { "" } else { "s" }, rows.len() - failed, failed));
+    out.push_str(&format!(
+        "\n{} metric{}: {} PASS, {} FAIL\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        rows.len() - failed,
+        failed
+    ));
     out
 }
 
@@ -72,13 +103,24 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn row(metric: &str, phase: Phase, value: &str, message: &str, offenders: Option<&str>) -> Row {
-        let mut metadata = BTreeMap::from([(metadata_key::TARGET.to_string(), "shop/web-6c8d7f9a1".to_string())]);
+        let mut metadata = BTreeMap::from([(
+            metadata_key::TARGET.to_string(),
+            "shop/web-6c8d7f9a1".to_string(),
+        )]);
         if let Some(o) = offenders {
             metadata.insert(metadata_key::OFFENDERS.to_string(), o.to_string());
         }
         Row {
             metric: metric.to_string(),
-            measurement: Measurement { phase, message: message.into(), value: value.into(), metadata, started_at: None, finished_at: None, resume_at: None },
+            measurement: Measurement {
+                phase,
+                message: message.into(),
+                value: value.into(),
+                metadata,
+                started_at: None,
+                finished_at: None,
+                resume_at: None,
+            },
         }
     }
 
@@ -86,20 +128,41 @@ mod tests {
     fn the_table_says_pass_or_fail_with_reasons_and_offenders() {
         let out = table(&[
             row("restarts", Phase::Successful, "0", "0 restarts", None),
-            row("not-ready", Phase::Failed, "1", "1 of 2 pods not ready", Some("pod-a\npod-b")),
+            row(
+                "not-ready",
+                Phase::Failed,
+                "1",
+                "1 of 2 pods not ready",
+                Some("pod-a\npod-b"),
+            ),
         ]);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "METRIC     TARGET              RESULT  VALUE  REASON");
-        assert_eq!(lines[1], "restarts   shop/web-6c8d7f9a1  PASS    0      0 restarts");
-        assert_eq!(lines[2], "not-ready  shop/web-6c8d7f9a1  FAIL    1      1 of 2 pods not ready");
+        assert_eq!(
+            lines[0],
+            "METRIC     TARGET              RESULT  VALUE  REASON"
+        );
+        assert_eq!(
+            lines[1],
+            "restarts   shop/web-6c8d7f9a1  PASS    0      0 restarts"
+        );
+        assert_eq!(
+            lines[2],
+            "not-ready  shop/web-6c8d7f9a1  FAIL    1      1 of 2 pods not ready"
+        );
         assert_eq!(lines[3], "           - pod-a");
         assert!(out.ends_with("\n2 metrics: 1 PASS, 1 FAIL\n"), "{out}");
     }
 
     #[test]
     fn json_has_one_object_per_metric_and_line() {
-        let out = json_lines(&[row("a", Phase::Successful, "0", "ok", None), row("b", Phase::Failed, "", "no data", None)]);
-        let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let out = json_lines(&[
+            row("a", Phase::Successful, "0", "ok", None),
+            row("b", Phase::Failed, "", "no data", None),
+        ]);
+        let objects: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[1]["phase"], "Failed");
         assert_eq!(objects[1]["metadata"]["target"], "shop/web-6c8d7f9a1");

@@ -163,7 +163,9 @@ fn restarts(
         let mut per_container: BTreeMap<&str, f64> = BTreeMap::new();
         for sample in samples {
             let value = finite(sample, query_name::RESTARTS_MAX)?;
-            let entry = per_container.entry(label(sample, "container")).or_insert(value);
+            let entry = per_container
+                .entry(label(sample, "container"))
+                .or_insert(value);
             *entry = entry.max(value);
         }
         for (container, highest) in per_container {
@@ -172,7 +174,11 @@ fn restarts(
             } else {
                 let lowest = min
                     .get(pod)
-                    .map(|ss| ss.iter().filter(|s| label(s, "container") == container).collect::<Vec<_>>())
+                    .map(|ss| {
+                        ss.iter()
+                            .filter(|s| label(s, "container") == container)
+                            .collect::<Vec<_>>()
+                    })
                     .filter(|ss| !ss.is_empty())
                     .ok_or_else(|| {
                         Failure::new(
@@ -630,18 +636,45 @@ mod tests {
     fn highly_available_kube_state_metrics_is_not_double_counted() {
         let c = coverage(&["a"]);
         let ans = answers(vec![
-            (query_name::RESTARTS_MAX, vec![
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-0")], 3.0),
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-1")], 3.0),
-            ]),
-            (query_name::RESTARTS_MIN, vec![
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-0")], 1.0),
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-1")], 1.0),
-            ]),
+            (
+                query_name::RESTARTS_MAX,
+                vec![
+                    s(
+                        &[("pod", "a"), ("container", "api"), ("instance", "ksm-0")],
+                        3.0,
+                    ),
+                    s(
+                        &[("pod", "a"), ("container", "api"), ("instance", "ksm-1")],
+                        3.0,
+                    ),
+                ],
+            ),
+            (
+                query_name::RESTARTS_MIN,
+                vec![
+                    s(
+                        &[("pod", "a"), ("container", "api"), ("instance", "ksm-0")],
+                        1.0,
+                    ),
+                    s(
+                        &[("pod", "a"), ("container", "api"), ("instance", "ksm-1")],
+                        1.0,
+                    ),
+                ],
+            ),
             (query_name::CREATED, vec![s(&[("pod", "a")], AT - 7200.0)]),
             (query_name::WAITING, vec![]),
         ]);
-        let Verdict::Fail(f) = judge(GuardrailKind::Restarts, &c, &ans, &settings(300, 1.0), &[], at()) else { panic!() };
+        let Verdict::Fail(f) = judge(
+            GuardrailKind::Restarts,
+            &c,
+            &ans,
+            &settings(300, 1.0),
+            &[],
+            at(),
+        ) else {
+            panic!()
+        };
         assert_eq!(f.value, "2");
     }
 

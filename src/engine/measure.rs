@@ -40,13 +40,21 @@ pub struct Engine {
 impl Engine {
     /// An engine whose default Prometheus address comes from `GUARDRAILS_PROMETHEUS_ADDRESS`.
     pub fn from_env(client: Client) -> Engine {
-        let default_address = std::env::var(ADDRESS_ENV).ok().filter(|a| !a.trim().is_empty());
-        Engine { client, default_address }
+        let default_address = std::env::var(ADDRESS_ENV)
+            .ok()
+            .filter(|a| !a.trim().is_empty());
+        Engine {
+            client,
+            default_address,
+        }
     }
 
     /// An engine with an explicit default address (used when a metric's configuration has none).
     pub fn new(client: Client, default_address: Option<String>) -> Engine {
-        Engine { client, default_address }
+        Engine {
+            client,
+            default_address,
+        }
     }
 
     /// Measures `metric` now.
@@ -55,26 +63,41 @@ impl Engine {
     }
 
     /// Measures `metric`, evaluating every query at `at` (now when `None`).
-    pub async fn measure_at(&self, ctx: &AnalysisContext, metric: &MetricSpec, at: Option<SystemTime>) -> Measurement {
+    pub async fn measure_at(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        at: Option<SystemTime>,
+    ) -> Measurement {
         let started_at = SystemTime::now();
         let at = at.unwrap_or(started_at);
         let mut metadata = BTreeMap::new();
         metadata.insert(
             metadata_key::EVALUATED_AT.to_string(),
-            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            chrono::DateTime::<chrono::Utc>::from(at)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
         let verdict = self.evaluate(ctx, metric, at, &mut metadata).await;
         let (phase, value, message) = match verdict {
             Verdict::Pass(pass) => {
                 if !pass.offenders.is_empty() {
-                    metadata.insert(metadata_key::OFFENDERS.to_string(), pass.offenders.join("\n"));
+                    metadata.insert(
+                        metadata_key::OFFENDERS.to_string(),
+                        pass.offenders.join("\n"),
+                    );
                 }
                 (Phase::Successful, pass.value, pass.message)
             }
             Verdict::Fail(failure) => {
-                metadata.insert(metadata_key::FAILURE.to_string(), failure.class.name().to_string());
+                metadata.insert(
+                    metadata_key::FAILURE.to_string(),
+                    failure.class.name().to_string(),
+                );
                 if !failure.offenders.is_empty() {
-                    metadata.insert(metadata_key::OFFENDERS.to_string(), failure.offenders.join("\n"));
+                    metadata.insert(
+                        metadata_key::OFFENDERS.to_string(),
+                        failure.offenders.join("\n"),
+                    );
                 }
                 (Phase::Failed, failure.value, failure.message)
             }
@@ -87,7 +110,15 @@ impl Engine {
             value = %value,
             "measured: {message}"
         );
-        Measurement { phase, message, value, metadata, started_at: Some(started_at), finished_at: Some(SystemTime::now()), resume_at: None }
+        Measurement {
+            phase,
+            message,
+            value,
+            metadata,
+            started_at: Some(started_at),
+            finished_at: Some(SystemTime::now()),
+            resume_at: None,
+        }
     }
 
     /// What the controller shows for a metric before any measurement (`GetMetadata`): the guardrail, the
@@ -101,21 +132,42 @@ impl Engine {
                 return out;
             }
         };
-        out.insert(metadata_key::GUARDRAIL.to_string(), config.guardrail.name().to_string());
-        out.insert(metadata_key::PROFILE.to_string(), config.profile.name().to_string());
+        out.insert(
+            metadata_key::GUARDRAIL.to_string(),
+            config.guardrail.name().to_string(),
+        );
+        out.insert(
+            metadata_key::PROFILE.to_string(),
+            config.profile.name().to_string(),
+        );
         if let Ok(endpoint) = self.endpoint(&config.connection) {
-            out.insert(metadata_key::PROMETHEUS.to_string(), endpoint.display_address());
+            out.insert(
+                metadata_key::PROMETHEUS.to_string(),
+                endpoint.display_address(),
+            );
         }
         let settings = config.settings();
         if let Some(query) = &config.query {
-            out.insert(format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY), query.clone());
+            out.insert(
+                format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY),
+                query.clone(),
+            );
             return out;
         }
         // Placeholders are lowercase alphanumerics so the selector validates; they are swapped for readable
         // markers afterwards. These queries are shown, never sent.
-        let namespace = config.namespace.clone().unwrap_or_else(|| "ph0namespace".to_string());
-        let rollout = config.rollout.clone().unwrap_or_else(|| "ph0rollout".to_string());
-        let hash = config.pod_template_hash.clone().unwrap_or_else(|| "ph0hash".to_string());
+        let namespace = config
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "ph0namespace".to_string());
+        let rollout = config
+            .rollout
+            .clone()
+            .unwrap_or_else(|| "ph0rollout".to_string());
+        let hash = config
+            .pod_template_hash
+            .clone()
+            .unwrap_or_else(|| "ph0hash".to_string());
         if let Ok(target) = TargetSelector::new(&namespace, &rollout, &hash) {
             for (name, query) in guardrail::plan(config.guardrail, &target, &settings) {
                 let shown = query
@@ -149,24 +201,52 @@ impl Engine {
         metadata: &mut BTreeMap<String, String>,
     ) -> Result<Verdict, Failure> {
         let config = parse_config(metric)?;
-        metadata.insert(metadata_key::GUARDRAIL.to_string(), config.guardrail.name().to_string());
-        metadata.insert(metadata_key::PROFILE.to_string(), config.profile.name().to_string());
+        metadata.insert(
+            metadata_key::GUARDRAIL.to_string(),
+            config.guardrail.name().to_string(),
+        );
+        metadata.insert(
+            metadata_key::PROFILE.to_string(),
+            config.profile.name().to_string(),
+        );
         let settings = config.settings();
         let endpoint = self.endpoint(&config.connection)?;
-        metadata.insert(metadata_key::PROMETHEUS.to_string(), endpoint.display_address());
+        metadata.insert(
+            metadata_key::PROMETHEUS.to_string(),
+            endpoint.display_address(),
+        );
 
         if config.guardrail == GuardrailKind::Query {
-            for (which, text) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
-                condition::validate(which, text).map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+            for (which, text) in [
+                ("successCondition", &metric.success_condition),
+                ("failureCondition", &metric.failure_condition),
+            ] {
+                condition::validate(which, text)
+                    .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
             }
             let query = config.query.clone().unwrap_or_default();
-            metadata.insert(format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY), query.clone());
-            let answers = self.ask(&endpoint, vec![(query_name::QUERY, query)], at, &settings).await?;
-            let data = answers.get(query_name::QUERY).ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
-            return Ok(guardrail::judge_query(data, settings.threshold, &metric.success_condition, &metric.failure_condition));
+            metadata.insert(
+                format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY),
+                query.clone(),
+            );
+            let answers = self
+                .ask(&endpoint, vec![(query_name::QUERY, query)], at, &settings)
+                .await?;
+            let data = answers
+                .get(query_name::QUERY)
+                .ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
+            return Ok(guardrail::judge_query(
+                data,
+                settings.threshold,
+                &metric.success_condition,
+                &metric.failure_condition,
+            ));
         }
 
-        for (which, text) in [("successCondition", &metric.success_condition), ("failureCondition", &metric.failure_condition)] {
+        for (which, text) in [
+            ("successCondition", &metric.success_condition),
+            ("failureCondition", &metric.failure_condition),
+        ] {
             if !text.trim().is_empty() {
                 return Err(Failure::new(
                     FailureClass::Config,
@@ -178,14 +258,30 @@ impl Engine {
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
         let plan = guardrail::plan(config.guardrail, &target, &settings);
         for (name, query) in &plan {
-            metadata.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), query.clone());
+            metadata.insert(
+                format!("{}{name}", metadata_key::QUERY_PREFIX),
+                query.clone(),
+            );
         }
         let answers = self.ask(&endpoint, plan, at, &settings).await?;
-        let coverage_data = answers
-            .get(query_name::COVERAGE)
-            .ok_or_else(|| Failure::new(FailureClass::QueryError, "coverage query has no answer"))?;
-        let coverage = Coverage::prove(coverage_data, &target, at, settings.staleness, settings.min_pods)?;
-        Ok(guardrail::judge(config.guardrail, &coverage, &answers, &settings, &config.images, at))
+        let coverage_data = answers.get(query_name::COVERAGE).ok_or_else(|| {
+            Failure::new(FailureClass::QueryError, "coverage query has no answer")
+        })?;
+        let coverage = Coverage::prove(
+            coverage_data,
+            &target,
+            at,
+            settings.staleness,
+            settings.min_pods,
+        )?;
+        Ok(guardrail::judge(
+            config.guardrail,
+            &coverage,
+            &answers,
+            &settings,
+            &config.images,
+            at,
+        ))
     }
 
     /// Runs every query concurrently, all of them inside the measurement's one timeout.
@@ -199,16 +295,18 @@ impl Engine {
         let queries = plan.iter().map(|(name, query)| async move {
             (*name, self.client.instant_query(endpoint, query, at).await)
         });
-        let results = tokio::time::timeout(settings.timeout, join_all(queries)).await.map_err(|_| {
-            Failure::new(
-                FailureClass::Timeout,
-                format!(
-                    "timed out after {} waiting for Prometheus at {} (no answer is no proof)",
-                    duration::format(settings.timeout),
-                    endpoint.display_address()
-                ),
-            )
-        })?;
+        let results = tokio::time::timeout(settings.timeout, join_all(queries))
+            .await
+            .map_err(|_| {
+                Failure::new(
+                    FailureClass::Timeout,
+                    format!(
+                        "timed out after {} waiting for Prometheus at {} (no answer is no proof)",
+                        duration::format(settings.timeout),
+                        endpoint.display_address()
+                    ),
+                )
+            })?;
         let mut answers = Answers::new();
         for (name, result) in results {
             match result {
@@ -222,30 +320,54 @@ impl Engine {
     }
 
     fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
-        let raw = connection.address.clone().or_else(|| self.default_address.clone()).ok_or_else(|| {
-            Failure::new(FailureClass::Config, super::config::ConfigError::NoAddress.to_string())
-        })?;
+        let raw = connection
+            .address
+            .clone()
+            .or_else(|| self.default_address.clone())
+            .ok_or_else(|| {
+                Failure::new(
+                    FailureClass::Config,
+                    super::config::ConfigError::NoAddress.to_string(),
+                )
+            })?;
         let address = url::Url::parse(raw.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| {
                 Failure::new(
                     FailureClass::Config,
-                    format!("Prometheus address `{}` is not an http:// or https:// URL", redact_raw_address(&raw)),
+                    format!(
+                        "Prometheus address `{}` is not an http:// or https:// URL",
+                        redact_raw_address(&raw)
+                    ),
                 )
             })?;
-        let auth = match (&connection.bearer_token, &connection.bearer_token_file, &connection.basic_auth) {
+        let auth = match (
+            &connection.bearer_token,
+            &connection.bearer_token_file,
+            &connection.basic_auth,
+        ) {
             (Some(token), _, _) => Auth::Bearer(token.clone()),
             (None, Some(file), _) => Auth::BearerFile(file.clone()),
             (None, None, Some(basic)) => match &basic.password {
-                PasswordSource::Inline(password) => Auth::Basic { username: basic.username.clone(), password: password.clone() },
-                PasswordSource::File(file) => Auth::BasicFile { username: basic.username.clone(), password_file: file.clone() },
+                PasswordSource::Inline(password) => Auth::Basic {
+                    username: basic.username.clone(),
+                    password: password.clone(),
+                },
+                PasswordSource::File(file) => Auth::BasicFile {
+                    username: basic.username.clone(),
+                    password_file: file.clone(),
+                },
             },
             (None, None, None) => Auth::None,
         };
         Ok(Endpoint {
             address,
-            headers: connection.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: connection
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             auth,
             tenant: connection.tenant.clone(),
             tls: TlsConfig {
@@ -260,9 +382,20 @@ impl Engine {
 
 fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
     let raw = metric.plugin_config.as_deref().ok_or_else(|| {
-        Failure::new(FailureClass::Config, format!("metric `{}` has no `{PLUGIN_NAME}` entry under provider.plugin", metric.name))
+        Failure::new(
+            FailureClass::Config,
+            format!(
+                "metric `{}` has no `{PLUGIN_NAME}` entry under provider.plugin",
+                metric.name
+            ),
+        )
     })?;
-    Config::from_json(raw).map_err(|e| Failure::new(FailureClass::Config, format!("invalid plugin configuration: {e}")))
+    Config::from_json(raw).map_err(|e| {
+        Failure::new(
+            FailureClass::Config,
+            format!("invalid plugin configuration: {e}"),
+        )
+    })
 }
 
 fn query_failure(name: &str, error: &QueryError) -> Failure {
@@ -276,27 +409,44 @@ fn query_failure(name: &str, error: &QueryError) -> Failure {
 
 /// The target from the configuration, else from the AnalysisRun; a missing part is named.
 fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelector, Failure> {
-    let namespace = config.namespace.clone().or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()));
-    let rollout = config.rollout.clone().or_else(|| {
-        ctx.owner_references.iter().find(|o| o.kind == "Rollout" && !o.name.is_empty()).map(|o| o.name.clone())
-    });
-    let hash = config
-        .pod_template_hash
+    let namespace = config
+        .namespace
         .clone()
-        .or_else(|| ctx.labels.get(POD_TEMPLATE_HASH_LABEL).cloned().filter(|h| !h.is_empty()));
+        .or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()));
+    let rollout = config.rollout.clone().or_else(|| {
+        ctx.owner_references
+            .iter()
+            .find(|o| o.kind == "Rollout" && !o.name.is_empty())
+            .map(|o| o.name.clone())
+    });
+    let hash = config.pod_template_hash.clone().or_else(|| {
+        ctx.labels
+            .get(POD_TEMPLATE_HASH_LABEL)
+            .cloned()
+            .filter(|h| !h.is_empty())
+    });
     let mut missing = Vec::new();
     if namespace.is_none() {
         missing.push("namespace (set `namespace`; the AnalysisRun has no namespace)");
     }
     if rollout.is_none() {
-        missing.push("rollout (set `rollout`; the AnalysisRun has no owner reference of kind Rollout)");
+        missing.push(
+            "rollout (set `rollout`; the AnalysisRun has no owner reference of kind Rollout)",
+        );
     }
     if hash.is_none() {
         missing.push("podTemplateHash (set `podTemplateHash`; the AnalysisRun has no label rollouts-pod-template-hash)");
     }
     match (namespace, rollout, hash) {
-        (Some(n), Some(r), Some(h)) => TargetSelector::new(&n, &r, &h).map_err(|e| Failure::new(FailureClass::Config, e.to_string())),
-        _ => Err(Failure::new(FailureClass::Config, format!("cannot determine the target: missing {}", missing.join("; ")))),
+        (Some(n), Some(r), Some(h)) => TargetSelector::new(&n, &r, &h)
+            .map_err(|e| Failure::new(FailureClass::Config, e.to_string())),
+        _ => Err(Failure::new(
+            FailureClass::Config,
+            format!(
+                "cannot determine the target: missing {}",
+                missing.join("; ")
+            ),
+        )),
     }
 }
 
@@ -304,7 +454,9 @@ fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelect
 fn redact_raw_address(raw: &str) -> String {
     let raw = raw.trim();
     match (raw.find("://"), raw.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://<redacted>@{}", &raw[..scheme_end], &raw[at + 1..]),
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<redacted>@{}", &raw[..scheme_end], &raw[at + 1..])
+        }
         (None, Some(at)) => format!("<redacted>@{}", &raw[at + 1..]),
         _ => raw.to_string(),
     }
@@ -320,7 +472,11 @@ mod tests {
             namespace: "shop".into(),
             name: "web-6c8d7f9a1-2".into(),
             labels: [(POD_TEMPLATE_HASH_LABEL.to_string(), "6c8d7f9a1".to_string())].into(),
-            owner_references: vec![OwnerReference { kind: "Rollout".into(), name: "web".into(), ..Default::default() }],
+            owner_references: vec![OwnerReference {
+                kind: "Rollout".into(),
+                name: "web".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -339,27 +495,56 @@ mod tests {
 
     #[test]
     fn a_missing_target_part_is_named() {
-        let err = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &AnalysisContext::default()).unwrap_err();
+        let err = resolve_target(
+            &config(r#"{"guardrail":"restarts"}"#),
+            &AnalysisContext::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.class, FailureClass::Config);
         assert!(err.message.contains("missing namespace"), "{}", err.message);
-        assert!(err.message.contains("no owner reference of kind Rollout"), "{}", err.message);
-        assert!(err.message.contains("no label rollouts-pod-template-hash"), "{}", err.message);
+        assert!(
+            err.message.contains("no owner reference of kind Rollout"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("no label rollouts-pod-template-hash"),
+            "{}",
+            err.message
+        );
         let mut c = ctx();
         c.labels.clear();
         let err = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &c).unwrap_err();
-        assert!(err.message.starts_with("cannot determine the target: missing podTemplateHash"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("cannot determine the target: missing podTemplateHash"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn hostile_args_are_refused_before_any_query() {
-        let err = resolve_target(&config(r#"{"guardrail":"restarts","namespace":"shop\"} or vector(1) #"}"#), &ctx()).unwrap_err();
+        let err = resolve_target(
+            &config(r#"{"guardrail":"restarts","namespace":"shop\"} or vector(1) #"}"#),
+            &ctx(),
+        )
+        .unwrap_err();
         assert_eq!(err.class, FailureClass::Config);
-        assert!(err.message.starts_with("namespace `shop\"} or vector(1) #` is not a valid Kubernetes name"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("namespace `shop\"} or vector(1) #` is not a valid Kubernetes name"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn raw_addresses_lose_their_userinfo() {
-        assert_eq!(redact_raw_address("http://user:pw@host:9090"), "http://<redacted>@host:9090");
+        assert_eq!(
+            redact_raw_address("http://user:pw@host:9090"),
+            "http://<redacted>@host:9090"
+        );
         assert_eq!(redact_raw_address("user:pw@host"), "<redacted>@host");
         assert_eq!(redact_raw_address("ftp://host"), "ftp://host");
     }

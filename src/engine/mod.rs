@@ -24,5 +24,5 @@ pub mod promql;
 pub mod verdict;
 
 pub use context::{AnalysisContext, MetricSpec, OwnerReference, PLUGIN_NAME};
-pub use measurement::{Measurement, Phase};
 pub use measure::Engine;
+pub use measurement::{Measurement, Phase};

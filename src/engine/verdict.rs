@@ -54,6 +54,7 @@ impl Failure {
             class,
             message: message.into(),
             value: String::new(),
+            offenders: Vec::new(),
         }
     }
 }

@@ -1,36 +1,24 @@
-//! TEMPORARY (replaced at merge by the Prometheus client module): the contract's data types only.
-use std::collections::BTreeMap;
+//! The Prometheus HTTP API client: instant queries, authentication, and a strict response model.
+//!
+//! # Layout
+//! In the order a query flows:
+//! - [`endpoint`]: where and how to reach a Prometheus ([`Endpoint`], [`Auth`], [`TlsConfig`]) and its
+//!   safe-to-print address.
+//! - [`secret`]: [`Secret`], a credential that prints as `<redacted>`.
+//! - [`client`]: [`Client`], one pooled HTTP client per TLS configuration; sends the query, reads the body
+//!   under a cap.
+//! - [`resolver`]: host-name resolution whose failures are recognisable as DNS failures.
+//! - [`response`]: the answer as pure functions over bytes: [`QueryData`] and its fail-closed decoder.
+//! - [`error`]: [`QueryError`] and its [`FailureClass`]; no variant ever carries a credential.
+pub mod client;
+pub mod endpoint;
+pub mod error;
+mod resolver;
+pub mod response;
+pub mod secret;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret(String);
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueryData {
-    Vector(Vec<Sample>),
-    Scalar(Sample),
-    Matrix(Vec<Series>),
-    String(String),
-}
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: BTreeMap<String, String>,
-    pub timestamp: f64,
-    pub value: f64,
-}
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub labels: BTreeMap<String, String>,
-    pub samples: Vec<(f64, f64)>,
-}
+pub use client::Client;
+pub use endpoint::{Auth, Endpoint, TlsConfig};
+pub use error::{FailureClass, QueryError};
+pub use response::{QueryData, Sample, Series};
+pub use secret::Secret;

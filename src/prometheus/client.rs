@@ -1,0 +1,635 @@
+//! [`Client`]: instant queries against a Prometheus-compatible HTTP API, with authentication, a pooled
+//! connection per TLS configuration, a capped streamed body, and errors that never carry a credential.
+//!
+//! The request is what Prometheus' Go client (`client_golang/api/prometheus/v1`) sends: `POST
+//! <prefix>/api/v1/query` with the form `query`, `time`, falling back to `GET` with the same parameters when
+//! the server answers 405 or 501.
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
+use reqwest::{Certificate, Identity, RequestBuilder, Response, StatusCode};
+use tokio::io::AsyncReadExt;
+
+use super::endpoint::display_url;
+use super::resolver::{ResolveFailure, SystemResolver};
+use super::response::{decode_query_response, excerpt, http_error_detail, MAX_RESPONSE_BODY_BYTES};
+use super::{Auth, Endpoint, QueryData, QueryError, Secret, TlsConfig};
+
+/// How long a TCP (and TLS) connection may take to establish.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The client's own guard on one whole query (both requests of a fallback, and the body): Prometheus' default
+/// `query.timeout` is 2 minutes. The engine normally wraps calls in a shorter timeout of its own.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The largest bearer-token or password file read.
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
+/// The largest CA, certificate or key PEM file read.
+pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+/// How much of a non-2xx body is read to explain the failure.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// How many TLS configurations keep their own connection pool; past this the cache starts afresh.
+pub const MAX_CONNECTION_POOLS: usize = 64;
+
+const QUERY_PATH: &str = "api/v1/query";
+const TENANT_HEADER: &str = "x-scope-orgid";
+const USER_AGENT: &str = concat!("rollouts-guardrails/", env!("CARGO_PKG_VERSION"));
+
+/// A Prometheus API client. Cheap to clone (an `Arc` inside); clones share the connection pools.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One `reqwest::Client` (connection pool, keep-alive) per TLS configuration, built on first use.
+    pools: Mutex<HashMap<TlsConfig, reqwest::Client>>,
+    request_timeout: Duration,
+}
+
+/// The `Authorization` a request carries, resolved from [`Auth`] or the address' userinfo.
+enum Authorization {
+    None,
+    Bearer(Secret),
+    Basic { username: String, password: Secret },
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("request_timeout", &self.inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new() -> Client {
+        Client::with_request_timeout(DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// A client whose own guard on one whole query is `request_timeout` (see [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub fn with_request_timeout(request_timeout: Duration) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                pools: Mutex::new(HashMap::new()),
+                request_timeout,
+            }),
+        }
+    }
+
+    /// One instant query (`/api/v1/query`, POST form `query` + `time`; on 405/501 falls back to GET, as
+    /// client_golang does), evaluated at `at`. Cancel-safe: dropping the future abandons the request and holds
+    /// nothing; the engine wraps calls in its own total timeout.
+    pub async fn instant_query(
+        &self,
+        endpoint: &Endpoint,
+        promql: &str,
+        at: SystemTime,
+    ) -> Result<QueryData, QueryError> {
+        let started = Instant::now();
+        let address = endpoint.display_address();
+        let outcome = tokio::time::timeout(
+            self.inner.request_timeout,
+            self.query(endpoint, promql, at, &address),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(QueryError::Timeout {
+                address: address.clone(),
+            })
+        });
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &outcome {
+            Ok(_) => {
+                tracing::debug!(query = promql, address = %address, elapsed_ms, "prometheus query answered")
+            }
+            Err(error) => {
+                tracing::debug!(query = promql, address = %address, elapsed_ms, %error, "prometheus query failed")
+            }
+        }
+        outcome
+    }
+
+    async fn query(
+        &self,
+        endpoint: &Endpoint,
+        promql: &str,
+        at: SystemTime,
+        address: &str,
+    ) -> Result<QueryData, QueryError> {
+        let target = endpoint.request_target(QUERY_PATH)?;
+        let authorization = authorization(&endpoint.auth, target.userinfo).await?;
+        // What a server or proxy might echo back: header values, the token, the password, and the encoded
+        // basic credentials (from which the password is one base64 decode away).
+        let mut secrets: Vec<String> = endpoint
+            .headers
+            .iter()
+            .map(|(_, value)| value.expose().to_owned())
+            .collect();
+        match &authorization {
+            Authorization::None => {}
+            Authorization::Bearer(token) => secrets.push(token.expose().to_owned()),
+            Authorization::Basic { username, password } => {
+                secrets.push(password.expose().to_owned());
+                secrets.push(BASE64_STANDARD.encode(format!("{username}:{}", password.expose())));
+            }
+        }
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        self.send_query(endpoint, &target.url, &authorization, promql, at, address)
+            .await
+            .map_err(|error| error.scrubbed(&secrets))
+    }
+
+    async fn send_query(
+        &self,
+        endpoint: &Endpoint,
+        url: &url::Url,
+        authorization: &Authorization,
+        promql: &str,
+        at: SystemTime,
+        address: &str,
+    ) -> Result<QueryData, QueryError> {
+        let headers = request_headers(endpoint, authorization)?;
+        let pool = self.pool(&endpoint.tls)?;
+        let time = format_time(at)?;
+        let params = [("query", promql), ("time", time.as_str())];
+
+        let post = with_auth(
+            pool.post(url.clone())
+                .headers(headers.clone())
+                .form(&params),
+            authorization,
+        );
+        let mut response = post.send().await.map_err(|e| send_error(e, address))?;
+        if matches!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
+            // Drain the refusal so its connection goes back to the pool.
+            read_prefix(&mut response, MAX_ERROR_BODY_BYTES).await;
+            let mut get_url = url.clone();
+            get_url.query_pairs_mut().extend_pairs(params);
+            let get = with_auth(pool.get(get_url).headers(headers), authorization);
+            response = get.send().await.map_err(|e| send_error(e, address))?;
+        }
+
+        let status = response.status();
+        if status.is_success() {
+            let body = read_capped(&mut response, MAX_RESPONSE_BODY_BYTES, address).await?;
+            return decode_query_response(&body);
+        }
+        let detail = if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| url.join(value).ok())
+                .map(|target| display_url(&target))
+                .unwrap_or_else(|| "an unknown location".to_owned());
+            format!("redirects are not followed (to {location}); configure the final address")
+        } else {
+            http_error_detail(&read_prefix(&mut response, MAX_ERROR_BODY_BYTES).await)
+        };
+        Err(QueryError::Http {
+            address: address.to_owned(),
+            status: status.as_u16(),
+            detail,
+        })
+    }
+
+    /// The connection pool for `tls`, built (reading its PEM files) on first use.
+    fn pool(&self, tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
+        if let Some(pool) = self.pools().get(tls) {
+            return Ok(pool.clone());
+        }
+        let built = build_pool(tls)?;
+        let mut pools = self.pools();
+        if pools.len() >= MAX_CONNECTION_POOLS {
+            pools.clear();
+        }
+        Ok(pools.entry(tls.clone()).or_insert(built).clone())
+    }
+
+    fn pools(&self) -> MutexGuard<'_, HashMap<TlsConfig, reqwest::Client>> {
+        // The map is never left half-updated, so a panic elsewhere while holding the lock leaves it usable.
+        self.inner
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Resolves the request's `Authorization`, reading credential files now (they rotate).
+async fn authorization(
+    auth: &Auth,
+    userinfo: Option<(String, Secret)>,
+) -> Result<Authorization, QueryError> {
+    match (auth, userinfo) {
+        (Auth::None, None) => Ok(Authorization::None),
+        (Auth::None, Some((username, password))) => Ok(Authorization::Basic { username, password }),
+        (_, Some(_)) => Err(QueryError::Config {
+            detail: "the address carries userinfo and auth is configured too; use one of them"
+                .to_owned(),
+        }),
+        (Auth::Bearer(token), None) => Ok(Authorization::Bearer(token.clone())),
+        (Auth::BearerFile(path), None) => Ok(Authorization::Bearer(
+            read_secret_file(path, "bearer token").await?,
+        )),
+        (Auth::Basic { username, password }, None) => Ok(Authorization::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        (
+            Auth::BasicFile {
+                username,
+                password_file,
+            },
+            None,
+        ) => Ok(Authorization::Basic {
+            username: username.clone(),
+            password: read_secret_file(password_file, "basic auth password").await?,
+        }),
+    }
+}
+
+/// Reads a credential file, trimmed of surrounding whitespace. Errors name the file, never its content.
+async fn read_secret_file(path: &Path, what: &str) -> Result<Secret, QueryError> {
+    let config = |problem: String| QueryError::Config {
+        detail: format!("{what} file {}: {problem}", path.display()),
+    };
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| config(format!("cannot open: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| config(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(config(format!(
+            "larger than {MAX_CREDENTIAL_FILE_BYTES} bytes"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| config("not utf-8".to_owned()))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(config("empty".to_owned()));
+    }
+    Ok(Secret::new(trimmed))
+}
+
+/// Custom headers (marked sensitive, so no `Debug` of the request shows them) and the tenant header.
+fn request_headers(
+    endpoint: &Endpoint,
+    authorization: &Authorization,
+) -> Result<HeaderMap, QueryError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &endpoint.headers {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| QueryError::Config {
+            detail: format!("header name {:?} is invalid", excerpt(name)),
+        })?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| QueryError::Config {
+            detail: format!("the value of header {header} is invalid"),
+        })?;
+        value.set_sensitive(true);
+        if header == AUTHORIZATION && !matches!(authorization, Authorization::None) {
+            return Err(QueryError::Config {
+                detail: "an Authorization header and auth are both configured; use one of them"
+                    .to_owned(),
+            });
+        }
+        if header == TENANT_HEADER && endpoint.tenant.is_some() {
+            return Err(QueryError::Config {
+                detail: "an X-Scope-OrgID header and a tenant are both configured; use one of them"
+                    .to_owned(),
+            });
+        }
+        headers.append(header, value);
+    }
+    if let Some(tenant) = &endpoint.tenant {
+        let value = HeaderValue::from_str(tenant).map_err(|_| QueryError::Config {
+            detail: format!("tenant {:?} is not a valid header value", excerpt(tenant)),
+        })?;
+        headers.insert(HeaderName::from_static(TENANT_HEADER), value);
+    }
+    Ok(headers)
+}
+
+fn with_auth(request: RequestBuilder, authorization: &Authorization) -> RequestBuilder {
+    // reqwest marks both headers sensitive.
+    match authorization {
+        Authorization::None => request,
+        Authorization::Bearer(token) => request.bearer_auth(token.expose()),
+        Authorization::Basic { username, password } => {
+            request.basic_auth(username, Some(password.expose()))
+        }
+    }
+}
+
+/// `at` as Prometheus' `time` parameter: decimal unix seconds, exact to the nanosecond (client_golang sends
+/// `strconv.FormatFloat(seconds, 'f', -1, 64)`; Prometheus keeps milliseconds).
+pub(crate) fn format_time(at: SystemTime) -> Result<String, QueryError> {
+    let since_epoch =
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| QueryError::Config {
+                detail: "the evaluation time is before 1970".to_owned(),
+            })?;
+    let fraction = format!("{:09}", since_epoch.subsec_nanos());
+    let fraction = fraction.trim_end_matches('0');
+    Ok(if fraction.is_empty() {
+        since_epoch.as_secs().to_string()
+    } else {
+        format!("{}.{fraction}", since_epoch.as_secs())
+    })
+}
+
+/// Maps a failure to get response headers. The URL is dropped from the error first: it may hold a key.
+fn send_error(error: reqwest::Error, address: &str) -> QueryError {
+    let error = error.without_url();
+    if let Some(failure) = find_source::<ResolveFailure>(&error) {
+        return QueryError::Dns {
+            address: address.to_owned(),
+            host: failure.host.clone(),
+        };
+    }
+    if error.is_timeout() {
+        return QueryError::Timeout {
+            address: address.to_owned(),
+        };
+    }
+    QueryError::Connect {
+        address: address.to_owned(),
+        reason: excerpt(&source_chain(&error)),
+    }
+}
+
+fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// The messages of `error`'s causes, outermost first, skipping one already contained in the previous.
+fn source_chain(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            parts.push(text);
+        }
+        current = cause.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    parts.join(": ")
+}
+
+/// Reads a 2xx body, stopping as soon as it would exceed `limit`.
+async fn read_capped(
+    response: &mut Response,
+    limit: usize,
+    address: &str,
+) -> Result<Vec<u8>, QueryError> {
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(QueryError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(QueryError::TooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(error) if error.is_timeout() => {
+                return Err(QueryError::Timeout {
+                    address: address.to_owned(),
+                })
+            }
+            Err(_) => return Err(QueryError::Truncated),
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of a body whose only use is to explain a failure; a broken body yields what
+/// arrived.
+async fn read_prefix(response: &mut Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+/// One connection pool: rustls, the given roots and identity, no redirects (a custom header holding an API
+/// key must not follow a redirect to another host), our resolver.
+fn build_pool(tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(SystemResolver))
+        .user_agent(USER_AGENT);
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read_pem_file(ca_file, "ca")?;
+        let roots = Certificate::from_pem_bundle(&pem).map_err(|_| QueryError::Config {
+            detail: format!(
+                "ca file {} is not a PEM certificate bundle",
+                ca_file.display()
+            ),
+        })?;
+        if roots.is_empty() {
+            return Err(QueryError::Config {
+                detail: format!("ca file {} holds no certificate", ca_file.display()),
+            });
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let mut pem = read_pem_file(cert_file, "certificate")?;
+            pem.push(b'\n');
+            pem.extend(read_pem_file(key_file, "key")?);
+            let identity = Identity::from_pem(&pem).map_err(|_| QueryError::Config {
+                detail: format!(
+                    "certificate file {} and key file {} do not hold a PEM certificate and private key",
+                    cert_file.display(),
+                    key_file.display()
+                ),
+            })?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(QueryError::Config {
+                detail: "a client certificate needs both cert_file and key_file".to_owned(),
+            })
+        }
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|error| QueryError::Config {
+        detail: format!(
+            "cannot build the http client: {}",
+            excerpt(&source_chain(&error))
+        ),
+    })
+}
+
+fn read_pem_file(path: &Path, what: &str) -> Result<Vec<u8>, QueryError> {
+    use std::io::Read;
+    let config = |problem: String| QueryError::Config {
+        detail: format!("{what} file {}: {problem}", path.display()),
+    };
+    let file = std::fs::File::open(path).map_err(|e| config(format!("cannot open: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| config(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(config(format!("larger than {MAX_PEM_FILE_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine spawns queries on a multi-threaded runtime and shares one client.
+    #[test]
+    fn client_and_query_future_are_send_and_sync() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_sync<T: Sync>(_: &T) {}
+        let client = Client::new();
+        let endpoint = Endpoint::new(url::Url::parse("http://prom:9090/").expect("url"));
+        let future = client.instant_query(&endpoint, "up", SystemTime::now());
+        assert_send(&future);
+        assert_send(&client);
+        assert_sync(&client);
+    }
+
+    #[test]
+    fn time_parameter_is_exact_decimal_seconds() {
+        let at = |secs: u64, nanos: u32| SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+        assert_eq!(
+            format_time(at(1_700_000_000, 0)).expect("whole"),
+            "1700000000"
+        );
+        assert_eq!(
+            format_time(at(1_700_000_000, 123_000_000)).expect("millis"),
+            "1700000000.123"
+        );
+        assert_eq!(format_time(at(5, 1)).expect("nanos"), "5.000000001");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert!(matches!(
+            format_time(before),
+            Err(QueryError::Config { .. })
+        ));
+    }
+
+    #[test]
+    fn tls_files_must_exist_and_hold_pem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").expect("write");
+        let missing = dir.path().join("missing.pem");
+        let cases = [
+            TlsConfig {
+                ca_file: Some(missing.clone()),
+                ..TlsConfig::default()
+            },
+            TlsConfig {
+                ca_file: Some(garbage.clone()),
+                ..TlsConfig::default()
+            },
+            TlsConfig {
+                cert_file: Some(garbage.clone()),
+                ..TlsConfig::default()
+            },
+            TlsConfig {
+                cert_file: Some(garbage.clone()),
+                key_file: Some(garbage.clone()),
+                ..TlsConfig::default()
+            },
+        ];
+        for tls in cases {
+            match build_pool(&tls) {
+                Err(QueryError::Config { detail }) => {
+                    assert!(!detail.contains("not a certificate"), "{detail}")
+                }
+                Err(other) => panic!("{tls:?}: expected Config, got {other:?}"),
+                Ok(_) => panic!("{tls:?}: expected Config, got a client"),
+            }
+        }
+        assert!(build_pool(&TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        })
+        .is_ok());
+    }
+
+    #[tokio::test]
+    async fn credential_files_are_trimmed_and_errors_name_the_file_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "  tok-abc\n").expect("write");
+        assert_eq!(
+            read_secret_file(&token, "bearer token")
+                .await
+                .expect("token")
+                .expose(),
+            "tok-abc"
+        );
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let big = dir.path().join("big");
+        std::fs::write(&big, "s".repeat(MAX_CREDENTIAL_FILE_BYTES as usize + 1)).expect("write");
+        for path in [empty, big, dir.path().join("missing")] {
+            match read_secret_file(&path, "bearer token").await {
+                Err(QueryError::Config { detail }) => {
+                    assert!(detail.contains(&path.display().to_string()), "{detail}");
+                    assert!(!detail.contains("sss"), "{detail}");
+                }
+                other => panic!(
+                    "{}: expected Config, got {:?}",
+                    path.display(),
+                    other.map(|_| ())
+                ),
+            }
+        }
+    }
+}
