@@ -56,6 +56,15 @@ impl Encoder {
         Self::default()
     }
 
+    /// An encoder allocating ids from `first_id` (at least 64) upward, e.g. to reproduce a Go peer's ids
+    /// byte for byte in tests.
+    pub fn with_first_id(first_id: TypeId) -> Self {
+        Encoder {
+            sent: HashMap::new(),
+            next_id: first_id.max(super::types::FIRST_USER_ID),
+        }
+    }
+
     /// Appends the definitions this value needs (first use only) and then the value message to `out`.
     /// Struct values are matched to the type's fields by name; missing or zero fields are omitted as Go does.
     /// On error nothing is appended and the encoder state is unchanged.
