@@ -292,7 +292,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {
-        self.byte_string().map(|b| String::from_utf8_lossy(b).into_owned())
+        self.byte_string()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -306,7 +307,11 @@ struct Reader<'d, 'a> {
 }
 
 impl<'d, 'a> Reader<'d, 'a> {
-    fn new(committed: &'d HashMap<TypeId, Arc<WireType>>, stream: &'a [u8], limits: Limits) -> Self {
+    fn new(
+        committed: &'d HashMap<TypeId, Arc<WireType>>,
+        stream: &'a [u8],
+        limits: Limits,
+    ) -> Self {
         Reader {
             committed,
             pending: HashMap::new(),
@@ -484,8 +489,8 @@ impl<'d, 'a> Reader<'d, 'a> {
                 break;
             }
             let number = field.map_or(Some(delta - 1), |f| f.checked_add(delta));
-            let Some((number, (field_name, ty))) = number
-                .and_then(|n| Some((n, fields.get(usize::try_from(n).ok()?)?)))
+            let Some((number, (field_name, ty))) =
+                number.and_then(|n| Some((n, fields.get(usize::try_from(n).ok()?)?)))
             else {
                 return Err(DecodeError::FieldOutOfBounds {
                     type_name: name.to_owned(),
@@ -539,7 +544,9 @@ fn read_wire_type(c: &mut Cursor<'_>) -> Result<WireType, DecodeError> {
     let mut found = None;
     read_fields(c, 7, |c, field| {
         if found.is_some() {
-            return Err(DecodeError::Malformed("a wireType with more than one kind set"));
+            return Err(DecodeError::Malformed(
+                "a wireType with more than one kind set",
+            ));
         }
         let mut name = String::new();
         let (mut a, mut b) = (0i64, 0i64);
@@ -577,7 +584,7 @@ fn read_wire_type(c: &mut Cursor<'_>) -> Result<WireType, DecodeError> {
                 _ => {
                     return Err(DecodeError::FieldOutOfBounds {
                         type_name: "wireType".into(),
-                        field: inner as u64,
+                        field: inner,
                     })
                 }
             }
@@ -642,16 +649,19 @@ mod tests {
 
     /// gob.md §8.1: `T{7, "hi"}` twice on one stream.
     const T_STREAM: &[u8] = &[
-        0x1B, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x54, 0x01, 0xFF, 0x82, 0x00, 0x01, 0x02, 0x01, 0x01, 0x41, 0x01,
-        0x04, 0x00, 0x01, 0x01, 0x42, 0x01, 0x0C, 0x00, 0x00, 0x00, 0x09, 0xFF, 0x82, 0x01, 0x0E, 0x01, 0x02, 0x68,
-        0x69, 0x00,
+        0x1B, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x54, 0x01, 0xFF, 0x82, 0x00, 0x01, 0x02, 0x01,
+        0x01, 0x41, 0x01, 0x04, 0x00, 0x01, 0x01, 0x42, 0x01, 0x0C, 0x00, 0x00, 0x00, 0x09, 0xFF,
+        0x82, 0x01, 0x0E, 0x01, 0x02, 0x68, 0x69, 0x00,
     ];
     const T_AGAIN: &[u8] = &[0x09, 0xFF, 0x82, 0x01, 0x0E, 0x01, 0x02, 0x68, 0x69, 0x00];
 
     fn t_value() -> Value {
         Value::Struct(Struct {
             type_name: "T".into(),
-            fields: vec![("A".into(), Value::Int(7)), ("B".into(), Value::String("hi".into()))],
+            fields: vec![
+                ("A".into(), Value::Int(7)),
+                ("B".into(), Value::String("hi".into())),
+            ],
         })
     }
 
@@ -695,7 +705,11 @@ mod tests {
     fn every_prefix_is_incomplete_without_consuming_or_defining() {
         for cut in 0..T_STREAM.len() {
             let mut d = Decoder::new();
-            assert_eq!(decode_one(&mut d, &T_STREAM[..cut]), (Ok(None), 0), "cut at {cut}");
+            assert_eq!(
+                decode_one(&mut d, &T_STREAM[..cut]),
+                (Ok(None), 0),
+                "cut at {cut}"
+            );
             assert_eq!(d.type_count(), 0);
         }
     }
@@ -703,8 +717,9 @@ mod tests {
     #[test]
     fn spec_interface_example_spans_two_messages() {
         let first: &[u8] = &[
-            0x19, 0x10, 0x00, 0x01, 0x50, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x50, 0x01, 0xFF, 0x82, 0x00, 0x01,
-            0x01, 0x01, 0x01, 0x58, 0x01, 0x04, 0x00, 0x00, 0x00, 0x06, 0xFF, 0x82, 0x03, 0x01, 0x02, 0x00,
+            0x19, 0x10, 0x00, 0x01, 0x50, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x50, 0x01, 0xFF,
+            0x82, 0x00, 0x01, 0x01, 0x01, 0x01, 0x58, 0x01, 0x04, 0x00, 0x00, 0x00, 0x06, 0xFF,
+            0x82, 0x03, 0x01, 0x02, 0x00,
         ];
         let expected = Value::Interface(Some(Box::new(Interface {
             name: "P".into(),
@@ -716,10 +731,21 @@ mod tests {
         let mut d = Decoder::new();
         // The first message alone is not a value yet.
         assert_eq!(decode_one(&mut d, &first[..26]), (Ok(None), 0));
-        assert_eq!(decode_one(&mut d, first), (Ok(Some(expected.clone())), first.len()));
-        let again = [0x0A, 0x10, 0x00, 0x01, 0x50, 0xFF, 0x82, 0x03, 0x01, 0x02, 0x00];
-        assert_eq!(decode_one(&mut d, &again), (Ok(Some(expected)), again.len()));
-        assert_eq!(decode_one(&mut d, &[0x03, 0x10, 0x00, 0x00]), (Ok(Some(Value::Interface(None))), 4));
+        assert_eq!(
+            decode_one(&mut d, first),
+            (Ok(Some(expected.clone())), first.len())
+        );
+        let again = [
+            0x0A, 0x10, 0x00, 0x01, 0x50, 0xFF, 0x82, 0x03, 0x01, 0x02, 0x00,
+        ];
+        assert_eq!(
+            decode_one(&mut d, &again),
+            (Ok(Some(expected)), again.len())
+        );
+        assert_eq!(
+            decode_one(&mut d, &[0x03, 0x10, 0x00, 0x00]),
+            (Ok(Some(Value::Interface(None))), 4)
+        );
     }
 
     #[test]
@@ -731,7 +757,13 @@ mod tests {
         let mut huge = Vec::new();
         put_uint(&mut huge, 1001);
         let (r, consumed) = decode_one(&mut d, &huge);
-        assert_eq!(r, Err(DecodeError::MessageTooLong { len: 1001, limit: 1000 }));
+        assert_eq!(
+            r,
+            Err(DecodeError::MessageTooLong {
+                len: 1001,
+                limit: 1000
+            })
+        );
         assert!(!r.unwrap_err().is_recoverable());
         assert_eq!(consumed, 0);
         let (r, _) = decode_one(&mut Decoder::new(), &[0xF7, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -849,10 +881,19 @@ mod tests {
         let cases: [(&[u8], DecodeError); 6] = [
             (&[0x02, 0x04, 0x01], DecodeError::NonZeroSingletonDelta(1)),
             (&[0x02, 0x04, 0x00], DecodeError::Truncated("an integer")),
-            (&[0x04, 0x04, 0x00, 0xF0, 0x00], DecodeError::BadUint(PrimitiveError::TooLong(16))),
+            (
+                &[0x04, 0x04, 0x00, 0xF0, 0x00],
+                DecodeError::BadUint(PrimitiveError::TooLong(16)),
+            ),
             (&[0x00], DecodeError::EmptyMessage),
-            (&[0x05, 0x10, 0x00, 0xFE, 0x04, 0x01], DecodeError::InterfaceNameTooLong(1025)),
-            (&[0x04, 0xFF, 0x82, 0x05, 0x00], DecodeError::UnknownType(65)),
+            (
+                &[0x05, 0x10, 0x00, 0xFE, 0x04, 0x01],
+                DecodeError::InterfaceNameTooLong(1025),
+            ),
+            (
+                &[0x04, 0xFF, 0x82, 0x05, 0x00],
+                DecodeError::UnknownType(65),
+            ),
         ];
         for (bytes, expected) in cases {
             let bytes = bytes.to_vec();

@@ -68,7 +68,12 @@ impl Encoder {
     /// Appends the definitions this value needs (first use only) and then the value message to `out`.
     /// Struct values are matched to the type's fields by name; missing or zero fields are omitted as Go does.
     /// On error nothing is appended and the encoder state is unchanged.
-    pub fn encode(&mut self, ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn encode(
+        &mut self,
+        ty: &Type,
+        value: &Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let mut pass = Pass {
             sent: &self.sent,
             new: Vec::new(),
@@ -241,7 +246,12 @@ impl Pass<'_> {
     }
 
     /// A value in top-level form: a struct directly, anything else behind the singleton `0` delta.
-    fn top_level(&mut self, ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    fn top_level(
+        &mut self,
+        ty: &Type,
+        value: &Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         if let (Type::Struct(st), Value::Struct(s)) = (ty, value) {
             return self.struct_value(st, s, out);
         }
@@ -249,7 +259,12 @@ impl Pass<'_> {
         self.value(ty, value, out)
     }
 
-    fn struct_value(&mut self, st: &StructType, s: &Struct, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    fn struct_value(
+        &mut self,
+        st: &StructType,
+        s: &Struct,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         if let Some((field, _)) = s
             .fields
             .iter()
@@ -440,7 +455,9 @@ fn merge(a: Type, b: Type) -> Result<Type, EncodeError> {
             }))
         }
         (Type::Slice(x), Type::Slice(y)) => Type::Slice(Box::new(merge(*x, *y)?)),
-        (Type::Array(x, n), Type::Array(y, m)) if n == m => Type::Array(Box::new(merge(*x, *y)?), n),
+        (Type::Array(x, n), Type::Array(y, m)) if n == m => {
+            Type::Array(Box::new(merge(*x, *y)?), n)
+        }
         (Type::Map(xk, xv), Type::Map(yk, yv)) => {
             Type::Map(Box::new(merge(*xk, *yk)?), Box::new(merge(*xv, *yv)?))
         }
@@ -462,13 +479,19 @@ mod tests {
     use bytes::BytesMut;
 
     fn t_type() -> Type {
-        Type::Struct(StructType::new("T", [("A", Type::Int), ("B", Type::String)]))
+        Type::Struct(StructType::new(
+            "T",
+            [("A", Type::Int), ("B", Type::String)],
+        ))
     }
 
     fn t(a: i64, b: &str) -> Value {
         Value::Struct(Struct {
             type_name: "T".into(),
-            fields: vec![("A".into(), Value::Int(a)), ("B".into(), Value::String(b.into()))],
+            fields: vec![
+                ("A".into(), Value::Int(a)),
+                ("B".into(), Value::String(b.into())),
+            ],
         })
     }
 
@@ -478,14 +501,18 @@ mod tests {
         let mut out = Vec::new();
         enc.encode(&t_type(), &t(7, "hi"), &mut out).unwrap();
         let expected: &[u8] = &[
-            0x1B, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x54, 0x01, 0xFF, 0x82, 0x00, 0x01, 0x02, 0x01, 0x01, 0x41,
-            0x01, 0x04, 0x00, 0x01, 0x01, 0x42, 0x01, 0x0C, 0x00, 0x00, 0x00, 0x09, 0xFF, 0x82, 0x01, 0x0E, 0x01,
-            0x02, 0x68, 0x69, 0x00,
+            0x1B, 0xFF, 0x81, 0x03, 0x01, 0x01, 0x01, 0x54, 0x01, 0xFF, 0x82, 0x00, 0x01, 0x02,
+            0x01, 0x01, 0x41, 0x01, 0x04, 0x00, 0x01, 0x01, 0x42, 0x01, 0x0C, 0x00, 0x00, 0x00,
+            0x09, 0xFF, 0x82, 0x01, 0x0E, 0x01, 0x02, 0x68, 0x69, 0x00,
         ];
         assert_eq!(out, expected);
         out.clear();
         enc.encode(&t_type(), &t(0, ""), &mut out).unwrap();
-        assert_eq!(out, [0x03, 0xFF, 0x82, 0x00], "zero fields omitted, no second definition");
+        assert_eq!(
+            out,
+            [0x03, 0xFF, 0x82, 0x00],
+            "zero fields omitted, no second definition"
+        );
     }
 
     #[test]
@@ -493,9 +520,14 @@ mod tests {
         let mut enc = Encoder::new();
         let mut out = Vec::new();
         enc.encode(&Type::Int, &Value::Int(3), &mut out).unwrap();
-        enc.encode(&Type::Interface, &Value::Interface(None), &mut out).unwrap();
-        enc.encode(&Type::String, &Value::String(String::new()), &mut out).unwrap();
-        assert_eq!(out, [0x03, 0x04, 0x00, 0x06, 0x03, 0x10, 0x00, 0x00, 0x03, 0x0C, 0x00, 0x00]);
+        enc.encode(&Type::Interface, &Value::Interface(None), &mut out)
+            .unwrap();
+        enc.encode(&Type::String, &Value::String(String::new()), &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            [0x03, 0x04, 0x00, 0x06, 0x03, 0x10, 0x00, 0x00, 0x03, 0x0C, 0x00, 0x00]
+        );
     }
 
     #[test]
@@ -517,10 +549,17 @@ mod tests {
             type_name: "T".into(),
             fields: vec![("A".into(), Value::String("x".into()))],
         });
-        assert!(matches!(enc.encode(&t_type(), &wrong, &mut out), Err(EncodeError::Mismatch { .. })));
+        assert!(matches!(
+            enc.encode(&t_type(), &wrong, &mut out),
+            Err(EncodeError::Mismatch { .. })
+        ));
         assert!(out.is_empty());
         enc.encode(&t_type(), &t(7, "hi"), &mut out).unwrap();
-        assert_eq!(out.len(), 38, "the definition is still sent on first successful use");
+        assert_eq!(
+            out.len(),
+            38,
+            "the definition is still sent on first successful use"
+        );
         let empty_map = Value::Interface(Some(Box::new(Interface {
             name: "m".into(),
             value: Value::Map(vec![]),
@@ -546,13 +585,19 @@ mod tests {
         }
         fn string(&mut self) -> String {
             let len = self.below(6) as usize;
-            (0..len).map(|_| ['a', 'Z', 'é', '0', '\u{1F600}'][self.below(5) as usize]).collect()
+            (0..len)
+                .map(|_| ['a', 'Z', 'é', '0', '\u{1F600}'][self.below(5) as usize])
+                .collect()
         }
 
         /// A random type, `depth` bounding nesting.
         fn ty(&mut self, depth: u32) -> Type {
             let leaf = depth == 0 || self.below(3) == 0;
-            match if leaf { self.below(8) } else { 8 + self.below(5) } {
+            match if leaf {
+                self.below(8)
+            } else {
+                8 + self.below(5)
+            } {
                 0 => Type::Bool,
                 1 => Type::Int,
                 2 => Type::Uint,
@@ -567,7 +612,9 @@ mod tests {
                 11 => Type::Interface,
                 _ => {
                     let n = 1 + self.below(4);
-                    let fields: Vec<_> = (0..n).map(|i| (format!("F{i}"), self.ty(depth - 1))).collect();
+                    let fields: Vec<_> = (0..n)
+                        .map(|i| (format!("F{i}"), self.ty(depth - 1)))
+                        .collect();
                     Type::Struct(StructType::new(format!("S{}", self.below(1000)), fields))
                 }
             }
@@ -578,21 +625,33 @@ mod tests {
             let n = |g: &mut Gen| if non_zero { 1 + g.below(3) } else { g.below(3) };
             match ty {
                 Type::Bool => Value::Bool(non_zero || self.below(2) == 0),
-                Type::Int => Value::Int((self.next() as i64 >> self.below(64)) | i64::from(non_zero)),
+                Type::Int => {
+                    Value::Int((self.next() as i64 >> self.below(64)) | i64::from(non_zero))
+                }
                 Type::Uint => Value::Uint((self.next() >> self.below(64)) | u64::from(non_zero)),
-                Type::Float => Value::Float([1.5, -0.25, 1e300, f64::MIN_POSITIVE, 17.0][self.below(5) as usize]),
+                Type::Float => Value::Float(
+                    [1.5, -0.25, 1e300, f64::MIN_POSITIVE, 17.0][self.below(5) as usize],
+                ),
                 Type::Complex => Value::Complex(1.0, -(self.below(4) as f64)),
                 Type::Bytes => Value::Bytes((0..n(self)).map(|_| self.next() as u8).collect()),
                 Type::String => {
                     let s = self.string();
-                    Value::String(if non_zero && s.is_empty() { "x".into() } else { s })
+                    Value::String(if non_zero && s.is_empty() {
+                        "x".into()
+                    } else {
+                        s
+                    })
                 }
                 Type::GobEncoder(name) => Value::Encoded {
                     type_name: name.clone(),
                     bytes: (0..self.below(16)).map(|_| self.next() as u8).collect(),
                 },
-                Type::Slice(e) => Value::Slice((0..n(self)).map(|_| self.value(e, false)).collect()),
-                Type::Array(e, len) => Value::Array((0..*len).map(|_| self.value(e, false)).collect()),
+                Type::Slice(e) => {
+                    Value::Slice((0..n(self)).map(|_| self.value(e, false)).collect())
+                }
+                Type::Array(e, len) => {
+                    Value::Array((0..*len).map(|_| self.value(e, false)).collect())
+                }
                 Type::Map(k, v) => {
                     let mut entries: Vec<(Value, Value)> = Vec::new();
                     for _ in 0..n(self) {
@@ -606,7 +665,10 @@ mod tests {
                     }
                     let concrete = Type::Struct(StructType::new(
                         "Boxed",
-                        [("Name", Type::String), ("Values", Type::Slice(Box::new(Type::Int)))],
+                        [
+                            ("Name", Type::String),
+                            ("Values", Type::Slice(Box::new(Type::Int))),
+                        ],
                     ));
                     Value::Interface(Some(Box::new(Interface {
                         name: "example.com/Boxed".into(),
@@ -649,7 +711,11 @@ mod tests {
                 assert_eq!(decoder.decode(&mut stream), Ok(None), "case {case}");
             }
             stream.extend_from_slice(&out[split..]);
-            assert_eq!(decoder.decode(&mut stream), Ok(Some(value)), "case {case}: {ty:?}");
+            assert_eq!(
+                decoder.decode(&mut stream),
+                Ok(Some(value)),
+                "case {case}: {ty:?}"
+            );
             assert!(stream.is_empty());
         }
     }

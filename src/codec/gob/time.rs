@@ -107,10 +107,18 @@ mod tests {
 
     #[test]
     fn round_trips_before_and_after_the_unix_epoch() {
-        for (secs, nanos, before) in [(0, 0, false), (1, 5, true), (86_400 * 365, 999_999_999, true), (3, 1, false)]
-        {
+        for (secs, nanos, before) in [
+            (0, 0, false),
+            (1, 5, true),
+            (86_400 * 365, 999_999_999, true),
+            (3, 1, false),
+        ] {
             let d = Duration::new(secs, nanos);
-            let t = if before { UNIX_EPOCH - d } else { UNIX_EPOCH + d };
+            let t = if before {
+                UNIX_EPOCH - d
+            } else {
+                UNIX_EPOCH + d
+            };
             assert_eq!(decode(&encode(t)), Ok(t));
         }
     }
@@ -128,7 +136,13 @@ mod tests {
     fn bad_payloads_are_errors() {
         assert_eq!(decode(&[]), Err(TimeError::Empty));
         assert_eq!(decode(&[3; 15]), Err(TimeError::UnsupportedVersion(3)));
-        assert_eq!(decode(&[1; 16]), Err(TimeError::InvalidLength { version: 1, len: 16 }));
+        assert_eq!(
+            decode(&[1; 16]),
+            Err(TimeError::InvalidLength {
+                version: 1,
+                len: 16
+            })
+        );
         let mut bad_nanos = encode(UNIX_EPOCH);
         bad_nanos[9..13].copy_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(decode(&bad_nanos), Err(TimeError::BadNanoseconds(-1)));

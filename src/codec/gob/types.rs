@@ -22,12 +22,28 @@ pub const FIRST_ENCODER_ID: TypeId = 65;
 /// A type definition received from the peer (`wireType`): exactly one of its variants was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireType {
-    Array { name: String, elem: TypeId, len: i64 },
-    Slice { name: String, elem: TypeId },
-    Struct { name: String, fields: Vec<(String, TypeId)> },
-    Map { name: String, key: TypeId, elem: TypeId },
+    Array {
+        name: String,
+        elem: TypeId,
+        len: i64,
+    },
+    Slice {
+        name: String,
+        elem: TypeId,
+    },
+    Struct {
+        name: String,
+        fields: Vec<(String, TypeId)>,
+    },
+    Map {
+        name: String,
+        key: TypeId,
+        elem: TypeId,
+    },
     /// GobEncoderT, BinaryMarshalerT and TextMarshalerT: an opaque byte payload.
-    Encoded { name: String },
+    Encoded {
+        name: String,
+    },
 }
 
 impl WireType {

@@ -24,7 +24,10 @@ pub enum Value {
     /// `None` is the nil interface.
     Interface(Option<Box<Interface>>),
     /// The opaque payload of a GobEncoder / BinaryMarshaler / TextMarshaler type (e.g. `time.Time`).
-    Encoded { type_name: String, bytes: Vec<u8> },
+    Encoded {
+        type_name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A struct value: its wire type name and the fields that were sent, in field order.
@@ -163,7 +166,10 @@ mod tests {
                 ("Generation".into(), Value::Int(3)),
                 (
                     "Labels".into(),
-                    Value::Map(vec![(Value::String("app".into()), Value::String("web".into()))]),
+                    Value::Map(vec![(
+                        Value::String("app".into()),
+                        Value::String("web".into()),
+                    )]),
                 ),
             ],
         })
@@ -178,14 +184,27 @@ mod tests {
                 fields: vec![("ObjectMeta".into(), meta())],
             }),
         })));
-        assert_eq!(args.path(&["ObjectMeta", "Namespace"]).and_then(Value::as_str), Some("prod"));
-        assert_eq!(args.path(&["ObjectMeta", "Generation"]).and_then(Value::as_u64), Some(3));
         assert_eq!(
-            args.path(&["ObjectMeta", "Labels"]).and_then(|l| l.map_get("app")).and_then(Value::as_str),
+            args.path(&["ObjectMeta", "Namespace"])
+                .and_then(Value::as_str),
+            Some("prod")
+        );
+        assert_eq!(
+            args.path(&["ObjectMeta", "Generation"])
+                .and_then(Value::as_u64),
+            Some(3)
+        );
+        assert_eq!(
+            args.path(&["ObjectMeta", "Labels"])
+                .and_then(|l| l.map_get("app"))
+                .and_then(Value::as_str),
             Some("web")
         );
         assert_eq!(args.path(&["ObjectMeta", "Name"]), None);
-        assert_eq!(args.as_interface().map(|i| i.name.as_str()), Some("RunArgs"));
+        assert_eq!(
+            args.as_interface().map(|i| i.name.as_str()),
+            Some("RunArgs")
+        );
     }
 
     #[test]

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(uint_bytes(127), [0x7F]);
         assert_eq!(uint_bytes(128), [0xFF, 0x80]);
         assert_eq!(uint_bytes(256), [0xFE, 0x01, 0x00]);
-        assert_eq!(uint_bytes(u64::MAX), [0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(
+            uint_bytes(u64::MAX),
+            [0xF8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
         assert_eq!(uint_bytes(1 << 56), [0xF8, 1, 0, 0, 0, 0, 0, 0, 0]);
     }
 
@@ -125,7 +128,10 @@ mod tests {
         for i in [i64::MIN, i64::MIN + 1, -2, 2, i64::MAX - 1, i64::MAX] {
             assert_eq!(uint_to_int(int_to_uint(i)), i);
             let bytes = int_bytes(i);
-            assert_eq!(get_uint(&bytes).map(|(u, n)| (uint_to_int(u), n)), Ok((i, bytes.len())));
+            assert_eq!(
+                get_uint(&bytes).map(|(u, n)| (uint_to_int(u), n)),
+                Ok((i, bytes.len()))
+            );
         }
     }
 
@@ -140,7 +146,14 @@ mod tests {
         assert_eq!(f(1.0), [0xFE, 0xF0, 0x3F]);
         assert_eq!(f(0.5), [0xFE, 0xE0, 0x3F]);
         assert_eq!(f(0.0), [0x00]);
-        for x in [f64::MIN_POSITIVE, -0.0, f64::MAX, f64::INFINITY, -1e-300, 3.25] {
+        for x in [
+            f64::MIN_POSITIVE,
+            -0.0,
+            f64::MAX,
+            f64::INFINITY,
+            -1e-300,
+            3.25,
+        ] {
             assert_eq!(uint_to_float(float_to_uint(x)).to_bits(), x.to_bits());
         }
     }
@@ -165,7 +178,10 @@ mod tests {
     fn bad_uints_are_errors_not_panics() {
         assert_eq!(get_uint(&[]), Err(PrimitiveError::Truncated));
         assert_eq!(get_uint(&[0xFE, 0x01]), Err(PrimitiveError::Truncated));
-        assert_eq!(get_uint(&[0xF7, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Err(PrimitiveError::TooLong(9)));
+        assert_eq!(
+            get_uint(&[0xF7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(PrimitiveError::TooLong(9))
+        );
         assert_eq!(get_uint(&[0x80]), Err(PrimitiveError::TooLong(128)));
     }
 }
