@@ -395,7 +395,7 @@ fn kind(value: &Value) -> &'static str {
 /// The gob type of an interface's concrete value, derived from the value: struct types take the fields
 /// present (an empty slice field is left out: it would be omitted anyway), collection element types are
 /// merged across elements.
-pub fn infer(value: &Value) -> Result<Type, EncodeError> {
+fn infer(value: &Value) -> Result<Type, EncodeError> {
     Ok(match value {
         Value::Bool(_) => Type::Bool,
         Value::Int(_) => Type::Int,
