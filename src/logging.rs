@@ -188,7 +188,11 @@ mod tests {
         let captured = Captured::default();
         let subscriber = tracing_subscriber::registry().with(HclogLayer::new(captured.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            tracing::error!(stream = 7u64, reason = "bad \"quote\"\nnewline", "rpc failed");
+            tracing::error!(
+                stream = 7u64,
+                reason = "bad \"quote\"\nnewline",
+                "rpc failed"
+            );
         });
         let out = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
         let lines: Vec<&str> = out.lines().collect();

@@ -63,7 +63,9 @@ fn main() -> ExitCode {
 
 fn plugin_mode(cookie: &str) -> ExitCode {
     if let Err(error) = handshake::check_cookie(cookie) {
-        eprintln!("rollouts-guardrails: {error}; this binary is a metric-provider plugin.\n\n{USAGE}");
+        eprintln!(
+            "rollouts-guardrails: {error}; this binary is a metric-provider plugin.\n\n{USAGE}"
+        );
         return ExitCode::FAILURE;
     }
     rollouts_guardrails::logging::init();

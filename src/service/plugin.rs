@@ -26,9 +26,7 @@ use futures::FutureExt;
 
 use crate::codec::gob::{self, Struct, StructType, Type, Value};
 use crate::engine::context::PLUGIN_NAME;
-use crate::engine::{
-    AnalysisContext, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference, Phase};
 use crate::transport::netrpc::{Reply, Service};
 
 use super::Provider;
@@ -146,7 +144,13 @@ impl Service for PluginService {
     fn has_method(&self, method: &str) -> bool {
         matches!(
             method,
-            "InitPlugin" | "Run" | "Resume" | "Terminate" | "GarbageCollect" | "Type" | "GetMetadata"
+            "InitPlugin"
+                | "Run"
+                | "Resume"
+                | "Terminate"
+                | "GarbageCollect"
+                | "Type"
+                | "GetMetadata"
         )
     }
 
@@ -201,10 +205,9 @@ fn args_struct<'v>(argument: &'v Value, expected: &str) -> Result<&'v Value, Str
             value @ Value::Struct(_) => Ok(value),
             _ => Err(format!("{expected} is not a struct")),
         },
-        Value::Interface(Some(interface)) => Err(format!(
-            "expected {expected}, got {:?}",
-            interface.name
-        )),
+        Value::Interface(Some(interface)) => {
+            Err(format!("expected {expected}, got {:?}", interface.name))
+        }
         Value::Interface(None) => Err(format!("expected {expected}, got nil")),
         _ => Err(format!("expected an interface holding {expected}")),
     }
@@ -430,7 +433,10 @@ mod tests {
         let args = run_args();
         let inner = args_struct(&args, "RunArgs").expect("RunArgs");
         let ctx = analysis_context(inner.field("AnalysisRun")).expect("context");
-        assert_eq!((ctx.namespace.as_str(), ctx.name.as_str(), ctx.uid.as_str()), ("shop", "run-1", "u-1"));
+        assert_eq!(
+            (ctx.namespace.as_str(), ctx.name.as_str(), ctx.uid.as_str()),
+            ("shop", "run-1", "u-1")
+        );
         assert_eq!(ctx.labels.get("app").map(String::as_str), Some("cart"));
         assert_eq!(ctx.owner_references[0].kind, "Rollout");
         assert!(ctx.owner_references[0].controller);
@@ -468,7 +474,10 @@ mod tests {
         })));
         let terminated = PluginService::given_measurement(&args, true);
         assert_eq!(terminated.field("Phase"), Some(&s("Running")));
-        assert!(matches!(terminated.field("FinishedAt"), Some(Value::Encoded { .. })));
+        assert!(matches!(
+            terminated.field("FinishedAt"),
+            Some(Value::Encoded { .. })
+        ));
         let resumed = PluginService::given_measurement(&args, false);
         assert_eq!(resumed.field("FinishedAt"), None);
     }

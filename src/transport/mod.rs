@@ -81,14 +81,16 @@ pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
     let group = std::env::var(handshake::SOCKET_GROUP_ENV)
         .ok()
         .filter(|g| !g.is_empty());
-    let mut terminate = signal(SignalKind::terminate()).map_err(|source| TransportError::Signal {
-        signal: "SIGTERM",
-        source,
-    })?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|source| TransportError::Signal {
-        signal: "SIGINT",
-        source,
-    })?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|source| TransportError::Signal {
+            signal: "SIGTERM",
+            source,
+        })?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|source| TransportError::Signal {
+            signal: "SIGINT",
+            source,
+        })?;
     let mut listener = PluginListener::bind(socket_dir.as_deref(), group.as_deref())?;
     handshake::announce(&handshake::handshake_line(version, listener.path()))?;
     tracing::debug!(socket = %listener.path().display(), "plugin listening");

@@ -96,7 +96,12 @@ impl Shared {
             return;
         }
         if let Some(code) = go_away {
-            self.send(FrameType::GoAway, Flags::NONE, frame::SESSION_STREAM_ID, code);
+            self.send(
+                FrameType::GoAway,
+                Flags::NONE,
+                frame::SESSION_STREAM_ID,
+                code,
+            );
         }
         let _ = self.outbound.send(Outbound::Close);
         for (_, state) in self.lock().drain() {
@@ -246,7 +251,12 @@ async fn read_loop<R: AsyncRead>(
         match header.frame_type {
             FrameType::Ping => {
                 if header.flags.contains(Flags::SYN) {
-                    shared.send(FrameType::Ping, Flags::ACK, frame::SESSION_STREAM_ID, header.length);
+                    shared.send(
+                        FrameType::Ping,
+                        Flags::ACK,
+                        frame::SESSION_STREAM_ID,
+                        header.length,
+                    );
                 }
             }
             FrameType::GoAway => {

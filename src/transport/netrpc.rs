@@ -212,14 +212,26 @@ async fn write_reply(replies: &Mutex<ReplyWriter>, service_method: &str, seq: u6
         let header = Value::Struct(Struct {
             type_name: "Response".into(),
             fields: vec![
-                ("ServiceMethod".into(), Value::String(service_method.to_string())),
+                (
+                    "ServiceMethod".into(),
+                    Value::String(service_method.to_string()),
+                ),
                 ("Seq".into(), Value::Uint(seq)),
-                ("Error".into(), Value::String(format!("rpc: cannot encode the reply: {e}"))),
+                (
+                    "Error".into(),
+                    Value::String(format!("rpc: cannot encode the reply: {e}")),
+                ),
             ],
         });
         let (empty_type, empty) = empty_struct();
-        if writer.encoder.encode(&RESPONSE_TYPE, &header, &mut bytes).is_err()
-            || writer.encoder.encode(&empty_type, &empty, &mut bytes).is_err()
+        if writer
+            .encoder
+            .encode(&RESPONSE_TYPE, &header, &mut bytes)
+            .is_err()
+            || writer
+                .encoder
+                .encode(&empty_type, &empty, &mut bytes)
+                .is_err()
         {
             return;
         }

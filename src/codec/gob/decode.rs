@@ -61,11 +61,24 @@ impl DecodeError {
 
 #[derive(Debug)]
 enum WireType {
-    Array { elem: i64, len: u64 },
-    Slice { elem: i64 },
-    Struct { name: String, fields: Vec<(String, i64)> },
-    Map { key: i64, elem: i64 },
-    Encoded { name: String },
+    Array {
+        elem: i64,
+        len: u64,
+    },
+    Slice {
+        elem: i64,
+    },
+    Struct {
+        name: String,
+        fields: Vec<(String, i64)>,
+    },
+    Map {
+        key: i64,
+        elem: i64,
+    },
+    Encoded {
+        name: String,
+    },
 }
 
 /// One per stream direction; keeps the peer's type definitions for the stream's lifetime.
@@ -261,7 +274,11 @@ impl Pass<'_> {
             if delta == 0 {
                 break;
             }
-            number = if first { delta - 1 } else { number.saturating_add(delta) };
+            number = if first {
+                delta - 1
+            } else {
+                number.saturating_add(delta)
+            };
             first = false;
             field(self, number)?;
         }
@@ -364,7 +381,8 @@ impl Pass<'_> {
                     WireType::Struct { name, fields } => {
                         let mut out = Vec::new();
                         self.walk_struct(|p, n| {
-                            let Some((fname, fid)) = usize::try_from(n).ok().and_then(|i| fields.get(i))
+                            let Some((fname, fid)) =
+                                usize::try_from(n).ok().and_then(|i| fields.get(i))
                             else {
                                 return corrupt("bad data: field numbers out of bounds");
                             };
@@ -491,7 +509,10 @@ mod tests {
             0x82, 0x03, 0x01, 0x02, 0x00,
         ];
         let mut buf = BytesMut::from(stream);
-        let v = Decoder::new().decode(&mut buf).expect("decode").expect("complete");
+        let v = Decoder::new()
+            .decode(&mut buf)
+            .expect("decode")
+            .expect("complete");
         assert_eq!(v.field("X"), Some(&Value::Int(1)));
         assert!(buf.is_empty());
     }

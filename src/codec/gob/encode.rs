@@ -39,7 +39,12 @@ impl Encoder {
     }
 
     /// Appends the definitions this value needs (first use only) and then the value message to `out`.
-    pub fn encode(&mut self, ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn encode(
+        &mut self,
+        ty: &Type,
+        value: &Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let mut staged = self.clone();
         let mut definitions = Vec::new();
         let id = staged.define(ty, &mut definitions);
@@ -278,7 +283,10 @@ mod tests {
         let header = Value::Struct(super::super::value::Struct {
             type_name: "Response".into(),
             fields: vec![
-                ("ServiceMethod".into(), Value::String("Dispenser.Dispense".into())),
+                (
+                    "ServiceMethod".into(),
+                    Value::String("Dispenser.Dispense".into()),
+                ),
                 ("Seq".into(), Value::Uint(0)),
             ],
         });

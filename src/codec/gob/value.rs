@@ -20,7 +20,10 @@ pub enum Value {
     /// `None` is the nil interface.
     Interface(Option<Box<Interface>>),
     /// GobEncoder / BinaryMarshaler / TextMarshaler payloads.
-    Encoded { type_name: String, bytes: Vec<u8> },
+    Encoded {
+        type_name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A struct value: the wire type's name and the fields that were sent.
