@@ -481,4 +481,92 @@ mod tests {
         let resumed = PluginService::given_measurement(&args, false);
         assert_eq!(resumed.field("FinishedAt"), None);
     }
+
+    /// Records what it was asked and answers Successful; panics for the metric named "boom".
+    struct FakeProvider {
+        seen: std::sync::Mutex<Vec<(AnalysisContext, MetricSpec)>>,
+    }
+
+    impl Provider for FakeProvider {
+        fn run<'a>(
+            &'a self,
+            ctx: &'a AnalysisContext,
+            metric: &'a MetricSpec,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Measurement> + Send + 'a>> {
+            Box::pin(async move {
+                assert_ne!(metric.name, "boom", "fake provider panics on request");
+                self.seen
+                    .lock()
+                    .expect("lock")
+                    .push((ctx.clone(), metric.clone()));
+                Measurement {
+                    value: "0".into(),
+                    ..failed(String::new())
+                }
+            })
+        }
+
+        fn metadata(&self, metric: &MetricSpec) -> BTreeMap<String, String> {
+            BTreeMap::from([("metric".to_string(), metric.name.clone())])
+        }
+    }
+
+    #[tokio::test]
+    async fn run_calls_the_provider_and_stamps_times() {
+        let provider = Arc::new(FakeProvider {
+            seen: Default::default(),
+        });
+        let service = Arc::new(PluginService::new(provider.clone()));
+        let (ty, value) = service
+            .clone()
+            .call("Run".into(), run_args())
+            .await
+            .expect("reply");
+        assert_eq!(ty, *MEASUREMENT_TYPE);
+        assert_eq!(value.field("Value"), Some(&s("0")));
+        assert!(matches!(
+            value.field("StartedAt"),
+            Some(Value::Encoded { .. })
+        ));
+        assert!(matches!(
+            value.field("FinishedAt"),
+            Some(Value::Encoded { .. })
+        ));
+        let (ctx, metric) = provider.seen.lock().expect("lock")[0].clone();
+        assert_eq!(ctx.namespace, "shop");
+        assert_eq!(metric.name, "guard");
+        let (_, metadata) = service
+            .call(
+                "GetMetadata".into(),
+                Value::Interface(Some(Box::new(Interface {
+                    name: "GetMetadataArgs".into(),
+                    value: st(
+                        "GetMetadataArgs",
+                        vec![("Metric", st("Metric", vec![("Name", s("guard"))]))],
+                    ),
+                }))),
+            )
+            .await
+            .expect("reply");
+        assert_eq!(metadata, Value::Map(vec![(s("metric"), s("guard"))]));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_provider_becomes_a_failed_measurement() {
+        let service = Arc::new(PluginService::new(Arc::new(FakeProvider {
+            seen: Default::default(),
+        })));
+        let mut args = run_args();
+        if let Value::Interface(Some(i)) = &mut args {
+            if let Value::Struct(run_args) = &mut i.value {
+                run_args.fields[1].1 = st("Metric", vec![("Name", s("boom"))]);
+            }
+        }
+        let (_, value) = service.call("Run".into(), args).await.expect("reply");
+        assert_eq!(value.field("Phase"), Some(&s("Failed")));
+        assert!(value
+            .field("Message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("panicked")));
+    }
 }
