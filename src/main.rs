@@ -1,1 +1,112 @@
-fn main() {}
+//! The rollouts-guardrails binary: plugin mode when the Argo Rollouts controller starts it (magic cookie set),
+//! otherwise the command line (`check`). Thin: everything lives in the library; errors meet `anyhow` here.
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
+use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::prometheus::Client;
+use rollouts_guardrails::transport::{self, handshake};
+
+const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
+
+Normally started by the Argo Rollouts controller as the metric-provider plugin `rollouts-guardrails/prometheus`
+(the controller sets ARGO_ROLLOUTS_RPC_PLUGIN=metricprovider and speaks go-plugin net/rpc on a unix socket).";
+
+#[derive(Parser)]
+#[command(name = "rollouts-guardrails", version, about = ABOUT, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate guardrails once against Prometheus (exit 0 all pass, 1 any fail, 2 usage error).
+    Check(CheckArgs),
+}
+
+fn main() -> ExitCode {
+    if let Some(cookie) = std::env::var_os(handshake::MAGIC_COOKIE_KEY) {
+        return plugin_mode(&cookie.to_string_lossy());
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(cli::EXIT_USAGE),
+            };
+        }
+    };
+    match cli.command {
+        Some(Command::Check(args)) => check(args),
+        None => {
+            // A person ran the plugin by hand: say what this is, on stderr (stdout belongs to the handshake).
+            let mut command = <Cli as clap::CommandFactory>::command();
+            eprintln!("{}", command.render_help());
+            eprintln!("This binary is a plugin: the Argo Rollouts controller starts it. Try `rollouts-guardrails check --help`.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    // People read the table; logs only when asked for with RUST_LOG.
+    if std::env::var_os("RUST_LOG").is_some() {
+        rollouts_guardrails::logging::init();
+    }
+    let result = runtime().and_then(|runtime| {
+        let engine = Engine::from_env(Client::new());
+        Ok(runtime.block_on(cli::check(&args, &engine)))
+    });
+    match result {
+        Ok(Ok(rows)) => {
+            let text = match args.output {
+                OutputFormat::Table => cli::output::table(&rows),
+                OutputFormat::Json => cli::output::json_lines(&rows),
+            };
+            print!("{text}");
+            ExitCode::from(cli::exit_status(&rows))
+        }
+        Ok(Err(usage)) => {
+            eprintln!("rollouts-guardrails check: {usage}");
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+        Err(error) => {
+            eprintln!("rollouts-guardrails check: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn plugin_mode(cookie: &str) -> ExitCode {
+    if let Err(error) = handshake::check_cookie(cookie) {
+        eprintln!("rollouts-guardrails: {error}; this binary is a metric-provider plugin started by the Argo Rollouts controller.");
+        return ExitCode::FAILURE;
+    }
+    rollouts_guardrails::logging::init();
+    let result = runtime().and_then(|runtime| {
+        let engine = Engine::from_env(Client::new());
+        runtime
+            .block_on(transport::serve(Arc::new(engine)))
+            .map_err(anyhow::Error::from)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "plugin mode failed");
+            ExitCode::FAILURE
+        }
+    }
+}

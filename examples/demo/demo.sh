@@ -20,7 +20,8 @@ trap cleanup EXIT
 free_port() {
   local port
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 20000))
+    # Below the kernel's ephemeral range (32768+), where outgoing connections take their ports.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "demo: no free port found" >&2; return 1
@@ -29,15 +30,24 @@ free_port() {
 echo "== loading the bundled kube-state-metrics data into a local Prometheus"
 promtool tsdb create-blocks-from openmetrics "$data" "$work/tsdb" >/dev/null
 printf 'global:\n  scrape_interval: 1h\n' >"$work/prometheus.yml"
-port=$(free_port)
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --storage.tsdb.retention.time=100y --web.listen-address="127.0.0.1:$port" >"$work/prometheus.log" 2>&1 &
-prom_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break
-  sleep 0.2
+start_prometheus() {
+  port=$(free_port)
+  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+    --storage.tsdb.retention.time=100y --web.listen-address="127.0.0.1:$port" >"$work/prometheus.log" 2>&1 &
+  prom_pid=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$prom_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill "$prom_pid" 2>/dev/null; wait "$prom_pid" 2>/dev/null; prom_pid=""
+  return 1
+}
+started=""
+for _ in 1 2 3; do
+  if start_prometheus; then started=yes; break; fi
 done
-curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null || { cat "$work/prometheus.log" >&2; exit 1; }
+[ -n "$started" ] || { echo "demo: Prometheus did not start:" >&2; cat "$work/prometheus.log" >&2; exit 1; }
 echo "   Prometheus at http://127.0.0.1:$port, evaluating at $at"
 
 status=0

@@ -72,7 +72,11 @@ pub fn table(rows: &[Row]) -> String {
     for (row, cell) in rows.iter().zip(&cells) {
         out.push_str(&line([&cell[0], &cell[1], &cell[2], &cell[3], &cell[4]]));
         if let Some(offenders) = row.measurement.metadata.get(metadata_key::OFFENDERS) {
-            for offender in offenders.lines() {
+            // The message names the first few; list the ones it could not.
+            for offender in offenders
+                .lines()
+                .filter(|o| !row.measurement.message.contains(o))
+            {
                 out.push_str(&format!(
                     "{:indent$}- {offender}\n",
                     "",

@@ -1,1 +1,41 @@
 //! The Argo Rollouts metric-provider contract, mapped onto the engine.
+//!
+//! # Layout
+//! - [`Provider`]: the seam the engine plugs into (one async measurement per call, plus metadata).
+//! - [`plugin`]: the net/rpc `Plugin` service Argo's controller calls (`Run`, `Resume`, …), mapping gob
+//!   values to [`AnalysisContext`]/[`MetricSpec`] and [`Measurement`] back to gob.
+pub mod plugin;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::engine::{AnalysisContext, Measurement, MetricSpec};
+
+/// What plugin mode needs from the engine. Object-safe so the transport can hold an `Arc<dyn Provider>`.
+pub trait Provider: Send + Sync + 'static {
+    /// Takes one measurement of `metric` for the AnalysisRun described by `ctx`.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a AnalysisContext,
+        metric: &'a MetricSpec,
+    ) -> Pin<Box<dyn Future<Output = Measurement> + Send + 'a>>;
+
+    /// Extra key/values Argo stores beside the metric's results (`GetMetadata`).
+    fn metadata(&self, metric: &MetricSpec) -> BTreeMap<String, String>;
+}
+
+/// The guardrail engine is the production [`Provider`].
+impl Provider for crate::engine::Engine {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a AnalysisContext,
+        metric: &'a MetricSpec,
+    ) -> Pin<Box<dyn Future<Output = Measurement> + Send + 'a>> {
+        Box::pin(self.measure(ctx, metric))
+    }
+
+    fn metadata(&self, metric: &MetricSpec) -> BTreeMap<String, String> {
+        self.describe(metric)
+    }
+}
