@@ -334,11 +334,13 @@ fn latest_image(
         )
     };
     let mut message = format!(
-        "{} mutable image reference{} in {} container{} of ReplicaSet {}{static_part} (threshold {})",
+        "{} mutable image reference{} in {} container{} of {} pod{} of ReplicaSet {}{static_part} (threshold {})",
         offenders.len(),
         plural(count),
         judged,
         plural(judged as f64),
+        coverage.pods.len(),
+        plural(coverage.pods.len() as f64),
         coverage.target(),
         format_number(limit),
     );
