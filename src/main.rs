@@ -66,9 +66,9 @@ fn check(args: CheckArgs) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         rollouts_guardrails::logging::init();
     }
-    let result = runtime().and_then(|runtime| {
+    let result = runtime().map(|runtime| {
         let engine = Engine::from_env(Client::new());
-        Ok(runtime.block_on(cli::check(&args, &engine)))
+        runtime.block_on(cli::check(&args, &engine))
     });
     match result {
         Ok(Ok(rows)) => {
