@@ -40,6 +40,14 @@ func Run(t *testing.T) {
 	t.Logf("go-plugin socket dir: the client sets %s only with a RunnerFunc (Argo has none): %q in our env",
 		goPlugin.EnvUnixSocketDir, os.Getenv(goPlugin.EnvUnixSocketDir))
 
+	// A second plugin stays idle through the whole suite, so that hashicorp/yamux's keepalive pings (every
+	// 30 s, session closed when one goes unanswered for 10 s) are exercised even if the suite is fast.
+	idle, idleErr := Start(bin, Options{})
+	idleSince := time.Now()
+	if idle != nil {
+		t.Cleanup(idle.Kill)
+	}
+
 	t.Run("NoCookie", testNoCookie)
 	t.Run("WrongCookieViaGoPlugin", testWrongCookie)
 	t.Run("HandshakeLine", testHandshakeLine)
@@ -62,6 +70,7 @@ func Run(t *testing.T) {
 	t.Run("RunScenarios", func(t *testing.T) { testScenarios(t, p) })
 	t.Run("ExplicitTarget", func(t *testing.T) { testExplicitTarget(t, p) })
 	t.Run("AddressFromEnv", testAddressFromEnv)
+	t.Run("CredentialsStripped", testCredentialsStripped)
 	t.Run("ResumeTerminate", func(t *testing.T) { testResumeTerminate(t, p) })
 	t.Run("GarbageCollect", func(t *testing.T) { testGarbageCollect(t, p) })
 	t.Run("BadConfig", func(t *testing.T) { testBadConfig(t, p) })
@@ -70,6 +79,31 @@ func Run(t *testing.T) {
 	t.Run("KillMidCall", testKillMidCall)
 	t.Run("SocketRemovedOnQuit", testSocketRemovedOnQuit)
 	t.Run("SocketRemovedOnSIGTERM", testSocketRemovedOnSIGTERM)
+	t.Run("IdleThroughKeepalive", func(t *testing.T) {
+		if idleErr != nil {
+			t.Fatalf("start the idle plugin: %v", idleErr)
+		}
+		testIdleThroughKeepalive(t, idle, idleSince)
+	})
+}
+
+// keepaliveIdle outlasts hashicorp/yamux's 30 s keepalive interval plus its 10 s write timeout.
+const keepaliveIdle = 45 * time.Second
+
+func testIdleThroughKeepalive(t *testing.T, p *Plugin, since time.Time) {
+	if wait := keepaliveIdle - time.Since(since); wait > 0 {
+		t.Logf("waiting %s more so the idle connection sees yamux keepalive pings", wait.Round(time.Second))
+		time.Sleep(wait)
+	}
+	_, prom := requireEnv(t)
+	if p.Client.Exited() {
+		t.Fatal("the idle plugin exited")
+	}
+	if err := p.Ping(); err != nil {
+		t.Fatalf("Ping after %s idle: %v (yamux keepalive unanswered?)", time.Since(since).Round(time.Second), err)
+	}
+	runChecked(t, p, NewAnalysisRun(ShopWeb, "idle"), NewMetric("restarts", GuardrailConfig(prom.URL, "restarts")),
+		Want{Phase: successful, Value: "0", Target: ShopWeb, Prometheus: prom.URL})
 }
 
 // runChecked calls Run and fails t with every difference from want.
@@ -92,6 +126,8 @@ func describe(m v1alpha1.Measurement) string {
 var (
 	payAPIPod   = regexp.MustCompile(`\bapi-7f6e5d4c3-[a-z0-9]{5}\b`)
 	uploaderPod = regexp.MustCompile(`\buploader-4d5e6f7a8-[a-z0-9]{5}\b`)
+	// A no-data message must say for which canary: the rollout or its hash.
+	ghostTarget = regexp.MustCompile(`ghost|7a8b9c0d1`)
 )
 
 func testHandshake(t *testing.T, p *Plugin) {
@@ -169,7 +205,28 @@ func testRunDetails(t *testing.T, p *Plugin) {
 		MessageMatches: []*regexp.Regexp{uploaderPod}, MessageContains: []string{"uploader", "ImagePullBackOff"}})
 	// ops/ghost: no series at all: fail closed, and say for which target.
 	for _, g := range Guardrails {
-		run(g, OpsGhost, Want{Phase: failed, AnyValue: true, MessageContains: []string{OpsGhost.Hash}})
+		run(g, OpsGhost, Want{Phase: failed, AnyValue: true, MessageMatches: []*regexp.Regexp{ghostTarget}})
+	}
+}
+
+// testCredentialsStripped gives the plugin an address with user:password; Prometheus (no auth configured)
+// ignores them, so the Run succeeds, and the password must appear nowhere: not in the reply, not in the log.
+func testCredentialsStripped(t *testing.T) {
+	bin, prom := requireEnv(t)
+	p, err := Start(bin, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	const password = "s3cr3t-do-not-log"
+	withCredentials := strings.Replace(prom.URL, "http://", "http://guardrails:"+password+"@", 1)
+	m := runChecked(t, p, NewAnalysisRun(ShopWeb, "credentials"), NewMetric("restarts", GuardrailConfig(withCredentials, "restarts")),
+		Want{Phase: successful, Value: "0", Target: ShopWeb, Prometheus: prom.URL})
+	if strings.Contains(describe(m), password) {
+		t.Errorf("the password appears in the measurement: %s", describe(m))
+	}
+	if strings.Contains(p.Logs(), password) {
+		t.Errorf("the password appears in the plugin's log")
 	}
 }
 
@@ -525,7 +582,16 @@ func testSocketRemovedOnQuit(t *testing.T) {
 	p.Kill() // Control.Quit, close, wait ≤ 2 s, then SIGKILL
 	took := time.Since(start)
 	if took >= 2*time.Second || strings.Contains(p.Logs(), "plugin failed to exit gracefully") {
-		t.Errorf("plugin did not exit on Control.Quit (Kill took %s; go-plugin had to SIGKILL it)", took)
+		// go-plugin force-kills when Control.Quit gets no reply (the plugin closed first) or the process
+		// outlives the 2 s grace period; its log says which.
+		var why []string
+		for _, l := range strings.Split(p.Logs(), "\n") {
+			if strings.Contains(l, "Kill") || strings.Contains(l, "gracefully") {
+				why = append(why, strings.TrimSpace(l))
+			}
+		}
+		t.Errorf("plugin did not shut down cleanly on Control.Quit (Kill took %s); host log:\n  %s", took,
+			strings.Join(why, "\n  "))
 	}
 	if left := dirEntries(t, dir); len(left) > 0 {
 		t.Errorf("after Control.Quit the socket dir still holds %v", left)

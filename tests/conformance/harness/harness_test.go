@@ -15,7 +15,7 @@ func TestShiftOpenMetricsMovesOnlyTimestamps(t *testing.T) {
 	in := strings.Join([]string{
 		"# TYPE kube_pod_info gauge",
 		`kube_pod_info{namespace="shop",pod="web-6c8d7f9a1-abcde",priority_class="a } b \" c"} 1 1767268800`,
-		`kube_pod_created{namespace="shop"} 1.7672652e+09 1767265200.5`,
+		`kube_pod_created{namespace="shop"} 1767175200 1767265200.5`,
 		`up 1`,
 		"# EOF",
 		"",
@@ -27,7 +27,7 @@ func TestShiftOpenMetricsMovesOnlyTimestamps(t *testing.T) {
 	want := strings.Join([]string{
 		"# TYPE kube_pod_info gauge",
 		`kube_pod_info{namespace="shop",pod="web-6c8d7f9a1-abcde",priority_class="a } b \" c"} 1 1767268900`,
-		`kube_pod_created{namespace="shop"} 1.7672652e+09 1767265300.5`,
+		`kube_pod_created{namespace="shop"} 1767175300 1767265300.5`,
 		`up 1`,
 		"# EOF",
 		"",

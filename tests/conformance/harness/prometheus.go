@@ -75,8 +75,14 @@ func FixturePath() (string, error) {
 	return p, nil
 }
 
-// ShiftOpenMetrics copies an OpenMetrics text exposition, adding shift seconds to every sample timestamp.
-// Comment lines (# TYPE, # HELP, # EOF) pass through unchanged. Label values may contain spaces.
+// TimestampValuedMetrics are the fixture's metrics whose sample value is itself a unix time (in seconds):
+// ShiftOpenMetrics moves their values with the timestamps, so that a pod created at END−3m is still created
+// 3 minutes before the shifted END.
+var TimestampValuedMetrics = map[string]bool{"kube_pod_created": true}
+
+// ShiftOpenMetrics copies an OpenMetrics text exposition, adding shift seconds to every sample timestamp and
+// to the value of every TimestampValuedMetrics sample. Comment lines (# TYPE, # HELP, # EOF) pass through
+// unchanged. Label values may contain spaces.
 func ShiftOpenMetrics(r io.Reader, w io.Writer, shift int64) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
@@ -95,6 +101,13 @@ func ShiftOpenMetrics(r io.Reader, w io.Writer, shift int64) error {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		fields := strings.Fields(rest)
+		name, _, _ := strings.Cut(head, "{")
+		if TimestampValuedMetrics[name] && len(fields) >= 1 {
+			if fields[0], err = shiftTimestamp(fields[0], shift); err != nil {
+				return fmt.Errorf("line %d: value of %s: %w", line, name, err)
+			}
+			text = head + " " + strings.Join(fields, " ")
+		}
 		switch len(fields) {
 		case 1: // no timestamp
 			bw.WriteString(text)

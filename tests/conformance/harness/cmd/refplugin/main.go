@@ -212,6 +212,10 @@ func (p *plugin) Run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.
 		return finish(v1alpha1.AnalysisPhaseFailed, "", err.Error())
 	}
 	m.Metadata["prometheus"] = c.Address
+	if u, err := url.Parse(c.Address); err == nil && u.User != nil {
+		u.User = nil
+		m.Metadata["prometheus"] = u.String()
+	}
 	qs := c.queries()
 	for k, v := range qs {
 		m.Metadata[k] = v
