@@ -41,10 +41,10 @@ type Options struct {
 	Handshake *goPlugin.HandshakeConfig
 }
 
-// NewClient builds the go-plugin client exactly as argo-rollouts' startPluginSystem does. The only addition is
+// newClient builds the go-plugin client exactly as argo-rollouts' startPluginSystem does. The only addition is
 // a Logger capturing the host-side log (the plugin's stderr as go-plugin re-logs it), which changes nothing on
 // the wire; Argo leaves Logger nil (hclog to os.Stderr).
-func NewClient(bin string, opts Options) (*goPlugin.Client, *syncBuffer) {
+func newClient(bin string, opts Options) (*goPlugin.Client, *syncBuffer) {
 	cmd := exec.Command(bin)
 	if len(opts.Env) > 0 {
 		// go-plugin appends os.Environ() and its own variables after these.
@@ -72,7 +72,7 @@ func NewClient(bin string, opts Options) (*goPlugin.Client, *syncBuffer) {
 // Dial starts the plugin, connects, dispenses RpcMetricProviderPlugin and casts it to
 // rpc.MetricProviderPlugin, as startPluginSystem does. It does not call InitPlugin.
 func Dial(bin string, opts Options) (*Plugin, error) {
-	client, logs := NewClient(bin, opts)
+	client, logs := newClient(bin, opts)
 	p := &Plugin{Client: client, logs: logs}
 	rpcClient, err := client.Client()
 	if err != nil {
