@@ -27,7 +27,7 @@ test-rust:
 	$(CARGO) test --locked
 
 test-conformance: release
-	tests/conformance/run.sh $(abspath $(BIN))
+	GUARDRAILS_BIN=$(abspath $(BIN)) tests/conformance/run.sh
 
 demo: release
 	examples/demo/demo.sh $(abspath $(BIN))

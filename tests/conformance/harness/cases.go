@@ -285,9 +285,29 @@ func testResumeTerminate(t *testing.T, p *Plugin) {
 		t.Errorf("Resume returned %s, want the measurement given %s:\n  %s", describe(got), describe(given),
 			strings.Join(SameMeasurement(got, given), "\n  "))
 	}
-	if got := p.Provider.Terminate(ar, metric, given); len(SameMeasurement(got, given)) > 0 {
-		t.Errorf("Terminate returned %s, want the measurement given %s:\n  %s", describe(got), describe(given),
-			strings.Join(SameMeasurement(got, given), "\n  "))
+	// Terminate marks the measurement finished without error: FinishedAt is set (to the call's time when the
+	// measurement had none), and nothing else changes. In particular the phase is never promoted: a Running
+	// measurement that is terminated must not become Successful.
+	calledAt := time.Now()
+	got := p.Provider.Terminate(ar, metric, given)
+	returnedAt := time.Now()
+	if got.FinishedAt == nil {
+		t.Fatalf("Terminate returned %s: FinishedAt is not set", describe(got))
+	}
+	if f := got.FinishedAt.Time; f.Before(calledAt.Add(-time.Second)) || f.After(returnedAt.Add(time.Second)) {
+		t.Errorf("Terminate set FinishedAt %s, outside the call [%s, %s]", f, calledAt, returnedAt)
+	}
+	want := given.DeepCopy()
+	want.FinishedAt = got.FinishedAt
+	if diff := SameMeasurement(got, *want); len(diff) > 0 {
+		t.Errorf("Terminate returned %s, want the measurement given plus FinishedAt:\n  %s", describe(got), strings.Join(diff, "\n  "))
+	}
+	// A measurement already finished keeps its FinishedAt.
+	finished := given.DeepCopy()
+	earlier := metav1.NewTime(time.Date(2026, 1, 1, 11, 59, 0, 0, time.UTC))
+	finished.FinishedAt = &earlier
+	if diff := SameMeasurement(p.Provider.Terminate(ar, metric, *finished), *finished); len(diff) > 0 {
+		t.Errorf("Terminate changed a finished measurement:\n  %s", strings.Join(diff, "\n  "))
 	}
 }
 

@@ -61,6 +61,10 @@ func (p *plugin) Resume(_ *v1alpha1.AnalysisRun, _ v1alpha1.Metric, m v1alpha1.M
 	return m
 }
 func (p *plugin) Terminate(_ *v1alpha1.AnalysisRun, _ v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
+	if m.FinishedAt == nil {
+		now := metav1.Now()
+		m.FinishedAt = &now
+	}
 	return m
 }
 
