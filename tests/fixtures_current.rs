@@ -155,6 +155,15 @@ mod rendering {
         );
         assert_eq!(prometheus::shift_openmetrics(&shifted, -100), text);
     }
+
+    #[test]
+    fn shift_moves_the_values_of_timestamp_valued_metrics() {
+        let text = "kube_pod_created{pod=\"p\"} 1767268620 1767268800\nkube_pod_info{pod=\"p\"} 1 1767268800\n";
+        assert_eq!(
+            prometheus::shift_openmetrics(text, 60),
+            "kube_pod_created{pod=\"p\"} 1767268680 1767268860\nkube_pod_info{pod=\"p\"} 1 1767268860\n"
+        );
+    }
 }
 
 mod launcher {

@@ -303,8 +303,13 @@ pub fn shared_now() -> &'static TestPrometheus {
     SHARED_NOW.get_or_init(TestPrometheus::start_canonical_now)
 }
 
-/// `text` with `delta_seconds` added to every sample's timestamp; comment lines (`# TYPE`, `# HELP`,
-/// `# EOF`, …), blank lines and samples without a timestamp are left as they are.
+/// Metrics whose sample *value* is itself a unix time (seconds): shifting moves their values too, so a pod
+/// created at END−3m is still created 3 minutes before the shifted END. The Go harness keeps the same list.
+pub const TIMESTAMP_VALUED_METRICS: &[&str] = &["kube_pod_created"];
+
+/// `text` with `delta_seconds` added to every sample's timestamp (and to the value of every
+/// [`TIMESTAMP_VALUED_METRICS`] sample); comment lines (`# TYPE`, `# HELP`, `# EOF`, …), blank lines and
+/// samples without a timestamp are left as they are.
 ///
 /// Timestamps are OpenMetrics seconds, integral or with a fraction (kept as written). Panics on a sample
 /// line it cannot parse: test data must be well formed.
@@ -331,9 +336,16 @@ pub fn shift_openmetrics(text: &str, delta_seconds: i64) -> String {
             [value, timestamp] => {
                 let shifted = shift_timestamp(timestamp, delta_seconds)
                     .unwrap_or_else(|| panic!("bad timestamp {timestamp:?} in {content:?}"));
+                let name = series.split('{').next().unwrap_or(series).trim();
+                let value = if TIMESTAMP_VALUED_METRICS.contains(&name) {
+                    shift_timestamp(value, delta_seconds)
+                        .unwrap_or_else(|| panic!("bad timestamp value {value:?} in {content:?}"))
+                } else {
+                    (*value).to_owned()
+                };
                 out.push_str(series);
                 out.push(' ');
-                out.push_str(value);
+                out.push_str(&value);
                 out.push(' ');
                 out.push_str(&shifted);
                 out.push_str(newline);
