@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make demo: a local Prometheus loaded with the bundled kube-state-metrics data, the three guardrails evaluated
-# against a healthy canary and broken ones, printed as PASS/FAIL tables.
+# make demo: a local Prometheus loaded with the bundled kube-state-metrics data, then
+#   1. the plugin driven exactly as the Argo Rollouts controller drives it (go-plugin net/rpc, the real
+#      argo-rollouts client) over every scenario: a PASS/FAIL table, checked against the expected verdicts;
+#   2. the same guardrails from the `check` CLI with a ClusterAnalysisTemplate, for a healthy and broken canaries.
 # Usage: examples/demo/demo.sh PATH/TO/rollouts-guardrails
 set -euo pipefail
 bin=${1:?usage: demo.sh PATH/TO/rollouts-guardrails}
@@ -27,7 +29,11 @@ free_port() {
   echo "demo: no free port found" >&2; return 1
 }
 
-echo "== loading the bundled kube-state-metrics data into a local Prometheus"
+echo "== 1. plugin mode, driven by the real argo-rollouts plugin client (data shifted to end now)"
+(cd "$root/tests/conformance/harness" && go run ./cmd/demo -bin "$bin")
+
+echo
+echo "== 2. the check CLI with a ClusterAnalysisTemplate (examples/demo/template.yaml), data as bundled"
 promtool tsdb create-blocks-from openmetrics "$data" "$work/tsdb" >/dev/null
 printf 'global:\n  scrape_interval: 1h\n' >"$work/prometheus.yml"
 start_prometheus() {
