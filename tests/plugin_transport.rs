@@ -20,6 +20,8 @@ fn go_test(version: &str, modfile: &str) {
         .current_dir(&peer)
         .env("PLUGIN_BIN", env!("CARGO_BIN_EXE_rollouts-guardrails"))
         .env("GOFLAGS", "-mod=mod")
+        // The plugin inherits this environment: no controller-wide Prometheus address here.
+        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
         .output()
         .unwrap_or_else(|e| {
             panic!(

@@ -265,8 +265,11 @@ async fn next_value(
         match decoder.decode(buffered) {
             Ok(Some(value)) => return Ok(Some(value)),
             Ok(None) => {}
-            Err(e) if e.is_recoverable() => return Err(BodyError::Recoverable(e.to_string())),
-            Err(e) => return Err(BodyError::Fatal(e.to_string())),
+            // Go's gob errors all read "gob: …"; a Go host sees ours the same way.
+            Err(e) if e.is_recoverable() => {
+                return Err(BodyError::Recoverable(format!("gob: {e}")))
+            }
+            Err(e) => return Err(BodyError::Fatal(format!("gob: {e}"))),
         }
         match reader.read().await {
             Some(chunk) => buffered.extend_from_slice(&chunk),

@@ -94,7 +94,9 @@ func TestGoPluginClientSession(t *testing.T) {
 	}
 
 	m := run(t, c, sampleRunArgs(0))
-	if m.Phase != "Failed" || m.Message != "engine not wired" || m.StartedAt == nil || m.FinishedAt == nil {
+	// The real engine answers: this Run names no Prometheus and none is configured, a fail-closed config error.
+	if m.Phase != "Failed" || !strings.Contains(m.Message, "no Prometheus address") || m.Metadata["failure"] != "config" ||
+		m.StartedAt == nil || m.FinishedAt == nil {
 		t.Fatalf("Run: %+v", m)
 	}
 	if d := time.Since(m.FinishedAt.Time); d < 0 || d > time.Minute {
