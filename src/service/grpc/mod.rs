@@ -53,7 +53,7 @@ pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 /// How long a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `rollouts-guardrails serve`: the gRPC service.
+/// Serve the MetricProvider gRPC API (with health, reflection, optional TLS and /metrics).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address of the gRPC listener, e.g. `0.0.0.0:9464`.
