@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/rollouts-guardrails
 
-.PHONY: help deps build release test test-rust test-gob-go test-conformance demo lint fmt
+.PHONY: help deps build release test test-rust test-gob-go test-grpc-client test-conformance demo lint fmt
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -21,7 +21,7 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-conformance
+test: deps test-rust test-gob-go test-grpc-client test-conformance
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -31,6 +31,10 @@ test-rust:
 # Go's own net/rpc + encoding/gob decode the replies the Rust encoder wrote during test-rust.
 test-gob-go: test-rust
 	cd tests/gobgen && go test -count=1 ./...
+
+# A third-party gRPC client (grpcurl, built from the Go module proxy) against `rollouts-guardrails serve`.
+test-grpc-client: release
+	tests/grpc-client/run.sh "$(abspath $(BIN)) serve"
 
 test-conformance: release
 	GUARDRAILS_BIN=$(abspath $(BIN)) tests/conformance/run.sh

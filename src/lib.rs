@@ -10,12 +10,14 @@
 //! - [`codec`]: Go's `encoding/gob`, as pure functions over bytes (no knowledge of Argo).
 //! - [`transport`]: the go-plugin process contract (handshake, unix socket), the yamux multiplexer, the
 //!   MuxBroker and Go net/rpc framing over gob.
-//! - [`service`]: the Argo metric-provider contract (`Plugin.Run`, …) mapped onto the engine.
+//! - [`service`]: the Argo metric-provider contract (`Plugin.Run`, …) and the gRPC `MetricProvider`
+//!   service, mapped onto the engine.
 //! - [`engine`]: configuration, guardrails, PromQL, verdicts: one async function from
 //!   (analysis context, metric) to measurement, shared by every face.
 //! - [`prometheus`]: the HTTP API client and its response model.
 //! - [`cli`]: the `check` command, for CI, laptops and incident reviews.
 //! - [`logging`]: hclog-compatible JSON lines on stderr.
+//! - [`telemetry`]: the guardrails' own metrics and the `/metrics` endpoint.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -24,4 +26,5 @@ pub mod engine;
 pub mod logging;
 pub mod prometheus;
 pub mod service;
+pub mod telemetry;
 pub mod transport;

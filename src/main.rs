@@ -1,5 +1,5 @@
 //! The rollouts-guardrails binary: plugin mode when the Argo Rollouts controller starts it (magic cookie set),
-//! otherwise the command line (`check`). Thin: everything lives in the library; errors meet `anyhow` here.
+//! otherwise the command line (`check`, `serve`). Thin: everything lives in the library; errors meet `anyhow` here.
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::Engine;
 use rollouts_guardrails::prometheus::Client;
+use rollouts_guardrails::service::grpc;
+use rollouts_guardrails::telemetry;
 use rollouts_guardrails::transport::{self, handshake};
 
 const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Evaluate guardrails once against Prometheus (exit 0 all pass, 1 any fail, 2 usage error).
     Check(CheckArgs),
+    /// Serve the MetricProvider gRPC API (health, reflection, optional TLS, /metrics).
+    Serve(grpc::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check(args)) => check(args),
+        Some(Command::Serve(args)) => serve(args),
         None => {
             // A person ran the plugin by hand: say what this is, on stderr (stdout belongs to the handshake).
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -90,6 +95,36 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
+fn serve(args: grpc::ServeArgs) -> ExitCode {
+    rollouts_guardrails::logging::init();
+    let result = runtime().and_then(|runtime| {
+        runtime
+            .block_on(grpc::serve(args, Engine::from_env(Client::new())))
+            .map_err(anyhow::Error::from)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "serve failed");
+            eprintln!("rollouts-guardrails serve: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `/metrics` beside plugin mode when `GUARDRAILS_METRICS_LISTEN` is set: the controller's operator can scrape
+/// the guardrails themselves. Logs go through tracing (stderr); stdout stays the handshake's.
+fn spawn_plugin_metrics() -> anyhow::Result<()> {
+    if let Some(addr) = telemetry::metrics_listen_from_env()? {
+        tokio::spawn(async move {
+            if let Err(error) = telemetry::serve_metrics(addr, std::future::pending()).await {
+                tracing::error!(%error, "cannot serve /metrics");
+            }
+        });
+    }
+    Ok(())
+}
+
 fn plugin_mode(cookie: &str) -> ExitCode {
     if let Err(error) = handshake::check_cookie(cookie) {
         eprintln!("rollouts-guardrails: {error}; this binary is a metric-provider plugin started by the Argo Rollouts controller.");
@@ -98,9 +133,12 @@ fn plugin_mode(cookie: &str) -> ExitCode {
     rollouts_guardrails::logging::init();
     let result = runtime().and_then(|runtime| {
         let engine = Engine::from_env(Client::new());
-        runtime
-            .block_on(transport::serve(Arc::new(engine)))
-            .map_err(anyhow::Error::from)
+        runtime.block_on(async {
+            spawn_plugin_metrics()?;
+            transport::serve(Arc::new(engine))
+                .await
+                .map_err(anyhow::Error::from)
+        })
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use super::promql::TargetSelector;
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
+use crate::telemetry::{self, QueryOutcome};
 
 /// The AnalysisRun label Argo Rollouts sets to the pod-template hash of the ReplicaSet under analysis.
 pub const POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
@@ -69,6 +70,7 @@ impl Engine {
         metric: &MetricSpec,
         at: Option<SystemTime>,
     ) -> Measurement {
+        let _in_flight = telemetry::global().measurement_in_flight();
         let started_at = SystemTime::now();
         let at = at.unwrap_or(started_at);
         let mut metadata = BTreeMap::new();
@@ -78,7 +80,7 @@ impl Engine {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
         let verdict = self.evaluate(ctx, metric, at, &mut metadata).await;
-        let (phase, value, message) = match verdict {
+        let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
                 if !pass.offenders.is_empty() {
                     metadata.insert(
@@ -86,7 +88,7 @@ impl Engine {
                         pass.offenders.join("\n"),
                     );
                 }
-                (Phase::Successful, pass.value, pass.message)
+                (Phase::Successful, pass.value, pass.message, None)
             }
             Verdict::Fail(failure) => {
                 metadata.insert(
@@ -99,7 +101,12 @@ impl Engine {
                         failure.offenders.join("\n"),
                     );
                 }
-                (Phase::Failed, failure.value, failure.message)
+                (
+                    Phase::Failed,
+                    failure.value,
+                    failure.message,
+                    Some(failure.class),
+                )
             }
         };
         tracing::info!(
@@ -109,6 +116,11 @@ impl Engine {
             phase = phase.as_str(),
             value = %value,
             "measured: {message}"
+        );
+        telemetry::global().record_measurement(
+            metadata.get(metadata_key::GUARDRAIL).map(String::as_str),
+            phase,
+            failure_class,
         );
         Measurement {
             phase,
@@ -293,7 +305,13 @@ impl Engine {
         settings: &Settings,
     ) -> Result<Answers, Failure> {
         let queries = plan.iter().map(|(name, query)| async move {
-            (*name, self.client.instant_query(endpoint, query, at).await)
+            let timer = telemetry::global().time_query();
+            let result = self.client.instant_query(endpoint, query, at).await;
+            timer.finish(match result {
+                Ok(_) => QueryOutcome::Ok,
+                Err(_) => QueryOutcome::Error,
+            });
+            (*name, result)
         });
         let results = tokio::time::timeout(settings.timeout, join_all(queries))
             .await

@@ -4,6 +4,9 @@
 //! - [`Provider`]: the seam the engine plugs into (one async measurement per call, plus metadata).
 //! - [`plugin`]: the net/rpc `Plugin` service Argo's controller calls (`Run`, `Resume`, …), mapping gob
 //!   values to [`AnalysisContext`]/[`MetricSpec`] and [`Measurement`] back to gob.
+//! - [`grpc`]: the same contract as our own protobuf API (`rollouts_guardrails.v1.MetricProvider`), served by
+//!   `rollouts-guardrails serve`.
+pub mod grpc;
 pub mod plugin;
 
 use std::collections::BTreeMap;

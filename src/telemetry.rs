@@ -1,0 +1,649 @@
+//! The guardrails' own metrics (measurements by guardrail and phase, failures by class, Prometheus query
+//! latency, measurements in flight, build info) and the hyper server exposing them at `/metrics` in the
+//! Prometheus text format 0.0.4.
+//!
+//! Hand-rolled rather than the `prometheus-client` crate: every label comes from a closed set (guardrail
+//! kinds, Argo phases, failure classes, query outcomes), so each series is a fixed atomic counter updated
+//! without locks or allocation, every series exists from the start (no missing-series gaps in rate()), and no
+//! label can ever carry a peer-controlled string (an address, a query, a credential). The exposition is ~100
+//! lines; a dependency would bring a registry, dynamic label sets and OpenMetrics we do not need.
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::engine::verdict::FailureClass;
+use crate::engine::Phase;
+
+/// The environment variable that makes plugin mode serve `/metrics` on this address (`0.0.0.0:9465`).
+pub const METRICS_LISTEN_ENV: &str = "GUARDRAILS_METRICS_LISTEN";
+/// The path of the exposition.
+pub const METRICS_PATH: &str = "/metrics";
+/// The content type of the Prometheus text format.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Concurrent scrape connections; more wait in the accept queue (a scraper needs one).
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+/// How long a scraper may take to send its request head (slow-loris bound).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open scrape connections get to finish after shutdown is asked.
+pub const METRICS_DRAIN: Duration = Duration::from_secs(2);
+/// Upper bounds (seconds) of the Prometheus query latency histogram.
+pub const QUERY_LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The guardrail label values; `unknown` when the configuration failed before naming a guardrail.
+const GUARDRAILS: [&str; 5] = ["restarts", "not-ready", "latest-image", "query", "unknown"];
+const PHASES: [Phase; 6] = [
+    Phase::Pending,
+    Phase::Running,
+    Phase::Successful,
+    Phase::Failed,
+    Phase::Error,
+    Phase::Inconclusive,
+];
+const CLASSES: [FailureClass; 6] = [
+    FailureClass::NoData,
+    FailureClass::Stale,
+    FailureClass::QueryError,
+    FailureClass::Timeout,
+    FailureClass::Config,
+    FailureClass::Threshold,
+];
+
+/// How one Prometheus query ended, for the latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// Prometheus answered with data.
+    Ok,
+    /// The query failed (transport, HTTP status, API error, undecodable answer).
+    Error,
+    /// The query was abandoned: the measurement timed out or the caller went away.
+    Cancelled,
+}
+
+impl QueryOutcome {
+    const ALL: [QueryOutcome; 3] = [
+        QueryOutcome::Ok,
+        QueryOutcome::Error,
+        QueryOutcome::Cancelled,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            QueryOutcome::Ok => "ok",
+            QueryOutcome::Error => "error",
+            QueryOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Errors of the `/metrics` server.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The listen address did not parse.
+    #[error("invalid metrics listen address `{address}` (from {source_name}): {source}")]
+    Address {
+        address: String,
+        source_name: &'static str,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The socket could not be bound.
+    #[error("cannot listen for /metrics on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A latency histogram with fixed buckets ([`QUERY_LATENCY_BUCKETS`]) and an overflow (`+Inf`) bucket.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Non-cumulative counts per bucket; the last is `+Inf`. Cumulated when rendered.
+    buckets: [AtomicU64; QUERY_LATENCY_BUCKETS.len() + 1],
+    /// Sum of observations in nanoseconds (584 years before it wraps).
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let index = QUERY_LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(QUERY_LATENCY_BUCKETS.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The process' metrics. One instance per process: [`global`].
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    /// `[guardrail][phase]` measurement counts.
+    measurements: [[AtomicU64; PHASES.len()]; GUARDRAILS.len()],
+    /// Failed measurements per failure class.
+    failures: [AtomicU64; CLASSES.len()],
+    /// Prometheus query latency, per outcome.
+    query_latency: [Histogram; QueryOutcome::ALL.len()],
+    /// Measurements started and not yet finished (or dropped).
+    in_flight: AtomicI64,
+}
+
+static GLOBAL: LazyLock<Telemetry> = LazyLock::new(Telemetry::default);
+
+/// The process-wide metrics the engine records into and `/metrics` renders.
+pub fn global() -> &'static Telemetry {
+    &GLOBAL
+}
+
+impl Telemetry {
+    /// Counts one finished measurement. `guardrail` is the metadata value (`None` or an unknown name counts
+    /// as `unknown`); `failure` is set for failed measurements.
+    pub fn record_measurement(
+        &self,
+        guardrail: Option<&str>,
+        phase: Phase,
+        failure: Option<FailureClass>,
+    ) {
+        let g = guardrail
+            .and_then(|name| GUARDRAILS.iter().position(|known| *known == name))
+            .unwrap_or(GUARDRAILS.len() - 1);
+        let p = PHASES.iter().position(|known| *known == phase).unwrap_or(0);
+        self.measurements[g][p].fetch_add(1, Ordering::Relaxed);
+        if let Some(class) = failure {
+            if let Some(c) = CLASSES.iter().position(|known| *known == class) {
+                self.failures[c].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Marks a measurement in flight until the returned guard is dropped (finished or cancelled alike).
+    pub fn measurement_in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { telemetry: self }
+    }
+
+    /// Starts timing one Prometheus query. Call [`QueryTimer::finish`] with the outcome; a timer dropped
+    /// unfinished (the query future was abandoned) records [`QueryOutcome::Cancelled`].
+    pub fn time_query(&self) -> QueryTimer<'_> {
+        QueryTimer {
+            telemetry: self,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Measurements currently in flight.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The exposition in the Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail; the results are ignored deliberately.
+        let _ = writeln!(
+            out,
+            "# HELP rollouts_guardrails_measurements_total Measurements taken, by guardrail and phase."
+        );
+        let _ = writeln!(out, "# TYPE rollouts_guardrails_measurements_total counter");
+        for (g, guardrail) in GUARDRAILS.iter().enumerate() {
+            for (p, phase) in PHASES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "rollouts_guardrails_measurements_total{{guardrail=\"{guardrail}\",phase=\"{}\"}} {}",
+                    phase.as_str(),
+                    self.measurements[g][p].load(Ordering::Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rollouts_guardrails_measurement_failures_total Failed measurements, by failure class."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE rollouts_guardrails_measurement_failures_total counter"
+        );
+        for (c, class) in CLASSES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "rollouts_guardrails_measurement_failures_total{{class=\"{}\"}} {}",
+                class.name(),
+                self.failures[c].load(Ordering::Relaxed)
+            );
+        }
+        let name = "rollouts_guardrails_prometheus_query_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Latency of each Prometheus instant query, by outcome (ok, error, cancelled)."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for outcome in QueryOutcome::ALL {
+            let histogram = &self.query_latency[outcome.index()];
+            let label = outcome.name();
+            let mut cumulative = 0u64;
+            for (i, bound) in QUERY_LATENCY_BUCKETS.iter().enumerate() {
+                cumulative += histogram.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{outcome=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += histogram.buckets[QUERY_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{outcome=\"{label}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{outcome=\"{label}\"}} {sum}");
+            let _ = writeln!(
+                out,
+                "{name}_count{{outcome=\"{label}\"}} {}",
+                histogram.count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rollouts_guardrails_measurements_in_flight Measurements started and not yet finished."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE rollouts_guardrails_measurements_in_flight gauge"
+        );
+        let _ = writeln!(
+            out,
+            "rollouts_guardrails_measurements_in_flight {}",
+            self.in_flight()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollouts_guardrails_build_info The running build; the value is always 1."
+        );
+        let _ = writeln!(out, "# TYPE rollouts_guardrails_build_info gauge");
+        let _ = writeln!(
+            out,
+            "rollouts_guardrails_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+/// Keeps a measurement counted in `rollouts_guardrails_measurements_in_flight` while alive.
+#[must_use = "the measurement counts as in flight only while the guard lives"]
+pub struct InFlight<'t> {
+    telemetry: &'t Telemetry,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.telemetry.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Times one Prometheus query (see [`Telemetry::time_query`]).
+#[must_use = "a timer records when finished or dropped"]
+pub struct QueryTimer<'t> {
+    telemetry: &'t Telemetry,
+    started: Instant,
+    finished: bool,
+}
+
+impl QueryTimer<'_> {
+    /// Records the query's latency under `outcome`.
+    pub fn finish(mut self, outcome: QueryOutcome) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: QueryOutcome) {
+        if !self.finished {
+            self.finished = true;
+            self.telemetry.query_latency[outcome.index()].observe(self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for QueryTimer<'_> {
+    fn drop(&mut self) {
+        self.record(QueryOutcome::Cancelled);
+    }
+}
+
+/// The `/metrics` address from [`METRICS_LISTEN_ENV`], when set and not blank.
+pub fn metrics_listen_from_env() -> Result<Option<SocketAddr>, TelemetryError> {
+    match std::env::var(METRICS_LISTEN_ENV) {
+        Ok(raw) if !raw.trim().is_empty() => {
+            raw.trim()
+                .parse()
+                .map(Some)
+                .map_err(|source| TelemetryError::Address {
+                    address: raw.trim().to_string(),
+                    source_name: METRICS_LISTEN_ENV,
+                    source,
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Binds `addr` and serves [`global`]'s metrics at `/metrics` until `shutdown` completes.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TelemetryError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TelemetryError::Bind {
+            address: addr,
+            source,
+        })?;
+    serve_metrics_on(listener, shutdown).await;
+    Ok(())
+}
+
+/// Serves [`global`]'s metrics on an already bound listener until `shutdown` completes, then gives open
+/// connections [`METRICS_DRAIN`] to finish.
+pub async fn serve_metrics_on(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let local = listener.local_addr().ok();
+    tracing::info!(address = ?local, "serving {METRICS_PATH}");
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Accept errors (EMFILE, a reset before accept) are transient: back off, keep serving.
+                    tracing::warn!(%error, "/metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service_fn(answer));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "/metrics connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(METRICS_DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("/metrics connections still open after {METRICS_DRAIN:?}; closing them");
+    }
+}
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(respond(request.method(), request.uri().path()))
+}
+
+/// The response to `method path`: the exposition for `GET|HEAD /metrics`, 405 or 404 otherwise.
+fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    if path != METRICS_PATH {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        *response.body_mut() = Full::new(Bytes::from_static(b"not found: try /metrics\n"));
+        return response;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
+    if method == Method::GET {
+        *response.body_mut() = Full::new(Bytes::from(global().render()));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, series: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        line(text, series)
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("series {series} has no number"))
+    }
+
+    #[test]
+    fn measurements_count_by_guardrail_phase_and_class() {
+        let t = Telemetry::default();
+        t.record_measurement(Some("restarts"), Phase::Successful, None);
+        t.record_measurement(
+            Some("restarts"),
+            Phase::Failed,
+            Some(FailureClass::Threshold),
+        );
+        t.record_measurement(None, Phase::Failed, Some(FailureClass::Config));
+        t.record_measurement(Some("no-such"), Phase::Failed, Some(FailureClass::Config));
+        let text = t.render();
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Successful"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Failed"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurements_total{guardrail="unknown",phase="Failed"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurements_total{guardrail="query",phase="Failed"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurement_failures_total{class="config"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurement_failures_total{class="threshold"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"rollouts_guardrails_measurement_failures_total{class="no-data"}"#
+            ),
+            0.0
+        );
+    }
+
+    #[test]
+    fn the_histogram_is_cumulative_and_abandoned_queries_count_as_cancelled() {
+        let t = Telemetry::default();
+        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(3));
+        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(300));
+        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_secs(60));
+        drop(t.time_query());
+        t.time_query().finish(QueryOutcome::Error);
+        let text = t.render();
+        let name = "rollouts_guardrails_prometheus_query_duration_seconds";
+        assert_eq!(
+            value(
+                &text,
+                &format!(r#"{name}_bucket{{outcome="ok",le="0.005"}}"#)
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!(r#"{name}_bucket{{outcome="ok",le="0.25"}}"#)
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&text, &format!(r#"{name}_bucket{{outcome="ok",le="0.5"}}"#)),
+            2.0
+        );
+        assert_eq!(
+            value(&text, &format!(r#"{name}_bucket{{outcome="ok",le="30"}}"#)),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!(r#"{name}_bucket{{outcome="ok",le="+Inf"}}"#)
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(&text, &format!(r#"{name}_count{{outcome="ok"}}"#)),
+            3.0
+        );
+        let sum = value(&text, &format!(r#"{name}_sum{{outcome="ok"}}"#));
+        assert!((sum - 60.303).abs() < 1e-9, "{sum}");
+        assert_eq!(
+            value(&text, &format!(r#"{name}_count{{outcome="cancelled"}}"#)),
+            1.0
+        );
+        assert_eq!(
+            value(&text, &format!(r#"{name}_count{{outcome="error"}}"#)),
+            1.0
+        );
+    }
+
+    #[test]
+    fn the_in_flight_gauge_follows_its_guards() {
+        let t = Telemetry::default();
+        let a = t.measurement_in_flight();
+        let b = t.measurement_in_flight();
+        assert_eq!(
+            value(&t.render(), "rollouts_guardrails_measurements_in_flight"),
+            2.0
+        );
+        drop(a);
+        drop(b);
+        assert_eq!(
+            value(&t.render(), "rollouts_guardrails_measurements_in_flight"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_and_build_info_names_the_version() {
+        let text = Telemetry::default().render();
+        for family in [
+            "rollouts_guardrails_measurements_total",
+            "rollouts_guardrails_measurement_failures_total",
+            "rollouts_guardrails_prometheus_query_duration_seconds",
+            "rollouts_guardrails_measurements_in_flight",
+            "rollouts_guardrails_build_info",
+        ] {
+            assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+            assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
+        }
+        assert_eq!(
+            line(&text, "rollouts_guardrails_build_info{version=\"0.1.0\"}"),
+            "rollouts_guardrails_build_info{version=\"0.1.0\"} 1"
+        );
+    }
+
+    #[test]
+    fn only_get_and_head_of_the_metrics_path_are_served() {
+        assert_eq!(respond(&Method::GET, "/metrics").status(), StatusCode::OK);
+        assert_eq!(
+            respond(&Method::GET, "/metrics").headers()[CONTENT_TYPE],
+            CONTENT_TYPE_TEXT
+        );
+        assert_eq!(respond(&Method::HEAD, "/metrics").status(), StatusCode::OK);
+        assert_eq!(
+            respond(&Method::POST, "/metrics").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(respond(&Method::GET, "/").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn the_listen_address_from_the_environment_is_validated() {
+        // Only this test touches the variable in this binary.
+        std::env::set_var(METRICS_LISTEN_ENV, "not an address");
+        let error = metrics_listen_from_env().unwrap_err();
+        assert!(error.to_string().starts_with(
+            "invalid metrics listen address `not an address` (from GUARDRAILS_METRICS_LISTEN)"
+        ));
+        std::env::set_var(METRICS_LISTEN_ENV, " 127.0.0.1:9465 ");
+        assert_eq!(
+            metrics_listen_from_env().unwrap(),
+            Some("127.0.0.1:9465".parse().unwrap())
+        );
+        std::env::set_var(METRICS_LISTEN_ENV, "");
+        assert_eq!(metrics_listen_from_env().unwrap(), None);
+        std::env::remove_var(METRICS_LISTEN_ENV);
+    }
+}
