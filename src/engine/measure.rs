@@ -9,8 +9,9 @@ use futures::future::join_all;
 use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
-use super::promql::TargetSelector;
+use super::promql::{validate_namespace, TargetSelector};
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
+use super::{alerts, traffic};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
 use crate::telemetry::{self, QueryOutcome};
@@ -180,8 +181,25 @@ impl Engine {
             .pod_template_hash
             .clone()
             .unwrap_or_else(|| "ph0hash".to_string());
+        if config.guardrail == GuardrailKind::Alerts {
+            if let Ok(plan) = alerts::plan(&config, &namespace) {
+                for (name, query) in plan {
+                    out.insert(
+                        format!("{}{name}", metadata_key::QUERY_PREFIX),
+                        query.replace("ph0namespace", "<namespace>"),
+                    );
+                }
+            }
+            return out;
+        }
         if let Ok(target) = TargetSelector::new(&namespace, &rollout, &hash) {
-            for (name, query) in guardrail::plan(config.guardrail, &target, &settings) {
+            let mut plan = guardrail::plan(config.guardrail, &target, &settings);
+            if config.guardrail.is_traffic() {
+                if let Ok(traffic_plan) = traffic::plan(&config, &target, &settings) {
+                    plan.extend(traffic_plan.queries);
+                }
+            }
+            for (name, query) in plan {
                 let shown = query
                     .replace("ph0namespace", "<namespace>")
                     .replace("ph0rollout", "<rollout>")
@@ -266,15 +284,26 @@ impl Engine {
                 ));
             }
         }
+        if config.guardrail == GuardrailKind::Alerts {
+            let namespace = resolve_namespace(&config, ctx)?;
+            metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
+            let plan = alerts::plan(&config, &namespace)?;
+            record_plan(metadata, &plan);
+            let answers = self.ask(&endpoint, plan, at, &settings).await?;
+            return Ok(alerts::judge(&namespace, &answers, &settings, at));
+        }
         let target = resolve_target(&config, ctx)?;
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
-        let plan = guardrail::plan(config.guardrail, &target, &settings);
-        for (name, query) in &plan {
-            metadata.insert(
-                format!("{}{name}", metadata_key::QUERY_PREFIX),
-                query.clone(),
-            );
+        let traffic_plan = if config.guardrail.is_traffic() {
+            Some(traffic::plan(&config, &target, &settings)?)
+        } else {
+            None
+        };
+        let mut plan = guardrail::plan(config.guardrail, &target, &settings);
+        if let Some(traffic_plan) = &traffic_plan {
+            plan.extend(traffic_plan.queries.iter().cloned());
         }
+        record_plan(metadata, &plan);
         let answers = self.ask(&endpoint, plan, at, &settings).await?;
         let coverage_data = answers.get(query_name::COVERAGE).ok_or_else(|| {
             Failure::new(FailureClass::QueryError, "coverage query has no answer")
@@ -286,14 +315,17 @@ impl Engine {
             settings.staleness,
             settings.min_pods,
         )?;
-        Ok(guardrail::judge(
-            config.guardrail,
-            &coverage,
-            &answers,
-            &settings,
-            &config.images,
-            at,
-        ))
+        Ok(match (&traffic_plan, config.guardrail) {
+            (Some(traffic_plan), kind) => {
+                traffic::judge(kind, traffic_plan, &coverage, &answers, &settings, at)
+            }
+            (None, GuardrailKind::WaitingReasons) => {
+                guardrail::judge_waiting(&coverage, &answers, &settings, &config.reasons)
+            }
+            (None, kind) => {
+                guardrail::judge(kind, &coverage, &answers, &settings, &config.images, at)
+            }
+        })
     }
 
     /// Runs every query concurrently, all of them inside the measurement's one timeout.
@@ -423,6 +455,32 @@ fn query_failure(name: &str, error: &QueryError) -> Failure {
         crate::prometheus::FailureClass::QueryError => FailureClass::QueryError,
     };
     Failure::new(class, format!("{name} query failed: {error}"))
+}
+
+fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &[(&'static str, String)]) {
+    for (name, query) in plan {
+        metadata.insert(
+            format!("{}{name}", metadata_key::QUERY_PREFIX),
+            query.clone(),
+        );
+    }
+}
+
+/// The namespace from the configuration, else the AnalysisRun's (for guardrails that judge a namespace).
+fn resolve_namespace(config: &Config, ctx: &AnalysisContext) -> Result<String, Failure> {
+    let namespace = config
+        .namespace
+        .clone()
+        .or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()))
+        .ok_or_else(|| {
+            Failure::new(
+                FailureClass::Config,
+                "cannot determine the namespace: set `namespace`; the AnalysisRun has no namespace",
+            )
+        })?;
+    validate_namespace(&namespace)
+        .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+    Ok(namespace)
 }
 
 /// The target from the configuration, else from the AnalysisRun; a missing part is named.
