@@ -109,31 +109,32 @@ pub fn plan(
         }
         Ok(s)
     };
-    let service =
-        match (preset.per_pod, &config.traffic.service) {
-            (false, Some(service)) => {
-                super::promql::validate_namespace(service)
-                    .map_err(|e| Failure::new(FailureClass::Config, format!("service: {e}")))?;
-                Some(service.clone())
-            }
-            (false, None) => {
-                return Err(Failure::new(
-                    FailureClass::Config,
-                    format!(
-                        "source `{}` needs `service`: the canary Service the ingress routes to",
-                        source.name()
-                    ),
-                ))
-            }
-            (true, Some(_)) => return Err(Failure::new(
+    let service = match (preset.per_pod, &config.traffic.service) {
+        (false, Some(service)) => {
+            super::promql::validate_namespace(service)
+                .map_err(|e| Failure::new(FailureClass::Config, format!("service: {e}")))?;
+            Some(service.clone())
+        }
+        (false, None) => {
+            return Err(Failure::new(
+                FailureClass::Config,
+                format!(
+                    "source `{}` needs `service`: the canary Service the ingress routes to",
+                    source.name()
+                ),
+            ))
+        }
+        (true, Some(_)) => {
+            return Err(Failure::new(
                 FailureClass::Config,
                 format!(
                     "key `service` is not used by source `{}`: its series carry the serving pod",
                     source.name()
                 ),
-            )),
-            (true, None) => None,
-        };
+            ))
+        }
+        (true, None) => None,
+    };
     let scoped = |s: Selector| -> Result<Selector, SelectorError> {
         match &service {
             Some(service) => s.equal(INGRESS_NGINX_SERVICE_LABEL, service),

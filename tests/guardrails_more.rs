@@ -1,0 +1,585 @@
+//! The guardrails beyond the first three — waiting-reasons, oom-killed, error-rate, latency, alerts — against
+//! a real Prometheus, evaluated at the fixtures' END: pod guardrails on the canonical kube-state-metrics fixture,
+//! request and alert guardrails on the extra fixture (`tests/fixtures/prometheus/guardrails-extra.om`, rendered
+//! by `support::scenarios::render_extra`). Each has healthy, violating, no-traffic (where it applies) and
+//! no-data cases, with decoys that would flip the verdict if a selector leaked; then the same through the
+//! `check` CLI.
+mod support;
+
+use std::fs;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rollouts_guardrails::engine::{
+    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
+};
+use rollouts_guardrails::prometheus::Client;
+use serde_json::{json, Value};
+use support::prometheus::TestPrometheus;
+use support::scenarios::{self, Scenario};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
+
+/// Prometheus on the extra fixture, shared by this binary's tests.
+fn extra() -> &'static TestPrometheus {
+    static EXTRA: OnceLock<TestPrometheus> = OnceLock::new();
+    EXTRA.get_or_init(|| TestPrometheus::start(&scenarios::render_extra()))
+}
+
+fn analysis_run(s: &Scenario) -> AnalysisContext {
+    AnalysisContext {
+        namespace: s.namespace.to_string(),
+        name: format!("{}-{}-2", s.rollout, s.hash),
+        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
+        owner_references: vec![OwnerReference {
+            kind: "Rollout".into(),
+            name: s.rollout.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+async fn measure_on(
+    prometheus: &TestPrometheus,
+    ctx: &AnalysisContext,
+    config: Value,
+) -> Measurement {
+    let engine = Engine::new(Client::new(), Some(prometheus.url().to_string()));
+    let metric = MetricSpec {
+        name: "guardrail".into(),
+        plugin_config: Some(config.to_string().into_bytes()),
+        ..Default::default()
+    };
+    let at = UNIX_EPOCH + Duration::from_secs(scenarios::END as u64);
+    engine.measure_at(ctx, &metric, Some(at)).await
+}
+
+async fn canonical(s: &Scenario, config: Value) -> Measurement {
+    measure_on(support::prometheus::shared(), &analysis_run(s), config).await
+}
+
+async fn traffic(s: &Scenario, config: Value) -> Measurement {
+    measure_on(extra(), &analysis_run(s), config).await
+}
+
+async fn alerts_in(namespace: &str, config: Value) -> Measurement {
+    let ctx = AnalysisContext {
+        namespace: namespace.to_string(),
+        ..Default::default()
+    };
+    measure_on(extra(), &ctx, config).await
+}
+
+#[track_caller]
+fn assert_phase(m: &Measurement, phase: Phase, value: &str, contains: &[&str]) {
+    assert_eq!(m.phase, phase, "{m:#?}");
+    assert_eq!(m.value, value, "{m:#?}");
+    for text in contains {
+        assert!(
+            m.message.contains(text),
+            "message lacks {text:?}: {}",
+            m.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn waiting_reasons_pass_healthy_pods_and_name_pod_container_reason() {
+    let m = canonical(
+        &scenarios::SHOP_WEB,
+        json!({"guardrail": "waiting-reasons"}),
+    )
+    .await;
+    // The decoys (same namespace, other ReplicaSets) are all in CrashLoopBackOff.
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "0",
+        &["0 containers of 3 pods of ReplicaSet shop/web-6c8d7f9a1"],
+    );
+    let m = canonical(&scenarios::PAY_API, json!({"guardrail": "waiting-reasons"})).await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "1",
+        &[&format!(
+            "{}/api waiting: CrashLoopBackOff",
+            scenarios::PAY_API_CRASHING_POD
+        )],
+    );
+    let m = canonical(
+        &scenarios::MEDIA_UPLOADER,
+        json!({"guardrail": "waiting-reasons"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "1",
+        &["uploader waiting: ImagePullBackOff"],
+    );
+    // A configured list replaces the default one; other reasons are reported, not judged.
+    let m = canonical(
+        &scenarios::MEDIA_UPLOADER,
+        json!({"guardrail": "waiting-reasons", "reasons": "CrashLoopBackOff"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "0",
+        &["also waiting, not judged: ImagePullBackOff"],
+    );
+}
+
+#[tokio::test]
+async fn oom_killed_fails_inside_the_window_and_ignores_other_terminations() {
+    let m = canonical(&scenarios::PAY_LEDGER, json!({"guardrail": "oom-killed"})).await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "1",
+        &[&format!(
+            "{}/ledger OOMKilled",
+            scenarios::PAY_LEDGER_RESTARTED_POD
+        )],
+    );
+    // pay/young terminated with Error, not OOMKilled; shop/web never terminated.
+    for s in [&scenarios::PAY_YOUNG, &scenarios::SHOP_WEB] {
+        let m = canonical(s, json!({"guardrail": "oom-killed"})).await;
+        assert_phase(
+            &m,
+            Phase::Successful,
+            "0",
+            &["0 containers OOMKilled in the last 5m"],
+        );
+    }
+}
+
+#[tokio::test]
+async fn pod_guardrails_without_fresh_pods_fail() {
+    for name in ["waiting-reasons", "oom-killed"] {
+        for s in [&scenarios::OPS_GHOST, &scenarios::OPS_GONE] {
+            let m = canonical(s, json!({ "guardrail": name })).await;
+            assert_eq!(m.phase, Phase::Failed, "{name} {m:#?}");
+            assert_eq!(m.metadata["failure"], "no-data", "{name} {m:#?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn error_rate_judges_only_the_canary_pods() {
+    let m = traffic(
+        &scenarios::CHECKOUT_CART,
+        json!({"guardrail": "error-rate"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "0.000999",
+        &["ReplicaSet checkout/cart-5d4c3b2a1", "threshold 0.05"],
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        json!({"guardrail": "error-rate"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "0.166667",
+        &["300 of 1800 requests with code=~\"5..\""],
+    );
+    // The decoys serve 50 % errors; only a selector leak would make cart fail at 1 %.
+    let m = traffic(
+        &scenarios::CHECKOUT_CART,
+        json!({"guardrail": "error-rate", "profile": "prod"}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Successful, "{m:#?}");
+}
+
+#[tokio::test]
+async fn error_rate_without_enough_traffic_or_any_series_fails() {
+    let m = traffic(
+        &scenarios::CHECKOUT_QUIET,
+        json!({"guardrail": "error-rate"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "3",
+        &["not enough traffic", "minRequests 10"],
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_QUIET,
+        json!({"guardrail": "error-rate", "minRequests": 2}),
+    )
+    .await;
+    assert_phase(&m, Phase::Successful, "0", &[]);
+    let m = traffic(
+        &scenarios::CHECKOUT_SILENT,
+        json!({"guardrail": "error-rate"}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "", &["no request series"]);
+    assert_eq!(m.metadata["failure"], "no-data");
+    // A wrong error label is "no request series", never "no errors".
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        json!({"guardrail": "error-rate", "errorLabel": "status"}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "", &["no request series"]);
+    // Canonical Prometheus: the pods exist, no request metrics at all.
+    let m = canonical(&scenarios::SHOP_WEB, json!({"guardrail": "error-rate"})).await;
+    assert_eq!(
+        (m.phase, m.metadata["failure"].as_str()),
+        (Phase::Failed, "no-data"),
+        "{m:#?}"
+    );
+}
+
+#[tokio::test]
+async fn error_rate_presets_istio_and_ingress_nginx() {
+    let m = traffic(
+        &scenarios::MESH_ORDERS,
+        json!({"guardrail": "error-rate", "source": "istio"}),
+    )
+    .await;
+    // The source reporter's 5xx series would make this 0.5.
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "0.000999",
+        &["response_code=~\"5..\""],
+    );
+    let m = traffic(
+        &scenarios::EDGE_STOREFRONT,
+        json!({"guardrail": "error-rate", "source": "ingress-nginx", "service": scenarios::EDGE_STOREFRONT_CANARY_SERVICE}),
+    )
+    .await;
+    assert_phase(&m, Phase::Successful, "0.002494", &["status=~\"5..\""]);
+    let m = traffic(
+        &scenarios::EDGE_STOREFRONT,
+        json!({"guardrail": "error-rate", "source": "ingress-nginx", "service": "storefront-stable"}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Failed, "{m:#?}");
+    assert_eq!(m.value, "1", "the stable Service serves only 500s");
+}
+
+#[tokio::test]
+async fn latency_quantiles_against_the_threshold() {
+    let m = traffic(
+        &scenarios::CHECKOUT_CART,
+        json!({"guardrail": "latency", "threshold": 0.3}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Successful, "{m:#?}");
+    assert!(
+        m.message
+            .starts_with("p95 latency 0.183333s over 6006 requests"),
+        "{}",
+        m.message
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_CART,
+        json!({"guardrail": "latency", "threshold": "0.1"}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Failed, "{m:#?}");
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        json!({"guardrail": "latency", "threshold": 0.5, "quantile": 0.99}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Failed, "{m:#?}");
+    assert!(m.message.starts_with("p99 latency 2.4"), "{}", m.message);
+    let m = traffic(
+        &scenarios::MESH_ORDERS,
+        json!({"guardrail": "latency", "source": "istio", "threshold": 0.1}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Successful, "{m:#?}");
+    assert!(
+        m.value.starts_with("0.04"),
+        "milliseconds become seconds: {m:#?}"
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_QUIET,
+        json!({"guardrail": "latency", "threshold": 1}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "3", &["not enough traffic"]);
+    let m = traffic(
+        &scenarios::CHECKOUT_SILENT,
+        json!({"guardrail": "latency", "threshold": 1}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "", &["no request series"]);
+    let m = traffic(&scenarios::CHECKOUT_CART, json!({"guardrail": "latency"})).await;
+    assert_phase(&m, Phase::Failed, "", &["missing key `threshold`"]);
+}
+
+#[tokio::test]
+async fn alerts_fail_on_firing_alerts_at_or_above_the_severity() {
+    let m = alerts_in(
+        scenarios::ALERTS_ALARMED_NAMESPACE,
+        json!({"guardrail": "alerts"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "2",
+        &[
+            "KubeContainerWaiting (warning)",
+            "KubePodCrashLooping (critical)",
+        ],
+    );
+    let m = alerts_in(
+        scenarios::ALERTS_CALM_NAMESPACE,
+        json!({"guardrail": "alerts"}),
+    )
+    .await;
+    // Pending alerts never count; the info one is below the default minimum; calm-staging is a decoy.
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "0",
+        &["1 below the minimum severity ignored"],
+    );
+    let m = alerts_in(
+        scenarios::ALERTS_CALM_NAMESPACE,
+        json!({"guardrail": "alerts", "profile": "prod"}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "1", &["CPUThrottlingHigh (info)"]);
+    let m = alerts_in(
+        scenarios::ALERTS_ALARMED_NAMESPACE,
+        json!({"guardrail": "alerts", "minSeverity": "critical"}),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "1", &["KubePodCrashLooping"]);
+    let m = alerts_in("quiet-namespace", json!({"guardrail": "alerts"})).await;
+    assert_phase(&m, Phase::Successful, "0", &["rules evaluated 10s ago"]);
+}
+
+#[tokio::test]
+async fn alerts_without_rule_evaluation_prove_nothing() {
+    // The canonical Prometheus has no ALERTS and no rule-evaluation clock.
+    let ctx = AnalysisContext {
+        namespace: "shop".into(),
+        ..Default::default()
+    };
+    let m = measure_on(
+        support::prometheus::shared(),
+        &ctx,
+        json!({"guardrail": "alerts"}),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "",
+        &["cannot prove that alerting rules are evaluated"],
+    );
+    // Four minutes after the clock stopped, with a staleness of two.
+    let engine = Engine::new(Client::new(), Some(extra().url().to_string()));
+    let metric = MetricSpec {
+        name: "alerts".into(),
+        plugin_config: Some(
+            json!({"guardrail": "alerts", "namespace": "calm", "staleness": "2m"})
+                .to_string()
+                .into_bytes(),
+        ),
+        ..Default::default()
+    };
+    let later = UNIX_EPOCH + Duration::from_secs((scenarios::END + 240) as u64);
+    let m = engine
+        .measure_at(&AnalysisContext::default(), &metric, Some(later))
+        .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "",
+        &["alerting rules were last evaluated 4m10s ago, older than staleness 2m"],
+    );
+    assert_eq!(m.metadata["failure"], "stale");
+}
+
+fn check(prometheus: &TestPrometheus, args: &[&str]) -> (i32, Value) {
+    let output = Command::new(BIN)
+        .args([
+            "check",
+            "--prometheus",
+            prometheus.url(),
+            "--at",
+            scenarios::END_RFC3339,
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env_remove("ARGO_ROLLOUTS_RPC_PLUGIN")
+        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run rollouts-guardrails");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: Value = serde_json::from_str(stdout.trim())
+        .or_else(|_| serde_json::from_str(stdout.lines().next().unwrap_or("")))
+        .unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    (output.status.code().unwrap_or(-1), json)
+}
+
+fn target(s: &Scenario) -> Vec<&'static str> {
+    vec![
+        "--namespace",
+        s.namespace,
+        "--rollout",
+        s.rollout,
+        "--pod-template-hash",
+        s.hash,
+    ]
+}
+
+#[test]
+fn the_check_cli_runs_every_new_guardrail() {
+    let cases: Vec<(&TestPrometheus, Vec<&str>, i32)> = vec![
+        (
+            support::prometheus::shared(),
+            [
+                target(&scenarios::SHOP_WEB),
+                vec!["--guardrail", "waiting-reasons"],
+            ]
+            .concat(),
+            0,
+        ),
+        (
+            support::prometheus::shared(),
+            [
+                target(&scenarios::PAY_API),
+                vec!["--guardrail", "waiting-reasons"],
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            support::prometheus::shared(),
+            [
+                target(&scenarios::SHOP_WEB),
+                vec!["--guardrail", "oom-killed"],
+            ]
+            .concat(),
+            0,
+        ),
+        (
+            support::prometheus::shared(),
+            [
+                target(&scenarios::PAY_LEDGER),
+                vec!["--guardrail", "oom-killed"],
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            extra(),
+            [
+                target(&scenarios::CHECKOUT_CART),
+                vec!["--guardrail", "error-rate"],
+            ]
+            .concat(),
+            0,
+        ),
+        (
+            extra(),
+            [
+                target(&scenarios::CHECKOUT_PRICING),
+                vec!["--guardrail", "error-rate"],
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            extra(),
+            [
+                target(&scenarios::CHECKOUT_QUIET),
+                vec!["--guardrail", "error-rate"],
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            extra(),
+            [
+                target(&scenarios::CHECKOUT_CART),
+                vec!["--guardrail", "latency", "--set", "threshold=0.3"],
+            ]
+            .concat(),
+            0,
+        ),
+        (
+            extra(),
+            [
+                target(&scenarios::CHECKOUT_PRICING),
+                vec!["--guardrail", "latency", "--set", "threshold=0.3"],
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            extra(),
+            vec!["--namespace", "calm", "--guardrail", "alerts"],
+            0,
+        ),
+        (
+            extra(),
+            vec![
+                "--namespace",
+                "alarmed",
+                "--guardrail",
+                "alerts",
+                "--set",
+                "matchers.severity=critical",
+            ],
+            1,
+        ),
+        (
+            support::prometheus::shared(),
+            vec!["--namespace", "shop", "--guardrail", "alerts"],
+            1,
+        ),
+    ];
+    for (prometheus, args, status) in cases {
+        let (code, json) = check(prometheus, &args);
+        assert_eq!(code, status, "{args:?}: {json:#}");
+        let text = json.to_string();
+        let expected = if status == 0 { "Successful" } else { "Failed" };
+        assert!(text.contains(expected), "{args:?}: {json:#}");
+    }
+}
+
+#[test]
+fn the_committed_extra_fixture_is_current() {
+    let rendered = scenarios::render_extra();
+    let path = scenarios::extra_fixture_path();
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        fs::write(&path, &rendered).expect("write the extra fixture");
+    }
+    let committed = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "{} is not the rendering of scenarios::render_extra(); run UPDATE_FIXTURES=1 cargo test --test guardrails_more",
+        path.display()
+    );
+}
