@@ -583,3 +583,95 @@ fn the_committed_extra_fixture_is_current() {
         path.display()
     );
 }
+
+fn regression(signal: &str, stable: &Scenario) -> Value {
+    json!({"guardrail": "regression", "signal": signal, "stablePodTemplateHash": stable.hash})
+}
+
+#[tokio::test]
+async fn regression_compares_canary_with_stable_on_every_signal() {
+    let cart_stable = &scenarios::EXTRA_DECOYS[0];
+    let pricing_stable = &scenarios::CHECKOUT_PRICING_STABLE;
+    // cart's canary is better than its (bad) stable on every signal.
+    for signal in ["error-rate", "latency", "cpu", "memory"] {
+        let m = traffic(&scenarios::CHECKOUT_CART, regression(signal, cart_stable)).await;
+        assert_eq!(m.phase, Phase::Successful, "{signal}: {m:#?}");
+        assert_eq!(m.metadata["stable"], "checkout/cart-9c8b7a6f5");
+    }
+    // pricing's canary is worse than its stable on every signal; the message shows both values and the ratio.
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        regression("cpu", pricing_stable),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "0.9",
+        &[
+            "canary CPU per pod (cores) 0.9 vs stable 0.3: ratio 3",
+            "tolerance 0.5",
+        ],
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        regression("memory", pricing_stable),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "629145600", &["ratio 3"]);
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        regression("latency", pricing_stable),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Failed, "{m:#?}");
+    assert!(
+        m.message.contains("canary p95 latency (s) 2.35"),
+        "{}",
+        m.message
+    );
+    let m = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        regression("error-rate", pricing_stable),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Failed, "{m:#?}");
+    // A generous tolerance lets the CPU difference pass.
+    let mut config = regression("cpu", pricing_stable);
+    config["tolerance"] = json!(3);
+    let m = traffic(&scenarios::CHECKOUT_PRICING, config).await;
+    assert_eq!(m.phase, Phase::Successful, "{m:#?}");
+}
+
+#[tokio::test]
+async fn regression_needs_enough_data_on_both_sides() {
+    // quiet has pods but no resource series.
+    let m = traffic(
+        &scenarios::CHECKOUT_QUIET,
+        regression("cpu", &scenarios::CHECKOUT_PRICING_STABLE),
+    )
+    .await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "",
+        &["canary: no cpu usage data for 1 of 1 pods"],
+    );
+    // A stable hash without pods.
+    let mut config = regression("memory", &scenarios::CHECKOUT_PRICING_STABLE);
+    config["stablePodTemplateHash"] = json!("0f0f0f0f0");
+    let m = traffic(&scenarios::CHECKOUT_CART, config).await;
+    assert_phase(&m, Phase::Failed, "", &["stable: no fresh kube-state-metrics series for pods of ReplicaSet checkout/cart-0f0f0f0f0"]);
+    // Too little traffic on the canary side (1800 requests) while the stable side has 6006.
+    let mut config = regression("error-rate", &scenarios::CHECKOUT_PRICING_STABLE);
+    config["minRequests"] = json!(2000);
+    let m = traffic(&scenarios::CHECKOUT_PRICING, config).await;
+    assert_phase(&m, Phase::Failed, "1800", &["canary: not enough traffic"]);
+    // Comparing a ReplicaSet with itself proves nothing.
+    let m = traffic(
+        &scenarios::CHECKOUT_CART,
+        regression("cpu", &scenarios::CHECKOUT_CART),
+    )
+    .await;
+    assert_phase(&m, Phase::Failed, "", &["the same ReplicaSet"]);
+}

@@ -69,11 +69,12 @@ pub enum GuardrailKind {
     ErrorRate,
     Latency,
     Alerts,
+    Regression,
     Query,
 }
 
 impl GuardrailKind {
-    pub const ALL: [GuardrailKind; 9] = [
+    pub const ALL: [GuardrailKind; 10] = [
         GuardrailKind::Restarts,
         GuardrailKind::NotReady,
         GuardrailKind::LatestImage,
@@ -82,6 +83,7 @@ impl GuardrailKind {
         GuardrailKind::ErrorRate,
         GuardrailKind::Latency,
         GuardrailKind::Alerts,
+        GuardrailKind::Regression,
         GuardrailKind::Query,
     ];
 
@@ -95,6 +97,7 @@ impl GuardrailKind {
             GuardrailKind::ErrorRate => "error-rate",
             GuardrailKind::Latency => "latency",
             GuardrailKind::Alerts => "alerts",
+            GuardrailKind::Regression => "regression",
             GuardrailKind::Query => "query",
         }
     }
@@ -112,14 +115,20 @@ impl GuardrailKind {
     fn uses(self, key: &str) -> bool {
         use GuardrailKind::*;
         match key {
-            "window" => matches!(self, Restarts | OomKilled | ErrorRate | Latency),
+            "window" => matches!(
+                self,
+                Restarts | OomKilled | ErrorRate | Latency | Regression
+            ),
             "images" => self == LatestImage,
             "query" => self == Query,
             "reasons" => self == WaitingReasons,
-            "source" | "requestMetric" | "minRequests" | "service" => self.is_traffic(),
-            "errorLabel" | "errorRegex" => self == ErrorRate,
-            "histogramMetric" | "quantile" => self == Latency,
-            "matchers" => self.is_traffic() || self == Alerts,
+            "source" | "requestMetric" | "minRequests" | "service" => {
+                self.is_traffic() || self == Regression
+            }
+            "errorLabel" | "errorRegex" => matches!(self, ErrorRate | Regression),
+            "histogramMetric" | "quantile" => matches!(self, Latency | Regression),
+            "matchers" => self.is_traffic() || matches!(self, Alerts | Regression),
+            "signal" | "stablePodTemplateHash" | "tolerance" => self == Regression,
             "minSeverity" => self == Alerts,
             "namespace" | "staleness" => self != Query,
             "rollout" | "podTemplateHash" | "minPods" => !matches!(self, Query | Alerts),
@@ -201,7 +210,46 @@ pub struct Config {
     pub matchers: BTreeMap<String, String>,
     /// `alerts`: the lowest severity that counts.
     pub min_severity: Option<Severity>,
+    /// `regression`: what is compared, the stable side, and the allowed relative excess.
+    pub signal: Option<Signal>,
+    pub stable_pod_template_hash: Option<String>,
+    pub tolerance: Option<f64>,
     pub connection: Connection,
+}
+
+/// What `regression` compares between canary and stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    ErrorRate,
+    Latency,
+    Cpu,
+    Memory,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 4] = [
+        Signal::ErrorRate,
+        Signal::Latency,
+        Signal::Cpu,
+        Signal::Memory,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::ErrorRate => "error-rate",
+            Signal::Latency => "latency",
+            Signal::Cpu => "cpu",
+            Signal::Memory => "memory",
+        }
+    }
+
+    /// The default `tolerance`: latency 10 %, error ratio 50 %, CPU and memory 50 %.
+    pub fn default_tolerance(self) -> f64 {
+        match self {
+            Signal::Latency => 0.1,
+            Signal::ErrorRate | Signal::Cpu | Signal::Memory => 0.5,
+        }
+    }
 }
 
 /// The waiting reasons `waiting-reasons` fails on unless `reasons` is set.
@@ -311,6 +359,8 @@ pub struct Settings {
     pub quantile: f64,
     /// `alerts`: the lowest severity that counts (warning default, info prod).
     pub min_severity: Severity,
+    /// `regression`: canary fails above stable × (1 + tolerance).
+    pub tolerance: f64,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -338,6 +388,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "minRequests",
     "matchers",
     "minSeverity",
+    "signal",
+    "stablePodTemplateHash",
+    "tolerance",
     "headers",
     "bearerToken",
     "bearerTokenFile",
@@ -451,6 +504,37 @@ impl Config {
                     })?,
             ),
         };
+        let signal = match string(map, "signal")?.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                Signal::ALL
+                    .into_iter()
+                    .find(|s| s.name() == text)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "signal".into(),
+                        reason: format!(
+                            "unknown signal `{text}`; expected one of {}",
+                            Signal::ALL.map(|s| format!("`{}`", s.name())).join(", ")
+                        ),
+                    })?,
+            ),
+        };
+        let stable_pod_template_hash = non_empty(string(map, "stablePodTemplateHash")?);
+        if guardrail == GuardrailKind::Regression {
+            if signal.is_none() {
+                return Err(ConfigError::Missing("signal"));
+            }
+            if stable_pod_template_hash.is_none() {
+                return Err(ConfigError::Missing("stablePodTemplateHash"));
+            }
+        }
+        let tolerance = number(map, "tolerance")?;
+        if tolerance.is_some_and(|t| !(0.0..=100.0).contains(&t)) {
+            return Err(ConfigError::Invalid {
+                key: "tolerance".into(),
+                reason: "must be between 0 and 100 (0.1 = 10 % worse allowed)".into(),
+            });
+        }
         let query = string(map, "query")?;
         if guardrail == GuardrailKind::Query && query.as_deref().is_none_or(|q| q.trim().is_empty())
         {
@@ -473,6 +557,9 @@ impl Config {
             traffic,
             matchers: matchers(map)?,
             min_severity,
+            signal,
+            stable_pod_template_hash,
+            tolerance,
             connection: connection(map)?,
         })
     }
@@ -488,6 +575,8 @@ impl Config {
             GuardrailKind::ErrorRate => (short, Some(if prod { 0.01 } else { 0.05 })),
             // Required at parse time: no default objective.
             GuardrailKind::Latency => (short, None),
+            // An absolute floor: canary values at or below it pass whatever the ratio.
+            GuardrailKind::Regression => (short, Some(0.0)),
             GuardrailKind::NotReady
             | GuardrailKind::LatestImage
             | GuardrailKind::WaitingReasons
@@ -517,6 +606,10 @@ impl Config {
             } else {
                 Severity::Warning
             }),
+            tolerance: self
+                .tolerance
+                .or(self.signal.map(Signal::default_tolerance))
+                .unwrap_or(0.0),
         }
     }
 }

@@ -55,7 +55,9 @@ pub fn plan(
             queries.push((OOM_KILLED, target.oom_killed(settings.window)));
         }
         // The traffic queries come from `traffic::plan`; only the pods' coverage is asked here.
-        GuardrailKind::ErrorRate | GuardrailKind::Latency => return queries,
+        GuardrailKind::ErrorRate | GuardrailKind::Latency | GuardrailKind::Regression => {
+            return queries
+        }
         GuardrailKind::Alerts | GuardrailKind::Query => return Vec::new(),
     }
     queries.push((WAITING, target.waiting()));
@@ -142,12 +144,13 @@ pub fn judge(
             return judge_waiting(coverage, answers, settings, &defaults);
         }
         GuardrailKind::OomKilled => oom_killed(coverage, answers, settings),
-        GuardrailKind::ErrorRate | GuardrailKind::Latency | GuardrailKind::Alerts => {
-            Err(Failure::new(
-                FailureClass::Config,
-                format!("guardrail `{}` is judged by its own module", kind.name()),
-            ))
-        }
+        GuardrailKind::ErrorRate
+        | GuardrailKind::Latency
+        | GuardrailKind::Alerts
+        | GuardrailKind::Regression => Err(Failure::new(
+            FailureClass::Config,
+            format!("guardrail `{}` is judged by its own module", kind.name()),
+        )),
         GuardrailKind::Query => Err(Failure::new(
             FailureClass::Config,
             "the query guardrail is judged by judge_query",
@@ -589,6 +592,7 @@ mod tests {
             min_requests: 10,
             quantile: 0.95,
             min_severity: crate::engine::config::Severity::Warning,
+            tolerance: 0.0,
         }
     }
 

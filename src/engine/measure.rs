@@ -11,7 +11,7 @@ use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::{validate_namespace, TargetSelector};
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
-use super::{alerts, traffic};
+use super::{alerts, regression, traffic};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
 use crate::telemetry::{self, QueryOutcome};
@@ -294,6 +294,11 @@ impl Engine {
         }
         let target = resolve_target(&config, ctx)?;
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
+        if config.guardrail == GuardrailKind::Regression {
+            return self
+                .regression(&config, &target, &endpoint, &settings, at, metadata)
+                .await;
+        }
         let traffic_plan = if config.guardrail.is_traffic() {
             Some(traffic::plan(&config, &target, &settings)?)
         } else {
@@ -326,6 +331,64 @@ impl Engine {
                 guardrail::judge(kind, &coverage, &answers, &settings, &config.images, at)
             }
         })
+    }
+
+    /// `regression`: both sides asked concurrently inside the one timeout, each proven, then compared.
+    async fn regression(
+        &self,
+        config: &Config,
+        target: &TargetSelector,
+        endpoint: &Endpoint,
+        settings: &Settings,
+        at: SystemTime,
+        metadata: &mut BTreeMap<String, String>,
+    ) -> Result<Verdict, Failure> {
+        let signal = config
+            .signal
+            .ok_or_else(|| Failure::new(FailureClass::Config, "missing key `signal`"))?;
+        let stable_hash = config.stable_pod_template_hash.as_deref().ok_or_else(|| {
+            Failure::new(FailureClass::Config, "missing key `stablePodTemplateHash`")
+        })?;
+        let stable = target
+            .with_hash(stable_hash)
+            .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+        metadata.insert("stable".to_string(), stable.describe());
+        let canary_plan = regression::plan(signal, config, target, settings)?;
+        let stable_plan = regression::plan(signal, config, &stable, settings)?;
+        record_plan(metadata, &canary_plan.queries);
+        for (name, query) in &stable_plan.queries {
+            metadata.insert(
+                format!("{}stable-{name}", metadata_key::QUERY_PREFIX),
+                query.clone(),
+            );
+        }
+        let (canary_answers, stable_answers) = tokio::join!(
+            self.ask(endpoint, canary_plan.queries.clone(), at, settings),
+            self.ask(endpoint, stable_plan.queries.clone(), at, settings)
+        );
+        let (canary_answers, stable_answers) = (canary_answers?, stable_answers?);
+        let prove = |answers: &Answers, side: &TargetSelector, plan: &regression::SidePlan| {
+            let data = answers.get(query_name::COVERAGE).ok_or_else(|| {
+                Failure::new(FailureClass::QueryError, "coverage query has no answer")
+            })?;
+            let coverage = Coverage::prove(data, side, at, settings.staleness, settings.min_pods)?;
+            let value = regression::side_value(signal, plan, &coverage, answers, settings, at)?;
+            Ok::<_, Failure>((coverage, value))
+        };
+        let side = |which: &str, result: Result<(Coverage, f64), Failure>| {
+            result.map_err(|f| Failure {
+                message: format!("{which}: {}", f.message),
+                ..f
+            })
+        };
+        let canary = side("canary", prove(&canary_answers, target, &canary_plan))?;
+        let stable = side("stable", prove(&stable_answers, &stable, &stable_plan))?;
+        Ok(regression::judge(
+            signal,
+            (&canary.0, canary.1),
+            (&stable.0, stable.1),
+            settings,
+        ))
     }
 
     /// Runs every query concurrently, all of them inside the measurement's one timeout.

@@ -9,6 +9,7 @@
 //! - [`condition`]: Argo's expr-lang success/failure conditions.
 //! - [`guardrail`]: the queries of each guardrail and how each judges the answers.
 //! - [`traffic`]: `error-rate` and `latency`: request-metric presets, their PromQL and judges.
+//! - [`regression`]: `regression`: canary versus stable for one signal, each side proven on its own.
 //! - [`alerts`]: `alerts`: firing `ALERTS` in the target's namespace, judged against live rule evaluation.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
@@ -24,6 +25,7 @@ pub mod image;
 pub mod measure;
 pub mod measurement;
 pub mod promql;
+pub mod regression;
 pub mod traffic;
 pub mod verdict;
 

@@ -227,6 +227,7 @@ fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), NameEr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSelector {
     namespace: String,
+    rollout: String,
     replica_set: String,
 }
 
@@ -245,8 +246,34 @@ impl TargetSelector {
         }
         Ok(TargetSelector {
             namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
             replica_set,
         })
+    }
+
+    /// The same rollout's ReplicaSet with another pod-template hash (the stable side of a comparison).
+    pub fn with_hash(&self, pod_template_hash: &str) -> Result<TargetSelector, NameError> {
+        TargetSelector::new(&self.namespace, &self.rollout, pod_template_hash)
+    }
+
+    /// CPU cores used per target pod over `window` (cAdvisor, every container, the pause container excluded).
+    pub fn cpu_per_pod(&self, window: Duration) -> String {
+        format!(
+            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
+    }
+
+    /// Working-set bytes per target pod, averaged over `window` (cAdvisor).
+    pub fn memory_per_pod(&self, window: Duration) -> String {
+        format!(
+            "sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
     }
 
     pub fn namespace(&self) -> &str {

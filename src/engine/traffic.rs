@@ -92,6 +92,16 @@ pub fn plan(
     target: &TargetSelector,
     settings: &Settings,
 ) -> Result<TrafficPlan, Failure> {
+    plan_for(config.guardrail, config, target, settings)
+}
+
+/// Builds the queries of `kind` (`error-rate` or `latency`) for `target`; `regression` uses it for both sides.
+pub fn plan_for(
+    kind: GuardrailKind,
+    config: &Config,
+    target: &TargetSelector,
+    settings: &Settings,
+) -> Result<TrafficPlan, Failure> {
     let source = config.traffic.source.unwrap_or(TrafficSource::Http);
     let preset = Preset::of(source);
     let base = |metric: &str, what: &'static str| -> Result<Selector, SelectorError> {
@@ -164,7 +174,7 @@ pub fn plan(
         super::promql::string_literal(&error_regex)
     );
     let mut queries = Vec::new();
-    let (counted, unit_to_seconds) = match config.guardrail {
+    let (counted, unit_to_seconds) = match kind {
         GuardrailKind::ErrorRate => {
             let metric = config
                 .traffic
@@ -270,16 +280,7 @@ pub fn judge(
     at: SystemTime,
 ) -> Verdict {
     let result = (|| {
-        let traffic = Traffic::prove(
-            coverage,
-            answer(answers, query_name::REQUESTS)?,
-            answer(answers, query_name::LATEST_REQUEST)?,
-            at,
-            settings.window,
-            settings.staleness,
-            settings.min_requests,
-            &plan.described,
-        )?;
+        let traffic = prove_traffic(plan, coverage, answers, settings, at)?;
         match kind {
             GuardrailKind::ErrorRate => error_rate(&traffic, plan, coverage, answers, settings),
             _ => latency(&traffic, plan, coverage, answers, settings),
@@ -288,13 +289,28 @@ pub fn judge(
     result.unwrap_or_else(Verdict::Fail)
 }
 
-fn error_rate(
-    traffic: &Traffic,
+/// The [`Traffic`] proof from the `requests` and `latest-request` answers.
+pub fn prove_traffic(
     plan: &TrafficPlan,
     coverage: &Coverage,
     answers: &Answers,
     settings: &Settings,
-) -> Result<Verdict, Failure> {
+    at: SystemTime,
+) -> Result<Traffic, Failure> {
+    Traffic::prove(
+        coverage,
+        answer(answers, query_name::REQUESTS)?,
+        answer(answers, query_name::LATEST_REQUEST)?,
+        at,
+        settings.window,
+        settings.staleness,
+        settings.min_requests,
+        &plan.described,
+    )
+}
+
+/// `(errors, ratio)` over proven traffic.
+pub fn error_ratio(traffic: &Traffic, answers: &Answers) -> Result<(f64, f64), Failure> {
     let samples = vector(answer(answers, query_name::ERRORS)?, query_name::ERRORS)?;
     // No error series among proven request series: no request matched the error regex.
     let errors = match samples {
@@ -307,7 +323,17 @@ fn error_rate(
             ))
         }
     };
-    let ratio = errors / traffic.requests;
+    Ok((errors, errors / traffic.requests))
+}
+
+fn error_rate(
+    traffic: &Traffic,
+    plan: &TrafficPlan,
+    coverage: &Coverage,
+    answers: &Answers,
+    settings: &Settings,
+) -> Result<Verdict, Failure> {
+    let (errors, ratio) = error_ratio(traffic, answers)?;
     let limit = settings.threshold.unwrap_or(0.0);
     let value = format_number(round6(ratio));
     let message = format!(
@@ -330,15 +356,14 @@ fn error_rate(
     Ok(traffic.pass(value, message, Vec::new()))
 }
 
-fn latency(
-    traffic: &Traffic,
+/// The latency quantile in seconds (the traffic proof must be made first).
+pub fn latency_seconds(
     plan: &TrafficPlan,
     coverage: &Coverage,
     answers: &Answers,
-    settings: &Settings,
-) -> Result<Verdict, Failure> {
+) -> Result<f64, Failure> {
     let samples = vector(answer(answers, query_name::LATENCY)?, query_name::LATENCY)?;
-    let quantile = match samples {
+    Ok(match samples {
         [one] if one.value.is_finite() => one.value * plan.unit_to_seconds,
         [one] => {
             return Err(Failure::new(
@@ -361,7 +386,17 @@ fn latency(
                 format!("latency query returned {} samples; expected one", more.len()),
             ))
         }
-    };
+    })
+}
+
+fn latency(
+    traffic: &Traffic,
+    plan: &TrafficPlan,
+    coverage: &Coverage,
+    answers: &Answers,
+    settings: &Settings,
+) -> Result<Verdict, Failure> {
+    let quantile = latency_seconds(plan, coverage, answers)?;
     let limit = settings.threshold.unwrap_or(0.0);
     let value = format_number(round6(quantile));
     let message = format!(
@@ -383,7 +418,7 @@ fn latency(
     Ok(traffic.pass(value, message, Vec::new()))
 }
 
-fn round6(v: f64) -> f64 {
+pub fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 

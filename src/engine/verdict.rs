@@ -119,6 +119,7 @@ mod sealed {
     impl Sealed for super::FreshResult {}
     impl Sealed for super::Traffic {}
     impl Sealed for super::RuleEvaluation {}
+    impl Sealed for super::Comparison {}
 }
 
 /// Fresh kube-state-metrics data about at least `minPods` pods of the target ReplicaSet.
@@ -327,6 +328,27 @@ impl RuleEvaluation {
             ));
         }
         Ok(RuleEvaluation { age })
+    }
+}
+
+/// Both sides of a canary-versus-stable comparison proven: made only from two [`Coverage`]s of different
+/// ReplicaSets (the traffic signals also prove [`Traffic`] on each side before comparing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    _proven: (),
+}
+
+impl Proof for Comparison {}
+
+impl Comparison {
+    pub fn of(canary: &Coverage, stable: &Coverage) -> Result<Comparison, Failure> {
+        if canary.target() == stable.target() {
+            return Err(Failure::new(
+                FailureClass::Config,
+                format!("canary and stable are the same ReplicaSet {}: a comparison with itself proves nothing", canary.target()),
+            ));
+        }
+        Ok(Comparison { _proven: () })
     }
 }
 

@@ -419,6 +419,21 @@ pub const CHECKOUT_PRICING: Scenario = Scenario {
     hash: "6e5d4c3b2",
     pods: &["pricing-6e5d4c3b2-b3n5q"],
 };
+/// checkout/pricing's stable ReplicaSet: 10 req/s with 0.1 % 5xx, fast, 0.3 cores and 200 MiB per pod.
+pub const CHECKOUT_PRICING_STABLE: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "pricing",
+    hash: "0a9b8c7d6",
+    pods: &["pricing-0a9b8c7d6-r2t4y", "pricing-0a9b8c7d6-u6i8o"],
+};
+/// CPU cores and working-set MiB per pod of each ReplicaSet with resource series (cart canary 0.2/200, cart
+/// stable 0.25/250, pricing canary 0.9/600, pricing stable 0.3/200).
+pub const RESOURCES: [(Scenario, f64, f64); 4] = [
+    (CHECKOUT_CART, 0.2, 200.0),
+    (EXTRA_DECOYS[0], 0.25, 250.0),
+    (CHECKOUT_PRICING, 0.9, 600.0),
+    (CHECKOUT_PRICING_STABLE, 0.3, 200.0),
+];
 /// checkout/quiet: 1 pod serving 0.01 req/s (3 requests in 5 m: not enough traffic).
 pub const CHECKOUT_QUIET: Scenario = Scenario {
     namespace: "checkout",
@@ -525,6 +540,7 @@ pub fn render_extra() -> String {
     let all: Vec<Scenario> = [
         CHECKOUT_CART,
         CHECKOUT_PRICING,
+        CHECKOUT_PRICING_STABLE,
         CHECKOUT_QUIET,
         CHECKOUT_SILENT,
         MESH_ORDERS,
@@ -566,6 +582,11 @@ pub fn render_extra() -> String {
     http.push(app(&CHECKOUT_PRICING, pricing, "200", 5.0));
     http.push(app(&CHECKOUT_PRICING, pricing, "503", 1.0));
     http_latency.push((&CHECKOUT_PRICING, pricing, 6.0, SLOW_SECONDS));
+    for pod in CHECKOUT_PRICING_STABLE.pods {
+        http.push(app(&CHECKOUT_PRICING_STABLE, pod, "200", 10.0));
+        http.push(app(&CHECKOUT_PRICING_STABLE, pod, "500", 0.01));
+        http_latency.push((&CHECKOUT_PRICING_STABLE, pod, 10.01, FAST_SECONDS));
+    }
     let quiet = CHECKOUT_QUIET.pods[0];
     http.push(app(&CHECKOUT_QUIET, quiet, "200", 0.01));
     http_latency.push((&CHECKOUT_QUIET, quiet, 0.01, FAST_SECONDS));
@@ -590,6 +611,43 @@ pub fn render_extra() -> String {
         }
     }
     gauge_counter_family(&mut out, "http_request_duration_seconds_bucket", &buckets);
+
+    // cAdvisor: one series per container, plus the pause container and the pod-level cgroup (container="")
+    // that a sum over every series would double-count.
+    let mut cpu = Vec::new();
+    let mut memory = Vec::new();
+    for (s, cores, mib) in &RESOURCES {
+        for pod in s.pods {
+            for (container, share) in [(s.rollout, 1.0), ("POD", 0.01), ("", 1.0)] {
+                let labels = vec![
+                    ("namespace", s.namespace.to_string()),
+                    ("pod", pod.to_string()),
+                    ("container", container.to_string()),
+                    ("job", "kubelet".to_string()),
+                ];
+                cpu.push(Flow {
+                    labels: labels.clone(),
+                    per_second: cores * share,
+                });
+                memory.push((labels, mib * share * 1024.0 * 1024.0));
+            }
+        }
+    }
+    counter_family(&mut out, "container_cpu_usage_seconds", &cpu);
+    let _ = writeln!(
+        out,
+        "# HELP container_memory_working_set_bytes Current working set in bytes."
+    );
+    let _ = writeln!(out, "# TYPE container_memory_working_set_bytes gauge");
+    for (labels, bytes) in &memory {
+        let rendered = render_labels(labels);
+        for t in TIMELINE.instants() {
+            let _ = writeln!(
+                out,
+                "container_memory_working_set_bytes{{{rendered}}} {bytes} {t}"
+            );
+        }
+    }
 
     // Istio: the destination sidecar's view (the one the preset reads) and the source's (a decoy).
     let orders = MESH_ORDERS.pods[0];
