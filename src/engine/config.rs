@@ -1068,7 +1068,7 @@ mod tests {
             (r#"{"guardrail":"restarts","window":300}"#, "key `window` must be a duration such as `5m`"),
             (r#"{"guardrail":"restarts","timeout":"1h"}"#, "key `timeout`: must be between 1ms and 5m"),
             (r#"{"guardrail":"restarts","profile":"production"}"#, "key `profile`: unknown profile `production`; expected `default` or `prod`"),
-            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `query`"),
+            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `query`"),
             (r#"{"threshold":1}"#, "missing key `guardrail`"),
             (r#"{"guardrail":"query"}"#, "missing key `query`"),
             (r#"{"guardrail":"query","query":"  "}"#, "missing key `query`"),
@@ -1114,6 +1114,58 @@ mod tests {
         let c = parse(r#"{"guardrail":"latest-image","images":["a:1","b"]}"#).unwrap();
         assert_eq!(c.images.len(), 2);
         assert!(parse(r#"{"guardrail":"latest-image","images":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn new_guardrail_keys_and_defaults() {
+        let cases = [
+            (r#"{"guardrail":"waiting-reasons","reasons":["CrashLoop BackOff"]}"#, "key `reasons`: `CrashLoop BackOff` is not a reason such as `CrashLoopBackOff`"),
+            (r#"{"guardrail":"waiting-reasons","window":"5m"}"#, "key `window` is not used by guardrail `waiting-reasons`"),
+            (r#"{"guardrail":"error-rate","source":"linkerd"}"#, "key `source`: unknown source `linkerd`; expected one of `http`, `istio`, `ingress-nginx`"),
+            (r#"{"guardrail":"error-rate","minRequests":0}"#, "key `minRequests`: must be a whole number of at least 1 (no traffic proves nothing)"),
+            (r#"{"guardrail":"error-rate","quantile":0.9}"#, "key `quantile` is not used by guardrail `error-rate`"),
+            (r#"{"guardrail":"latency","threshold":1,"quantile":1}"#, "key `quantile`: must be between 0 and 1 (exclusive), e.g. 0.95"),
+            (r#"{"guardrail":"latency"}"#, "missing key `threshold`"),
+            (r#"{"guardrail":"alerts","rollout":"web"}"#, "key `rollout` is not used by guardrail `alerts`"),
+            (r#"{"guardrail":"alerts","minSeverity":"page"}"#, "key `minSeverity`: unknown severity `page`; expected one of `none`, `info`, `warning`, `critical`"),
+            (r#"{"guardrail":"alerts","matchers":{"__name__":"x"}}"#, "key `matchers`: label name `__name__` is not valid: names starting with `__` are reserved"),
+            (r#"{"guardrail":"regression","signal":"cpu","stablePodTemplateHash":"a","tolerance":-1}"#, "key `tolerance`: must be between 0 and 100 (0.1 = 10 % worse allowed)"),
+        ];
+        for (json, message) in cases {
+            assert_eq!(parse(json).unwrap_err().to_string(), message, "{json}");
+        }
+        let c = parse(r#"{"guardrail":"waiting-reasons","reasons":"CrashLoopBackOff, OOMKilled"}"#)
+            .unwrap();
+        assert_eq!(
+            c.reasons,
+            vec!["CrashLoopBackOff".to_string(), "OOMKilled".to_string()]
+        );
+        let d = parse(r#"{"guardrail":"error-rate"}"#).unwrap().settings();
+        let p = parse(r#"{"guardrail":"error-rate","profile":"prod"}"#)
+            .unwrap()
+            .settings();
+        assert_eq!(
+            (d.threshold, d.min_requests, d.window.as_secs()),
+            (Some(0.05), 10, 300)
+        );
+        assert_eq!(
+            (p.threshold, p.min_requests, p.window.as_secs()),
+            (Some(0.01), 50, 600)
+        );
+        let l = parse(r#"{"guardrail":"latency","threshold":"0.25","profile":"prod"}"#)
+            .unwrap()
+            .settings();
+        assert_eq!((l.threshold, l.quantile), (Some(0.25), 0.99));
+        let a = parse(r#"{"guardrail":"alerts"}"#).unwrap().settings();
+        assert_eq!(
+            (a.min_severity, a.threshold),
+            (Severity::Warning, Some(0.0))
+        );
+        let r =
+            parse(r#"{"guardrail":"regression","signal":"memory","stablePodTemplateHash":"a"}"#)
+                .unwrap()
+                .settings();
+        assert_eq!(r.tolerance, 0.5);
     }
 
     #[test]
