@@ -675,3 +675,72 @@ async fn regression_needs_enough_data_on_both_sides() {
     .await;
     assert_phase(&m, Phase::Failed, "", &["the same ReplicaSet"]);
 }
+
+async fn gitops(config: Value) -> Measurement {
+    measure_on(extra(), &AnalysisContext::default(), config).await
+}
+
+#[tokio::test]
+async fn gitops_argo_cd_applications() {
+    let m = gitops(json!({"guardrail": "gitops", "application": "cart"})).await;
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "1",
+        &["Argo CD Application cart: health Healthy, sync Synced"],
+    );
+    let m = gitops(json!({"guardrail": "gitops", "application": "pricing"})).await;
+    assert_phase(&m, Phase::Failed, "0", &["health Degraded, sync OutOfSync"]);
+    let m = gitops(json!({"guardrail": "gitops", "application": "legacy"})).await;
+    assert_eq!(
+        (m.phase, m.metadata["failure"].as_str()),
+        (Phase::Failed, "no-data"),
+        "{m:#?}"
+    );
+    let m = gitops(json!({"guardrail": "gitops", "application": "ghost"})).await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "",
+        &["no series for Argo CD Application ghost"],
+    );
+}
+
+#[tokio::test]
+async fn gitops_flux_objects_ready_reconciling_and_stuck() {
+    let m = gitops(json!({"guardrail": "gitops", "kustomization": "checkout"})).await;
+    // The HelmRelease of the same name is not Ready: a decoy for the kind matcher.
+    assert_phase(
+        &m,
+        Phase::Successful,
+        "1",
+        &["Flux Kustomization checkout: Ready"],
+    );
+    let m = gitops(json!({"guardrail": "gitops", "kustomization": "payments"})).await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "0",
+        &["not Ready (status False) for longer than 10m: stuck"],
+    );
+    let m = gitops(json!({"guardrail": "gitops", "kustomization": "edge"})).await;
+    assert_phase(
+        &m,
+        Phase::Failed,
+        "0",
+        &["Ready earlier in the last 10m: reconciling"],
+    );
+    let m = gitops(json!({"guardrail": "gitops", "helmRelease": "checkout", "matchers": {"exported_namespace": "flux-system"}})).await;
+    assert_phase(&m, Phase::Failed, "0", &["Flux HelmRelease checkout"]);
+    let m = measure_on(
+        support::prometheus::shared(),
+        &AnalysisContext::default(),
+        json!({"guardrail": "gitops", "kustomization": "checkout"}),
+    )
+    .await;
+    assert_eq!(
+        (m.phase, m.metadata["failure"].as_str()),
+        (Phase::Failed, "no-data"),
+        "{m:#?}"
+    );
+}

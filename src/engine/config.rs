@@ -70,11 +70,12 @@ pub enum GuardrailKind {
     Latency,
     Alerts,
     Regression,
+    Gitops,
     Query,
 }
 
 impl GuardrailKind {
-    pub const ALL: [GuardrailKind; 10] = [
+    pub const ALL: [GuardrailKind; 11] = [
         GuardrailKind::Restarts,
         GuardrailKind::NotReady,
         GuardrailKind::LatestImage,
@@ -84,6 +85,7 @@ impl GuardrailKind {
         GuardrailKind::Latency,
         GuardrailKind::Alerts,
         GuardrailKind::Regression,
+        GuardrailKind::Gitops,
         GuardrailKind::Query,
     ];
 
@@ -98,6 +100,7 @@ impl GuardrailKind {
             GuardrailKind::Latency => "latency",
             GuardrailKind::Alerts => "alerts",
             GuardrailKind::Regression => "regression",
+            GuardrailKind::Gitops => "gitops",
             GuardrailKind::Query => "query",
         }
     }
@@ -127,11 +130,12 @@ impl GuardrailKind {
             }
             "errorLabel" | "errorRegex" => matches!(self, ErrorRate | Regression),
             "histogramMetric" | "quantile" => matches!(self, Latency | Regression),
-            "matchers" => self.is_traffic() || matches!(self, Alerts | Regression),
+            "matchers" => self.is_traffic() || matches!(self, Alerts | Regression | Gitops),
             "signal" | "stablePodTemplateHash" | "tolerance" => self == Regression,
             "minSeverity" => self == Alerts,
-            "namespace" | "staleness" => self != Query,
-            "rollout" | "podTemplateHash" | "minPods" => !matches!(self, Query | Alerts),
+            "namespace" => !matches!(self, Query | Gitops),
+            "staleness" => self != Query,
+            "rollout" | "podTemplateHash" | "minPods" => !matches!(self, Query | Alerts | Gitops),
             _ => true,
         }
     }
@@ -214,7 +218,20 @@ pub struct Config {
     pub signal: Option<Signal>,
     pub stable_pod_template_hash: Option<String>,
     pub tolerance: Option<f64>,
+    /// `gitops`: the reconciled object.
+    pub gitops: Option<GitopsObject>,
     pub connection: Connection,
+}
+
+/// The object whose reconciliation `gitops` judges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitopsObject {
+    /// An Argo CD Application (`argocd_app_info{name}`).
+    ArgoApplication(String),
+    /// A Flux Kustomization (`gotk_reconcile_condition{kind="Kustomization",name}`).
+    FluxKustomization(String),
+    /// A Flux HelmRelease (`gotk_reconcile_condition{kind="HelmRelease",name}`).
+    FluxHelmRelease(String),
 }
 
 /// What `regression` compares between canary and stable.
@@ -391,6 +408,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "signal",
     "stablePodTemplateHash",
     "tolerance",
+    "application",
+    "kustomization",
+    "helmRelease",
     "headers",
     "bearerToken",
     "bearerTokenFile",
@@ -535,6 +555,31 @@ impl Config {
                 reason: "must be between 0 and 100 (0.1 = 10 % worse allowed)".into(),
             });
         }
+        let mut gitops = Vec::new();
+        for (key, make) in [
+            (
+                "application",
+                GitopsObject::ArgoApplication as fn(String) -> GitopsObject,
+            ),
+            ("kustomization", GitopsObject::FluxKustomization),
+            ("helmRelease", GitopsObject::FluxHelmRelease),
+        ] {
+            if let Some(name) = non_empty(string(map, key)?) {
+                if name.len() > 253 {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        reason: "longer than 253 characters".into(),
+                    });
+                }
+                gitops.push(make(name));
+            }
+        }
+        if guardrail == GuardrailKind::Gitops && gitops.len() != 1 {
+            return Err(ConfigError::Invalid {
+                key: "application".into(),
+                reason: "set exactly one of `application` (Argo CD), `kustomization` or `helmRelease` (Flux)".into(),
+            });
+        }
         let query = string(map, "query")?;
         if guardrail == GuardrailKind::Query && query.as_deref().is_none_or(|q| q.trim().is_empty())
         {
@@ -560,6 +605,7 @@ impl Config {
             signal,
             stable_pod_template_hash,
             tolerance,
+            gitops: gitops.pop(),
             connection: connection(map)?,
         })
     }
@@ -577,6 +623,8 @@ impl Config {
             GuardrailKind::Latency => (short, None),
             // An absolute floor: canary values at or below it pass whatever the ratio.
             GuardrailKind::Regression => (short, Some(0.0)),
+            // How long "not Ready" may last before it reads as stuck (the message says which).
+            GuardrailKind::Gitops => (Duration::from_secs(if prod { 300 } else { 600 }), Some(0.0)),
             GuardrailKind::NotReady
             | GuardrailKind::LatestImage
             | GuardrailKind::WaitingReasons
@@ -1068,7 +1116,7 @@ mod tests {
             (r#"{"guardrail":"restarts","window":300}"#, "key `window` must be a duration such as `5m`"),
             (r#"{"guardrail":"restarts","timeout":"1h"}"#, "key `timeout`: must be between 1ms and 5m"),
             (r#"{"guardrail":"restarts","profile":"production"}"#, "key `profile`: unknown profile `production`; expected `default` or `prod`"),
-            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `query`"),
+            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `gitops`, `query`"),
             (r#"{"threshold":1}"#, "missing key `guardrail`"),
             (r#"{"guardrail":"query"}"#, "missing key `query`"),
             (r#"{"guardrail":"query","query":"  "}"#, "missing key `query`"),

@@ -58,7 +58,7 @@ pub fn plan(
         GuardrailKind::ErrorRate | GuardrailKind::Latency | GuardrailKind::Regression => {
             return queries
         }
-        GuardrailKind::Alerts | GuardrailKind::Query => return Vec::new(),
+        GuardrailKind::Alerts | GuardrailKind::Gitops | GuardrailKind::Query => return Vec::new(),
     }
     queries.push((WAITING, target.waiting()));
     queries
@@ -147,6 +147,7 @@ pub fn judge(
         GuardrailKind::ErrorRate
         | GuardrailKind::Latency
         | GuardrailKind::Alerts
+        | GuardrailKind::Gitops
         | GuardrailKind::Regression => Err(Failure::new(
             FailureClass::Config,
             format!("guardrail `{}` is judged by its own module", kind.name()),

@@ -11,7 +11,7 @@ use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::{validate_namespace, TargetSelector};
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
-use super::{alerts, regression, traffic};
+use super::{alerts, gitops, regression, traffic};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
 use crate::telemetry::{self, QueryOutcome};
@@ -181,6 +181,14 @@ impl Engine {
             .pod_template_hash
             .clone()
             .unwrap_or_else(|| "ph0hash".to_string());
+        if config.guardrail == GuardrailKind::Gitops {
+            if let Ok(plan) = gitops::plan(&config, &settings) {
+                for (name, query) in plan {
+                    out.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), query);
+                }
+            }
+            return out;
+        }
         if config.guardrail == GuardrailKind::Alerts {
             if let Ok(plan) = alerts::plan(&config, &namespace) {
                 for (name, query) in plan {
@@ -283,6 +291,12 @@ impl Engine {
                     format!("{which} is not used by guardrail `{}`: it is judged by `threshold` (conditions apply to guardrail `query`)", config.guardrail.name()),
                 ));
             }
+        }
+        if config.guardrail == GuardrailKind::Gitops {
+            let plan = gitops::plan(&config, &settings)?;
+            record_plan(metadata, &plan);
+            let answers = self.ask(&endpoint, plan, at, &settings).await?;
+            return Ok(gitops::judge(&config, &answers, &settings, at));
         }
         if config.guardrail == GuardrailKind::Alerts {
             let namespace = resolve_namespace(&config, ctx)?;

@@ -11,6 +11,7 @@
 //! - [`traffic`]: `error-rate` and `latency`: request-metric presets, their PromQL and judges.
 //! - [`regression`]: `regression`: canary versus stable for one signal, each side proven on its own.
 //! - [`alerts`]: `alerts`: firing `ALERTS` in the target's namespace, judged against live rule evaluation.
+//! - [`gitops`]: `gitops`: the Argo CD Application or Flux object deploying the target is healthy.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
 //! - [`measure`]: the [`Engine`]: config → target → queries (one timeout) → verdict → measurement.
@@ -20,6 +21,7 @@ pub mod condition;
 pub mod config;
 pub mod context;
 pub mod duration;
+pub mod gitops;
 pub mod guardrail;
 pub mod image;
 pub mod measure;

@@ -120,6 +120,7 @@ mod sealed {
     impl Sealed for super::Traffic {}
     impl Sealed for super::RuleEvaluation {}
     impl Sealed for super::Comparison {}
+    impl Sealed for super::FreshSample {}
 }
 
 /// Fresh kube-state-metrics data about at least `minPods` pods of the target ReplicaSet.
@@ -349,6 +350,44 @@ impl Comparison {
             ));
         }
         Ok(Comparison { _proven: () })
+    }
+}
+
+/// One series sampled within `staleness` of the evaluation time (the proof of `gitops`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreshSample {
+    /// Seconds since the sample.
+    pub age: f64,
+}
+
+impl Proof for FreshSample {}
+
+impl FreshSample {
+    /// `timestamp` is the sample's time (the value of a `timestamp(…)` query); `what` names the series.
+    pub fn prove(
+        timestamp: f64,
+        at: SystemTime,
+        staleness: Duration,
+        what: &str,
+    ) -> Result<FreshSample, Failure> {
+        if !timestamp.is_finite() {
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                format!("{what}: timestamp {}", format_number(timestamp)),
+            ));
+        }
+        let age = unix_seconds(at) - timestamp;
+        if age > staleness.as_secs_f64() {
+            return Err(Failure::new(
+                FailureClass::Stale,
+                format!(
+                    "stale {what}: last sample {} ago, older than staleness {}",
+                    duration::format(Duration::from_secs(age.max(0.0) as u64)),
+                    duration::format(staleness)
+                ),
+            ));
+        }
+        Ok(FreshSample { age })
     }
 }
 

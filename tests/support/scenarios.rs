@@ -770,9 +770,65 @@ pub fn render_extra() -> String {
             t - 10
         );
     }
+    // GitOps reconcilers.
+    let _ = writeln!(out, "# HELP argocd_app_info Information about application.");
+    let _ = writeln!(out, "# TYPE argocd_app_info gauge");
+    for (name, health, sync, last) in ARGO_APPS {
+        let labels = vec![
+            ("namespace", "argocd".to_string()),
+            ("name", name.to_string()),
+            ("project", "default".to_string()),
+            ("dest_namespace", "checkout".to_string()),
+            ("health_status", health.to_string()),
+            ("sync_status", sync.to_string()),
+        ];
+        let rendered = render_labels(&labels);
+        for t in TIMELINE.instants().filter(|t| *t <= END - last) {
+            let _ = writeln!(out, "argocd_app_info{{{rendered}}} 1 {t}");
+        }
+    }
+    let _ = writeln!(out, "# HELP gotk_reconcile_condition The current condition status of a GitOps Toolkit resource reconciliation.");
+    let _ = writeln!(out, "# TYPE gotk_reconcile_condition gauge");
+    for (kind, name, not_ready_from) in FLUX_OBJECTS {
+        for status in ["True", "False", "Unknown", "Deleted"] {
+            let labels = vec![
+                ("kind", kind.to_string()),
+                ("name", name.to_string()),
+                ("exported_namespace", "flux-system".to_string()),
+                ("type", "Ready".to_string()),
+                ("status", status.to_string()),
+            ];
+            let rendered = render_labels(&labels);
+            for t in TIMELINE.instants() {
+                let ready = t < not_ready_from;
+                let on = (status == "True" && ready) || (status == "False" && !ready);
+                let _ = writeln!(
+                    out,
+                    "gotk_reconcile_condition{{{rendered}}} {} {t}",
+                    u8::from(on)
+                );
+            }
+        }
+    }
     out.push_str("# EOF\n");
     out
 }
+
+/// Argo CD Applications: name, health, sync, and how long before END their series stops (0: fresh).
+pub const ARGO_APPS: [(&str, &str, &str, i64); 4] = [
+    ("cart", "Healthy", "Synced", 0),
+    ("pricing", "Degraded", "OutOfSync", 0),
+    ("cart-api", "Degraded", "Synced", 0),
+    ("legacy", "Healthy", "Synced", 30 * MINUTE),
+];
+
+/// Flux objects: kind, name, and the instant from which Ready is False (after END: always Ready).
+pub const FLUX_OBJECTS: [(&str, &str, i64); 4] = [
+    ("Kustomization", "checkout", END + 1),
+    ("Kustomization", "payments", START),
+    ("Kustomization", "edge", END - 2 * MINUTE),
+    ("HelmRelease", "checkout", START),
+];
 
 /// A counter family (`name_total` samples) growing at each flow's rate from 0 at START.
 fn counter_family(out: &mut String, name: &str, flows: &[Flow]) {
