@@ -744,3 +744,169 @@ async fn gitops_flux_objects_ready_reconciling_and_stuck() {
         "{m:#?}"
     );
 }
+
+/// `check --template` on an example: the phase of each metric, in order.
+fn template_phases(
+    prometheus: &TestPrometheus,
+    file: &str,
+    args: &[&str],
+) -> Vec<(String, String)> {
+    let path = format!("{}/examples/guardrails/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut line = vec![
+        "check",
+        "--prometheus",
+        prometheus.url(),
+        "--at",
+        scenarios::END_RFC3339,
+        "--output",
+        "json",
+        "--template",
+        &path,
+    ];
+    for arg in args {
+        line.push("--arg");
+        line.push(arg);
+    }
+    let output = Command::new(BIN)
+        .args(&line)
+        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
+        .output()
+        .expect("run rollouts-guardrails");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let row: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                row["metric"].as_str().unwrap_or("").to_string(),
+                row["phase"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_phases(got: Vec<(String, String)>, expected: &[(&str, &str)]) {
+    let got: Vec<(&str, &str)> = got.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_example_templates_evaluate_as_documented() {
+    let canonical = support::prometheus::shared();
+    assert_phases(
+        template_phases(
+            canonical,
+            "pod-health.yaml",
+            &[
+                "namespace=shop",
+                "rollout=web",
+                "pod-template-hash=6c8d7f9a1",
+            ],
+        ),
+        &[
+            ("waiting-reasons", "Successful"),
+            ("oom-killed", "Successful"),
+        ],
+    );
+    assert_phases(
+        template_phases(
+            canonical,
+            "pod-health.yaml",
+            &[
+                "namespace=pay",
+                "rollout=ledger",
+                "pod-template-hash=8a7b6c5d4",
+            ],
+        ),
+        &[("waiting-reasons", "Successful"), ("oom-killed", "Failed")],
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "request-health.yaml",
+            &[
+                "namespace=checkout",
+                "rollout=cart",
+                "pod-template-hash=5d4c3b2a1",
+            ],
+        ),
+        &[("error-rate", "Successful"), ("latency", "Successful")],
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "request-health.yaml",
+            &[
+                "namespace=checkout",
+                "rollout=pricing",
+                "pod-template-hash=6e5d4c3b2",
+            ],
+        ),
+        &[("error-rate", "Failed"), ("latency", "Failed")],
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "request-health.yaml",
+            &[
+                "namespace=mesh",
+                "rollout=orders",
+                "pod-template-hash=1b2c3d4e5",
+                "source=istio",
+            ],
+        ),
+        &[("error-rate", "Successful"), ("latency", "Successful")],
+    );
+    let all = |phase| -> Vec<(&str, &str)> {
+        [
+            "latency-regression",
+            "error-rate-regression",
+            "cpu-regression",
+            "memory-regression",
+        ]
+        .map(|m| (m, phase))
+        .to_vec()
+    };
+    assert_phases(
+        template_phases(
+            extra(),
+            "canary-vs-stable.yaml",
+            &[
+                "namespace=checkout",
+                "rollout=pricing",
+                "canary-hash=6e5d4c3b2",
+                "stable-hash=0a9b8c7d6",
+            ],
+        ),
+        &all("Failed"),
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "canary-vs-stable.yaml",
+            &[
+                "namespace=checkout",
+                "rollout=cart",
+                "canary-hash=5d4c3b2a1",
+                "stable-hash=9c8b7a6f5",
+            ],
+        ),
+        &all("Successful"),
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "alerts-and-gitops.yaml",
+            &["namespace=calm", "application=cart"],
+        ),
+        &[("alerts", "Successful"), ("gitops", "Successful")],
+    );
+    assert_phases(
+        template_phases(
+            extra(),
+            "alerts-and-gitops.yaml",
+            &["namespace=alarmed", "application=pricing"],
+        ),
+        &[("alerts", "Failed"), ("gitops", "Failed")],
+    );
+}
