@@ -1002,4 +1002,102 @@ mod tests {
             .collect();
         assert_eq!(names, ["coverage", "images", "waiting"]);
     }
+
+    #[test]
+    fn waiting_reasons_judge_only_the_listed_reasons_of_covered_pods() {
+        let c = coverage(&["a", "b"]);
+        let containers = vec![
+            s(&[("pod", "a"), ("container", "api")], 1.0),
+            s(&[("pod", "b"), ("container", "api")], 1.0),
+        ];
+        let waiting = vec![
+            s(
+                &[
+                    ("pod", "a"),
+                    ("container", "api"),
+                    ("reason", "CrashLoopBackOff"),
+                ],
+                1.0,
+            ),
+            s(
+                &[
+                    ("pod", "b"),
+                    ("container", "api"),
+                    ("reason", "ContainerCreating"),
+                ],
+                1.0,
+            ),
+            // A pod outside the target (a decoy) is never judged.
+            s(
+                &[
+                    ("pod", "z"),
+                    ("container", "api"),
+                    ("reason", "ImagePullBackOff"),
+                ],
+                1.0,
+            ),
+        ];
+        let ans = answers(vec![
+            (query_name::CONTAINERS, containers.clone()),
+            (query_name::WAITING, waiting),
+        ]);
+        let Verdict::Fail(f) = judge_waiting(&c, &ans, &settings(0, 0.0), &[]) else {
+            panic!("CrashLoopBackOff is a default reason")
+        };
+        assert_eq!(
+            f.offenders,
+            vec!["a/api waiting: CrashLoopBackOff".to_string()]
+        );
+        assert!(
+            f.message
+                .contains("also waiting, not judged: ContainerCreating"),
+            "{}",
+            f.message
+        );
+        let only_pull = vec!["ImagePullBackOff".to_string()];
+        assert!(matches!(
+            judge_waiting(&c, &ans, &settings(0, 0.0), &only_pull),
+            Verdict::Pass(_)
+        ));
+        // A covered pod without container data is not proven.
+        let partial = answers(vec![
+            (query_name::CONTAINERS, containers[..1].to_vec()),
+            (query_name::WAITING, vec![]),
+        ]);
+        let Verdict::Fail(f) = judge_waiting(&c, &partial, &settings(0, 0.0), &[]) else {
+            panic!()
+        };
+        assert_eq!(f.class, FailureClass::NoData);
+    }
+
+    #[test]
+    fn oom_kills_are_named_per_container() {
+        let c = coverage(&["a"]);
+        let ans = answers(vec![
+            (
+                query_name::CONTAINERS,
+                vec![s(&[("pod", "a"), ("container", "api")], 1.0)],
+            ),
+            (
+                query_name::OOM_KILLED,
+                vec![s(
+                    &[("pod", "a"), ("container", "api"), ("reason", "OOMKilled")],
+                    1.0,
+                )],
+            ),
+            (query_name::WAITING, vec![]),
+        ]);
+        let Verdict::Fail(f) = judge(
+            GuardrailKind::OomKilled,
+            &c,
+            &ans,
+            &settings(300, 0.0),
+            &[],
+            at(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(f.value, "1");
+        assert!(f.message.ends_with(": a/api OOMKilled"), "{}", f.message);
+    }
 }
