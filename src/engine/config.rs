@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::duration;
+use super::promql;
 use crate::prometheus::Secret;
 
 /// Environment variable a cluster admin sets once on the controller instead of `address` in every template.
@@ -63,14 +64,28 @@ pub enum GuardrailKind {
     Restarts,
     NotReady,
     LatestImage,
+    WaitingReasons,
+    OomKilled,
+    ErrorRate,
+    Latency,
+    Alerts,
+    Regression,
+    Gitops,
     Query,
 }
 
 impl GuardrailKind {
-    pub const ALL: [GuardrailKind; 4] = [
+    pub const ALL: [GuardrailKind; 11] = [
         GuardrailKind::Restarts,
         GuardrailKind::NotReady,
         GuardrailKind::LatestImage,
+        GuardrailKind::WaitingReasons,
+        GuardrailKind::OomKilled,
+        GuardrailKind::ErrorRate,
+        GuardrailKind::Latency,
+        GuardrailKind::Alerts,
+        GuardrailKind::Regression,
+        GuardrailKind::Gitops,
         GuardrailKind::Query,
     ];
 
@@ -79,8 +94,20 @@ impl GuardrailKind {
             GuardrailKind::Restarts => "restarts",
             GuardrailKind::NotReady => "not-ready",
             GuardrailKind::LatestImage => "latest-image",
+            GuardrailKind::WaitingReasons => "waiting-reasons",
+            GuardrailKind::OomKilled => "oom-killed",
+            GuardrailKind::ErrorRate => "error-rate",
+            GuardrailKind::Latency => "latency",
+            GuardrailKind::Alerts => "alerts",
+            GuardrailKind::Regression => "regression",
+            GuardrailKind::Gitops => "gitops",
             GuardrailKind::Query => "query",
         }
+    }
+
+    /// Guardrails judged from request metrics (with a traffic proof).
+    pub fn is_traffic(self) -> bool {
+        matches!(self, GuardrailKind::ErrorRate | GuardrailKind::Latency)
     }
 
     pub fn parse(name: &str) -> Option<GuardrailKind> {
@@ -89,13 +116,26 @@ impl GuardrailKind {
 
     /// Keys only some guardrails use; any other guardrail refuses them.
     fn uses(self, key: &str) -> bool {
+        use GuardrailKind::*;
         match key {
-            "window" => self == GuardrailKind::Restarts,
-            "images" => self == GuardrailKind::LatestImage,
-            "query" => self == GuardrailKind::Query,
-            "namespace" | "rollout" | "podTemplateHash" | "minPods" | "staleness" => {
-                self != GuardrailKind::Query
+            "window" => matches!(
+                self,
+                Restarts | OomKilled | ErrorRate | Latency | Regression
+            ),
+            "images" => self == LatestImage,
+            "query" => self == Query,
+            "reasons" => self == WaitingReasons,
+            "source" | "requestMetric" | "minRequests" | "service" => {
+                self.is_traffic() || self == Regression
             }
+            "errorLabel" | "errorRegex" => matches!(self, ErrorRate | Regression),
+            "histogramMetric" | "quantile" => matches!(self, Latency | Regression),
+            "matchers" => self.is_traffic() || matches!(self, Alerts | Regression | Gitops),
+            "signal" | "stablePodTemplateHash" | "tolerance" => self == Regression,
+            "minSeverity" => self == Alerts,
+            "namespace" => !matches!(self, Query | Gitops),
+            "staleness" => self != Query,
+            "rollout" | "podTemplateHash" | "minPods" => !matches!(self, Query | Alerts | Gitops),
             _ => true,
         }
     }
@@ -166,7 +206,159 @@ pub struct Config {
     pub staleness: Option<Duration>,
     pub images: Vec<String>,
     pub query: Option<String>,
+    /// `waiting-reasons`: the reasons that fail (empty: [`DEFAULT_WAITING_REASONS`]).
+    pub reasons: Vec<String>,
+    /// `error-rate` / `latency`: where requests are counted.
+    pub traffic: TrafficConfig,
+    /// Extra exact label matchers (`error-rate`, `latency`, `alerts`), validated when queries are built.
+    pub matchers: BTreeMap<String, String>,
+    /// `alerts`: the lowest severity that counts.
+    pub min_severity: Option<Severity>,
+    /// `regression`: what is compared, the stable side, and the allowed relative excess.
+    pub signal: Option<Signal>,
+    pub stable_pod_template_hash: Option<String>,
+    pub tolerance: Option<f64>,
+    /// `gitops`: the reconciled object.
+    pub gitops: Option<GitopsObject>,
     pub connection: Connection,
+}
+
+/// The object whose reconciliation `gitops` judges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitopsObject {
+    /// An Argo CD Application (`argocd_app_info{name}`).
+    ArgoApplication(String),
+    /// A Flux Kustomization (`gotk_reconcile_condition{kind="Kustomization",name}`).
+    FluxKustomization(String),
+    /// A Flux HelmRelease (`gotk_reconcile_condition{kind="HelmRelease",name}`).
+    FluxHelmRelease(String),
+}
+
+/// What `regression` compares between canary and stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    ErrorRate,
+    Latency,
+    Cpu,
+    Memory,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 4] = [
+        Signal::ErrorRate,
+        Signal::Latency,
+        Signal::Cpu,
+        Signal::Memory,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::ErrorRate => "error-rate",
+            Signal::Latency => "latency",
+            Signal::Cpu => "cpu",
+            Signal::Memory => "memory",
+        }
+    }
+
+    /// The default `tolerance`: latency 10 %, error ratio 50 %, CPU and memory 50 %.
+    pub fn default_tolerance(self) -> f64 {
+        match self {
+            Signal::Latency => 0.1,
+            Signal::ErrorRate | Signal::Cpu | Signal::Memory => 0.5,
+        }
+    }
+}
+
+/// The waiting reasons `waiting-reasons` fails on unless `reasons` is set.
+pub const DEFAULT_WAITING_REASONS: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+];
+
+/// The largest `minRequests` accepted (a guard against typos that would make every canary "too quiet").
+pub const MAX_MIN_REQUESTS: f64 = 1e12;
+
+/// The request-metric keys of `error-rate` and `latency`, as written (presets are applied in `traffic`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficConfig {
+    pub source: Option<TrafficSource>,
+    pub request_metric: Option<String>,
+    pub histogram_metric: Option<String>,
+    pub error_label: Option<String>,
+    pub error_regex: Option<String>,
+    /// `ingress-nginx`: the canary Service the ingress routes to.
+    pub service: Option<String>,
+    pub quantile: Option<f64>,
+    pub min_requests: Option<u64>,
+}
+
+/// Where request metrics come from: each preset names its metrics and labels (see `traffic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficSource {
+    /// Application metrics per pod: `http_requests_total{code}`, `http_request_duration_seconds_bucket`.
+    Http,
+    /// Istio sidecars (`reporter="destination"`): `istio_requests_total{response_code}`,
+    /// `istio_request_duration_milliseconds_bucket`.
+    Istio,
+    /// The ingress-nginx controller: `nginx_ingress_controller_requests{status}`,
+    /// `nginx_ingress_controller_request_duration_seconds_bucket`, selected by Service.
+    IngressNginx,
+}
+
+impl TrafficSource {
+    pub const ALL: [TrafficSource; 3] = [
+        TrafficSource::Http,
+        TrafficSource::Istio,
+        TrafficSource::IngressNginx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficSource::Http => "http",
+            TrafficSource::Istio => "istio",
+            TrafficSource::IngressNginx => "ingress-nginx",
+        }
+    }
+}
+
+/// Alert severities in increasing order; `severity` label values outside this list count as critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    None,
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::None,
+        Severity::Info,
+        Severity::Warning,
+        Severity::Critical,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::None => "none",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The rank of an alert's `severity` label: unknown or missing values are the highest (fail-closed).
+    pub fn of_label(value: &str) -> Severity {
+        match value.to_ascii_lowercase().as_str() {
+            "none" => Severity::None,
+            "info" | "informational" => Severity::Info,
+            "warning" | "warn" => Severity::Warning,
+            _ => Severity::Critical,
+        }
+    }
 }
 
 /// The numbers a guardrail runs with: explicit keys win over the profile's defaults.
@@ -178,6 +370,14 @@ pub struct Settings {
     pub min_pods: u64,
     pub timeout: Duration,
     pub staleness: Duration,
+    /// Traffic guardrails: fewer requests in the window is "not enough traffic".
+    pub min_requests: u64,
+    /// `latency`: the quantile judged (0.95 default, 0.99 prod).
+    pub quantile: f64,
+    /// `alerts`: the lowest severity that counts (warning default, info prod).
+    pub min_severity: Severity,
+    /// `regression`: canary fails above stable × (1 + tolerance).
+    pub tolerance: f64,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -194,6 +394,23 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "staleness",
     "images",
     "query",
+    "reasons",
+    "source",
+    "requestMetric",
+    "histogramMetric",
+    "errorLabel",
+    "errorRegex",
+    "service",
+    "quantile",
+    "minRequests",
+    "matchers",
+    "minSeverity",
+    "signal",
+    "stablePodTemplateHash",
+    "tolerance",
+    "application",
+    "kustomization",
+    "helmRelease",
     "headers",
     "bearerToken",
     "bearerTokenFile",
@@ -287,6 +504,82 @@ impl Config {
                 })
             }
         };
+        let traffic = traffic(map)?;
+        if guardrail == GuardrailKind::Latency && threshold.is_none() {
+            // A latency objective is the service's own: there is no safe default.
+            return Err(ConfigError::Missing("threshold"));
+        }
+        let min_severity = match string(map, "minSeverity")?.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                Severity::ALL
+                    .into_iter()
+                    .find(|s| s.name() == text)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "minSeverity".into(),
+                        reason: format!(
+                            "unknown severity `{text}`; expected one of {}",
+                            Severity::ALL.map(|s| format!("`{}`", s.name())).join(", ")
+                        ),
+                    })?,
+            ),
+        };
+        let signal = match string(map, "signal")?.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                Signal::ALL
+                    .into_iter()
+                    .find(|s| s.name() == text)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "signal".into(),
+                        reason: format!(
+                            "unknown signal `{text}`; expected one of {}",
+                            Signal::ALL.map(|s| format!("`{}`", s.name())).join(", ")
+                        ),
+                    })?,
+            ),
+        };
+        let stable_pod_template_hash = non_empty(string(map, "stablePodTemplateHash")?);
+        if guardrail == GuardrailKind::Regression {
+            if signal.is_none() {
+                return Err(ConfigError::Missing("signal"));
+            }
+            if stable_pod_template_hash.is_none() {
+                return Err(ConfigError::Missing("stablePodTemplateHash"));
+            }
+        }
+        let tolerance = number(map, "tolerance")?;
+        if tolerance.is_some_and(|t| !(0.0..=100.0).contains(&t)) {
+            return Err(ConfigError::Invalid {
+                key: "tolerance".into(),
+                reason: "must be between 0 and 100 (0.1 = 10 % worse allowed)".into(),
+            });
+        }
+        let mut gitops = Vec::new();
+        for (key, make) in [
+            (
+                "application",
+                GitopsObject::ArgoApplication as fn(String) -> GitopsObject,
+            ),
+            ("kustomization", GitopsObject::FluxKustomization),
+            ("helmRelease", GitopsObject::FluxHelmRelease),
+        ] {
+            if let Some(name) = non_empty(string(map, key)?) {
+                if name.len() > 253 {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        reason: "longer than 253 characters".into(),
+                    });
+                }
+                gitops.push(make(name));
+            }
+        }
+        if guardrail == GuardrailKind::Gitops && gitops.len() != 1 {
+            return Err(ConfigError::Invalid {
+                key: "application".into(),
+                reason: "set exactly one of `application` (Argo CD), `kustomization` or `helmRelease` (Flux)".into(),
+            });
+        }
         let query = string(map, "query")?;
         if guardrail == GuardrailKind::Query && query.as_deref().is_none_or(|q| q.trim().is_empty())
         {
@@ -303,8 +596,16 @@ impl Config {
             min_pods,
             timeout,
             staleness,
-            images: images(map)?,
+            images: string_list(map, "images", "a list of image references")?,
             query,
+            reasons: reasons(map)?,
+            traffic,
+            matchers: matchers(map)?,
+            min_severity,
+            signal,
+            stable_pod_template_hash,
+            tolerance,
+            gitops: gitops.pop(),
             connection: connection(map)?,
         })
     }
@@ -312,10 +613,22 @@ impl Config {
     /// The numbers to run with: explicit keys win over the profile's defaults.
     pub fn settings(&self) -> Settings {
         let prod = self.profile == Profile::Prod;
+        let short = Duration::from_secs(if prod { 600 } else { 300 });
         let (default_window, default_threshold) = match self.guardrail {
-            GuardrailKind::Restarts if prod => (Duration::from_secs(600), Some(0.0)),
-            GuardrailKind::Restarts => (Duration::from_secs(300), Some(1.0)),
-            GuardrailKind::NotReady | GuardrailKind::LatestImage => (Duration::ZERO, Some(0.0)),
+            GuardrailKind::Restarts if prod => (short, Some(0.0)),
+            GuardrailKind::Restarts => (short, Some(1.0)),
+            GuardrailKind::OomKilled => (short, Some(0.0)),
+            GuardrailKind::ErrorRate => (short, Some(if prod { 0.01 } else { 0.05 })),
+            // Required at parse time: no default objective.
+            GuardrailKind::Latency => (short, None),
+            // An absolute floor: canary values at or below it pass whatever the ratio.
+            GuardrailKind::Regression => (short, Some(0.0)),
+            // How long "not Ready" may last before it reads as stuck (the message says which).
+            GuardrailKind::Gitops => (Duration::from_secs(if prod { 300 } else { 600 }), Some(0.0)),
+            GuardrailKind::NotReady
+            | GuardrailKind::LatestImage
+            | GuardrailKind::WaitingReasons
+            | GuardrailKind::Alerts => (Duration::ZERO, Some(0.0)),
             GuardrailKind::Query => (Duration::ZERO, None),
         };
         Settings {
@@ -328,6 +641,23 @@ impl Config {
             } else {
                 Duration::from_secs(300)
             }),
+            min_requests: self
+                .traffic
+                .min_requests
+                .unwrap_or(if prod { 50 } else { 10 }),
+            quantile: self
+                .traffic
+                .quantile
+                .unwrap_or(if prod { 0.99 } else { 0.95 }),
+            min_severity: self.min_severity.unwrap_or(if prod {
+                Severity::Info
+            } else {
+                Severity::Warning
+            }),
+            tolerance: self
+                .tolerance
+                .or(self.signal.map(Signal::default_tolerance))
+                .unwrap_or(0.0),
         }
     }
 }
@@ -432,12 +762,16 @@ fn duration_key(map: &Map<String, Value>, key: &str) -> Result<Option<Duration>,
     }
 }
 
-fn images(map: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
+fn string_list(
+    map: &Map<String, Value>,
+    key: &str,
+    expected: &'static str,
+) -> Result<Vec<String>, ConfigError> {
     let wrong = || ConfigError::WrongType {
-        key: "images".into(),
-        expected: "a list of image references",
+        key: key.into(),
+        expected,
     };
-    match map.get("images") {
+    match map.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         // A single reference, as `{{args.image}}` substitution produces.
         Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
@@ -452,6 +786,91 @@ fn images(map: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
             .collect(),
         Some(_) => Err(wrong()),
     }
+}
+
+/// `reasons`: a list (or one comma-separated string, as `{{args.*}}` gives) of Kubernetes reason words.
+fn reasons(map: &Map<String, Value>) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in string_list(map, "reasons", "a list of waiting reasons")? {
+        for reason in item.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if reason.len() > 63 || !reason.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ConfigError::Invalid {
+                    key: "reasons".into(),
+                    reason: format!("`{reason}` is not a reason such as `CrashLoopBackOff`"),
+                });
+            }
+            out.push(reason.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn traffic(map: &Map<String, Value>) -> Result<TrafficConfig, ConfigError> {
+    let source = match string(map, "source")?.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            TrafficSource::ALL
+                .into_iter()
+                .find(|s| s.name() == text)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "source".into(),
+                    reason: format!(
+                        "unknown source `{text}`; expected one of {}",
+                        TrafficSource::ALL
+                            .map(|s| format!("`{}`", s.name()))
+                            .join(", ")
+                    ),
+                })?,
+        ),
+    };
+    let quantile = number(map, "quantile")?;
+    if quantile.is_some_and(|q| !(q > 0.0 && q < 1.0)) {
+        return Err(ConfigError::Invalid {
+            key: "quantile".into(),
+            reason: "must be between 0 and 1 (exclusive), e.g. 0.95".into(),
+        });
+    }
+    let min_requests = match number(map, "minRequests")? {
+        None => None,
+        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= MAX_MIN_REQUESTS => Some(n as u64),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                key: "minRequests".into(),
+                reason: "must be a whole number of at least 1 (no traffic proves nothing)".into(),
+            })
+        }
+    };
+    Ok(TrafficConfig {
+        source,
+        request_metric: non_empty(string(map, "requestMetric")?),
+        histogram_metric: non_empty(string(map, "histogramMetric")?),
+        error_label: non_empty(string(map, "errorLabel")?),
+        error_regex: non_empty(string(map, "errorRegex")?),
+        service: non_empty(string(map, "service")?),
+        quantile,
+        min_requests,
+    })
+}
+
+/// `matchers`: an object of label → exact value.
+fn matchers(map: &Map<String, Value>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = object(map, "matchers")? {
+        for (label, value) in m {
+            promql::validate_label_name(label).map_err(|e| ConfigError::Invalid {
+                key: "matchers".into(),
+                reason: e.to_string(),
+            })?;
+            let Value::String(v) = value else {
+                return Err(ConfigError::WrongType {
+                    key: format!("matchers.{label}"),
+                    expected: "a string",
+                });
+            };
+            out.insert(label.clone(), v.clone());
+        }
+    }
+    Ok(out)
 }
 
 fn path(
@@ -697,7 +1116,7 @@ mod tests {
             (r#"{"guardrail":"restarts","window":300}"#, "key `window` must be a duration such as `5m`"),
             (r#"{"guardrail":"restarts","timeout":"1h"}"#, "key `timeout`: must be between 1ms and 5m"),
             (r#"{"guardrail":"restarts","profile":"production"}"#, "key `profile`: unknown profile `production`; expected `default` or `prod`"),
-            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `query`"),
+            (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `gitops`, `query`"),
             (r#"{"threshold":1}"#, "missing key `guardrail`"),
             (r#"{"guardrail":"query"}"#, "missing key `query`"),
             (r#"{"guardrail":"query","query":"  "}"#, "missing key `query`"),
@@ -743,6 +1162,58 @@ mod tests {
         let c = parse(r#"{"guardrail":"latest-image","images":["a:1","b"]}"#).unwrap();
         assert_eq!(c.images.len(), 2);
         assert!(parse(r#"{"guardrail":"latest-image","images":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn new_guardrail_keys_and_defaults() {
+        let cases = [
+            (r#"{"guardrail":"waiting-reasons","reasons":["CrashLoop BackOff"]}"#, "key `reasons`: `CrashLoop BackOff` is not a reason such as `CrashLoopBackOff`"),
+            (r#"{"guardrail":"waiting-reasons","window":"5m"}"#, "key `window` is not used by guardrail `waiting-reasons`"),
+            (r#"{"guardrail":"error-rate","source":"linkerd"}"#, "key `source`: unknown source `linkerd`; expected one of `http`, `istio`, `ingress-nginx`"),
+            (r#"{"guardrail":"error-rate","minRequests":0}"#, "key `minRequests`: must be a whole number of at least 1 (no traffic proves nothing)"),
+            (r#"{"guardrail":"error-rate","quantile":0.9}"#, "key `quantile` is not used by guardrail `error-rate`"),
+            (r#"{"guardrail":"latency","threshold":1,"quantile":1}"#, "key `quantile`: must be between 0 and 1 (exclusive), e.g. 0.95"),
+            (r#"{"guardrail":"latency"}"#, "missing key `threshold`"),
+            (r#"{"guardrail":"alerts","rollout":"web"}"#, "key `rollout` is not used by guardrail `alerts`"),
+            (r#"{"guardrail":"alerts","minSeverity":"page"}"#, "key `minSeverity`: unknown severity `page`; expected one of `none`, `info`, `warning`, `critical`"),
+            (r#"{"guardrail":"alerts","matchers":{"__name__":"x"}}"#, "key `matchers`: label name `__name__` is not valid: names starting with `__` are reserved"),
+            (r#"{"guardrail":"regression","signal":"cpu","stablePodTemplateHash":"a","tolerance":-1}"#, "key `tolerance`: must be between 0 and 100 (0.1 = 10 % worse allowed)"),
+        ];
+        for (json, message) in cases {
+            assert_eq!(parse(json).unwrap_err().to_string(), message, "{json}");
+        }
+        let c = parse(r#"{"guardrail":"waiting-reasons","reasons":"CrashLoopBackOff, OOMKilled"}"#)
+            .unwrap();
+        assert_eq!(
+            c.reasons,
+            vec!["CrashLoopBackOff".to_string(), "OOMKilled".to_string()]
+        );
+        let d = parse(r#"{"guardrail":"error-rate"}"#).unwrap().settings();
+        let p = parse(r#"{"guardrail":"error-rate","profile":"prod"}"#)
+            .unwrap()
+            .settings();
+        assert_eq!(
+            (d.threshold, d.min_requests, d.window.as_secs()),
+            (Some(0.05), 10, 300)
+        );
+        assert_eq!(
+            (p.threshold, p.min_requests, p.window.as_secs()),
+            (Some(0.01), 50, 600)
+        );
+        let l = parse(r#"{"guardrail":"latency","threshold":"0.25","profile":"prod"}"#)
+            .unwrap()
+            .settings();
+        assert_eq!((l.threshold, l.quantile), (Some(0.25), 0.99));
+        let a = parse(r#"{"guardrail":"alerts"}"#).unwrap().settings();
+        assert_eq!(
+            (a.min_severity, a.threshold),
+            (Severity::Warning, Some(0.0))
+        );
+        let r =
+            parse(r#"{"guardrail":"regression","signal":"memory","stablePodTemplateHash":"a"}"#)
+                .unwrap()
+                .settings();
+        assert_eq!(r.tolerance, 0.5);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use super::condition::{self, ConditionInput, Outcome};
-use super::config::{GuardrailKind, Settings};
+use super::config::{GuardrailKind, Settings, DEFAULT_WAITING_REASONS};
 use super::duration;
 use super::image;
 use super::promql::TargetSelector;
@@ -28,6 +28,8 @@ pub mod query_name {
     pub const READY: &str = "ready";
     pub const WAITING: &str = "waiting";
     pub const IMAGES: &str = "images";
+    pub const CONTAINERS: &str = "containers";
+    pub const OOM_KILLED: &str = "oom-killed";
     pub const QUERY: &str = "query";
 }
 
@@ -47,7 +49,16 @@ pub fn plan(
         }
         GuardrailKind::NotReady => queries.push((READY, target.ready())),
         GuardrailKind::LatestImage => queries.push((IMAGES, target.container_images())),
-        GuardrailKind::Query => return Vec::new(),
+        GuardrailKind::WaitingReasons => queries.push((CONTAINERS, target.containers())),
+        GuardrailKind::OomKilled => {
+            queries.push((CONTAINERS, target.containers()));
+            queries.push((OOM_KILLED, target.oom_killed(settings.window)));
+        }
+        // The traffic queries come from `traffic::plan`; only the pods' coverage is asked here.
+        GuardrailKind::ErrorRate | GuardrailKind::Latency | GuardrailKind::Regression => {
+            return queries
+        }
+        GuardrailKind::Alerts | GuardrailKind::Gitops | GuardrailKind::Query => return Vec::new(),
     }
     queries.push((WAITING, target.waiting()));
     queries
@@ -125,12 +136,130 @@ pub fn judge(
         GuardrailKind::Restarts => restarts(coverage, answers, settings, at),
         GuardrailKind::NotReady => not_ready(coverage, answers, settings),
         GuardrailKind::LatestImage => latest_image(coverage, answers, settings, static_images),
+        GuardrailKind::WaitingReasons => {
+            let defaults: Vec<String> = DEFAULT_WAITING_REASONS
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            return judge_waiting(coverage, answers, settings, &defaults);
+        }
+        GuardrailKind::OomKilled => oom_killed(coverage, answers, settings),
+        GuardrailKind::ErrorRate
+        | GuardrailKind::Latency
+        | GuardrailKind::Alerts
+        | GuardrailKind::Gitops
+        | GuardrailKind::Regression => Err(Failure::new(
+            FailureClass::Config,
+            format!("guardrail `{}` is judged by its own module", kind.name()),
+        )),
         GuardrailKind::Query => Err(Failure::new(
             FailureClass::Config,
             "the query guardrail is judged by judge_query",
         )),
     };
     result.unwrap_or_else(Verdict::Fail)
+}
+
+/// Judges `waiting-reasons`: containers of the covered pods waiting with one of `reasons` (an empty list means
+/// [`DEFAULT_WAITING_REASONS`]).
+pub fn judge_waiting(
+    coverage: &Coverage,
+    answers: &Answers,
+    settings: &Settings,
+    reasons: &[String],
+) -> Verdict {
+    let result = (|| {
+        let containers = coverage.by_pod(answer(answers, query_name::CONTAINERS)?);
+        coverage.require_all(&containers.keys().cloned().collect(), "container status")?;
+        let defaults: Vec<String>;
+        let reasons = if reasons.is_empty() {
+            defaults = DEFAULT_WAITING_REASONS
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            &defaults
+        } else {
+            reasons
+        };
+        let mut offenders = Vec::new();
+        let mut other = BTreeSet::new();
+        for ((pod, container), reason) in waiting_reasons(answers, coverage)? {
+            if reasons.contains(&reason) {
+                offenders.push(format!("{pod}/{container} waiting: {reason}"));
+            } else {
+                other.insert(reason);
+            }
+        }
+        let count = offenders.len() as f64;
+        let limit = threshold(settings);
+        let mut message = format!(
+            "{} container{} of {} pod{} of ReplicaSet {} waiting with {} (threshold {})",
+            offenders.len(),
+            plural(count),
+            coverage.pods.len(),
+            plural(coverage.pods.len() as f64),
+            coverage.target(),
+            reasons.join("/"),
+            format_number(limit),
+        );
+        if !other.is_empty() {
+            message.push_str(&format!(
+                "; also waiting, not judged: {}",
+                other.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !offenders.is_empty() {
+            message.push_str(&format!(
+                ": {}",
+                join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
+            ));
+        }
+        Ok(judge_count(coverage, count, limit, message, offenders))
+    })();
+    result.unwrap_or_else(Verdict::Fail)
+}
+
+/// `oom-killed`: containers whose last termination reason was `OOMKilled` at any moment of the window.
+fn oom_killed(
+    coverage: &Coverage,
+    answers: &Answers,
+    settings: &Settings,
+) -> Result<Verdict, Failure> {
+    let containers = coverage.by_pod(answer(answers, query_name::CONTAINERS)?);
+    coverage.require_all(&containers.keys().cloned().collect(), "container status")?;
+    let reasons = waiting_reasons(answers, coverage)?;
+    let mut offenders = BTreeSet::new();
+    for (pod, samples) in coverage.by_pod(answer(answers, query_name::OOM_KILLED)?) {
+        for sample in samples {
+            if finite(sample, query_name::OOM_KILLED)? >= 1.0 {
+                let container = label(sample, "container");
+                offenders.insert(with_reason(
+                    format!("{pod}/{container} OOMKilled"),
+                    reasons.get(&(pod.clone(), container.to_string())),
+                ));
+            }
+        }
+    }
+    let offenders: Vec<String> = offenders.into_iter().collect();
+    let count = offenders.len() as f64;
+    let limit = threshold(settings);
+    let mut message = format!(
+        "{} container{} OOMKilled in the last {} across {} pod{} of ReplicaSet {} (threshold {})",
+        offenders.len(),
+        plural(count),
+        duration::format(settings.window),
+        coverage.pods.len(),
+        plural(coverage.pods.len() as f64),
+        coverage.target(),
+        format_number(limit),
+    );
+    if !offenders.is_empty() {
+        message.push_str(&format!(
+            ": {}",
+            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
+        ));
+    }
+    Ok(judge_count(coverage, count, limit, message, offenders))
 }
 
 fn threshold(settings: &Settings) -> f64 {
@@ -461,6 +590,10 @@ mod tests {
             min_pods: 1,
             timeout: DEFAULT_TIMEOUT,
             staleness: Duration::from_secs(300),
+            min_requests: 10,
+            quantile: 0.95,
+            min_severity: crate::engine::config::Severity::Warning,
+            tolerance: 0.0,
         }
     }
 
@@ -868,5 +1001,103 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, ["coverage", "images", "waiting"]);
+    }
+
+    #[test]
+    fn waiting_reasons_judge_only_the_listed_reasons_of_covered_pods() {
+        let c = coverage(&["a", "b"]);
+        let containers = vec![
+            s(&[("pod", "a"), ("container", "api")], 1.0),
+            s(&[("pod", "b"), ("container", "api")], 1.0),
+        ];
+        let waiting = vec![
+            s(
+                &[
+                    ("pod", "a"),
+                    ("container", "api"),
+                    ("reason", "CrashLoopBackOff"),
+                ],
+                1.0,
+            ),
+            s(
+                &[
+                    ("pod", "b"),
+                    ("container", "api"),
+                    ("reason", "ContainerCreating"),
+                ],
+                1.0,
+            ),
+            // A pod outside the target (a decoy) is never judged.
+            s(
+                &[
+                    ("pod", "z"),
+                    ("container", "api"),
+                    ("reason", "ImagePullBackOff"),
+                ],
+                1.0,
+            ),
+        ];
+        let ans = answers(vec![
+            (query_name::CONTAINERS, containers.clone()),
+            (query_name::WAITING, waiting),
+        ]);
+        let Verdict::Fail(f) = judge_waiting(&c, &ans, &settings(0, 0.0), &[]) else {
+            panic!("CrashLoopBackOff is a default reason")
+        };
+        assert_eq!(
+            f.offenders,
+            vec!["a/api waiting: CrashLoopBackOff".to_string()]
+        );
+        assert!(
+            f.message
+                .contains("also waiting, not judged: ContainerCreating"),
+            "{}",
+            f.message
+        );
+        let only_pull = vec!["ImagePullBackOff".to_string()];
+        assert!(matches!(
+            judge_waiting(&c, &ans, &settings(0, 0.0), &only_pull),
+            Verdict::Pass(_)
+        ));
+        // A covered pod without container data is not proven.
+        let partial = answers(vec![
+            (query_name::CONTAINERS, containers[..1].to_vec()),
+            (query_name::WAITING, vec![]),
+        ]);
+        let Verdict::Fail(f) = judge_waiting(&c, &partial, &settings(0, 0.0), &[]) else {
+            panic!()
+        };
+        assert_eq!(f.class, FailureClass::NoData);
+    }
+
+    #[test]
+    fn oom_kills_are_named_per_container() {
+        let c = coverage(&["a"]);
+        let ans = answers(vec![
+            (
+                query_name::CONTAINERS,
+                vec![s(&[("pod", "a"), ("container", "api")], 1.0)],
+            ),
+            (
+                query_name::OOM_KILLED,
+                vec![s(
+                    &[("pod", "a"), ("container", "api"), ("reason", "OOMKilled")],
+                    1.0,
+                )],
+            ),
+            (query_name::WAITING, vec![]),
+        ]);
+        let Verdict::Fail(f) = judge(
+            GuardrailKind::OomKilled,
+            &c,
+            &ans,
+            &settings(300, 0.0),
+            &[],
+            at(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(f.value, "1");
+        assert!(f.message.ends_with(": a/api OOMKilled"), "{}", f.message);
     }
 }

@@ -9,8 +9,9 @@ use futures::future::join_all;
 use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
-use super::promql::TargetSelector;
+use super::promql::{validate_namespace, TargetSelector};
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
+use super::{alerts, gitops, regression, traffic};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
 use crate::telemetry::{self, QueryOutcome};
@@ -180,8 +181,33 @@ impl Engine {
             .pod_template_hash
             .clone()
             .unwrap_or_else(|| "ph0hash".to_string());
+        if config.guardrail == GuardrailKind::Gitops {
+            if let Ok(plan) = gitops::plan(&config, &settings) {
+                for (name, query) in plan {
+                    out.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), query);
+                }
+            }
+            return out;
+        }
+        if config.guardrail == GuardrailKind::Alerts {
+            if let Ok(plan) = alerts::plan(&config, &namespace) {
+                for (name, query) in plan {
+                    out.insert(
+                        format!("{}{name}", metadata_key::QUERY_PREFIX),
+                        query.replace("ph0namespace", "<namespace>"),
+                    );
+                }
+            }
+            return out;
+        }
         if let Ok(target) = TargetSelector::new(&namespace, &rollout, &hash) {
-            for (name, query) in guardrail::plan(config.guardrail, &target, &settings) {
+            let mut plan = guardrail::plan(config.guardrail, &target, &settings);
+            if config.guardrail.is_traffic() {
+                if let Ok(traffic_plan) = traffic::plan(&config, &target, &settings) {
+                    plan.extend(traffic_plan.queries);
+                }
+            }
+            for (name, query) in plan {
                 let shown = query
                     .replace("ph0namespace", "<namespace>")
                     .replace("ph0rollout", "<rollout>")
@@ -266,15 +292,37 @@ impl Engine {
                 ));
             }
         }
+        if config.guardrail == GuardrailKind::Gitops {
+            let plan = gitops::plan(&config, &settings)?;
+            record_plan(metadata, &plan);
+            let answers = self.ask(&endpoint, plan, at, &settings).await?;
+            return Ok(gitops::judge(&config, &answers, &settings, at));
+        }
+        if config.guardrail == GuardrailKind::Alerts {
+            let namespace = resolve_namespace(&config, ctx)?;
+            metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
+            let plan = alerts::plan(&config, &namespace)?;
+            record_plan(metadata, &plan);
+            let answers = self.ask(&endpoint, plan, at, &settings).await?;
+            return Ok(alerts::judge(&namespace, &answers, &settings, at));
+        }
         let target = resolve_target(&config, ctx)?;
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
-        let plan = guardrail::plan(config.guardrail, &target, &settings);
-        for (name, query) in &plan {
-            metadata.insert(
-                format!("{}{name}", metadata_key::QUERY_PREFIX),
-                query.clone(),
-            );
+        if config.guardrail == GuardrailKind::Regression {
+            return self
+                .regression(&config, &target, &endpoint, &settings, at, metadata)
+                .await;
         }
+        let traffic_plan = if config.guardrail.is_traffic() {
+            Some(traffic::plan(&config, &target, &settings)?)
+        } else {
+            None
+        };
+        let mut plan = guardrail::plan(config.guardrail, &target, &settings);
+        if let Some(traffic_plan) = &traffic_plan {
+            plan.extend(traffic_plan.queries.iter().cloned());
+        }
+        record_plan(metadata, &plan);
         let answers = self.ask(&endpoint, plan, at, &settings).await?;
         let coverage_data = answers.get(query_name::COVERAGE).ok_or_else(|| {
             Failure::new(FailureClass::QueryError, "coverage query has no answer")
@@ -286,13 +334,74 @@ impl Engine {
             settings.staleness,
             settings.min_pods,
         )?;
-        Ok(guardrail::judge(
-            config.guardrail,
-            &coverage,
-            &answers,
-            &settings,
-            &config.images,
-            at,
+        Ok(match (&traffic_plan, config.guardrail) {
+            (Some(traffic_plan), kind) => {
+                traffic::judge(kind, traffic_plan, &coverage, &answers, &settings, at)
+            }
+            (None, GuardrailKind::WaitingReasons) => {
+                guardrail::judge_waiting(&coverage, &answers, &settings, &config.reasons)
+            }
+            (None, kind) => {
+                guardrail::judge(kind, &coverage, &answers, &settings, &config.images, at)
+            }
+        })
+    }
+
+    /// `regression`: both sides asked concurrently inside the one timeout, each proven, then compared.
+    async fn regression(
+        &self,
+        config: &Config,
+        target: &TargetSelector,
+        endpoint: &Endpoint,
+        settings: &Settings,
+        at: SystemTime,
+        metadata: &mut BTreeMap<String, String>,
+    ) -> Result<Verdict, Failure> {
+        let signal = config
+            .signal
+            .ok_or_else(|| Failure::new(FailureClass::Config, "missing key `signal`"))?;
+        let stable_hash = config.stable_pod_template_hash.as_deref().ok_or_else(|| {
+            Failure::new(FailureClass::Config, "missing key `stablePodTemplateHash`")
+        })?;
+        let stable = target
+            .with_hash(stable_hash)
+            .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+        metadata.insert("stable".to_string(), stable.describe());
+        let canary_plan = regression::plan(signal, config, target, settings)?;
+        let stable_plan = regression::plan(signal, config, &stable, settings)?;
+        record_plan(metadata, &canary_plan.queries);
+        for (name, query) in &stable_plan.queries {
+            metadata.insert(
+                format!("{}stable-{name}", metadata_key::QUERY_PREFIX),
+                query.clone(),
+            );
+        }
+        let (canary_answers, stable_answers) = tokio::join!(
+            self.ask(endpoint, canary_plan.queries.clone(), at, settings),
+            self.ask(endpoint, stable_plan.queries.clone(), at, settings)
+        );
+        let (canary_answers, stable_answers) = (canary_answers?, stable_answers?);
+        let prove = |answers: &Answers, side: &TargetSelector, plan: &regression::SidePlan| {
+            let data = answers.get(query_name::COVERAGE).ok_or_else(|| {
+                Failure::new(FailureClass::QueryError, "coverage query has no answer")
+            })?;
+            let coverage = Coverage::prove(data, side, at, settings.staleness, settings.min_pods)?;
+            let value = regression::side_value(signal, plan, &coverage, answers, settings, at)?;
+            Ok::<_, Failure>((coverage, value))
+        };
+        let side = |which: &str, result: Result<(Coverage, f64), Failure>| {
+            result.map_err(|f| Failure {
+                message: format!("{which}: {}", f.message),
+                ..f
+            })
+        };
+        let canary = side("canary", prove(&canary_answers, target, &canary_plan))?;
+        let stable = side("stable", prove(&stable_answers, &stable, &stable_plan))?;
+        Ok(regression::judge(
+            signal,
+            (&canary.0, canary.1),
+            (&stable.0, stable.1),
+            settings,
         ))
     }
 
@@ -423,6 +532,32 @@ fn query_failure(name: &str, error: &QueryError) -> Failure {
         crate::prometheus::FailureClass::QueryError => FailureClass::QueryError,
     };
     Failure::new(class, format!("{name} query failed: {error}"))
+}
+
+fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &[(&'static str, String)]) {
+    for (name, query) in plan {
+        metadata.insert(
+            format!("{}{name}", metadata_key::QUERY_PREFIX),
+            query.clone(),
+        );
+    }
+}
+
+/// The namespace from the configuration, else the AnalysisRun's (for guardrails that judge a namespace).
+fn resolve_namespace(config: &Config, ctx: &AnalysisContext) -> Result<String, Failure> {
+    let namespace = config
+        .namespace
+        .clone()
+        .or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()))
+        .ok_or_else(|| {
+            Failure::new(
+                FailureClass::Config,
+                "cannot determine the namespace: set `namespace`; the AnalysisRun has no namespace",
+            )
+        })?;
+    validate_namespace(&namespace)
+        .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
+    Ok(namespace)
 }
 
 /// The target from the configuration, else from the AnalysisRun; a missing part is named.

@@ -38,6 +38,120 @@ pub fn string_literal(value: &str) -> String {
     out
 }
 
+/// Why a metric name, label name or selector part cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} `{value}` is not valid: {why}")]
+pub struct SelectorError {
+    pub what: &'static str,
+    pub value: String,
+    pub why: &'static str,
+}
+
+/// The longest metric name, label name or label value accepted from configuration.
+pub const MAX_SELECTOR_PART: usize = 256;
+
+/// A metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn validate_metric_name(what: &'static str, value: &str) -> Result<(), SelectorError> {
+    let error = |why| SelectorError {
+        what,
+        value: value.to_string(),
+        why,
+    };
+    let mut bytes = value.bytes();
+    match bytes.next() {
+        None => return Err(error("it is empty")),
+        Some(b) if !(b.is_ascii_alphabetic() || b == b'_' || b == b':') => {
+            return Err(error("it must start with a letter, `_` or `:`"))
+        }
+        Some(_) => {}
+    }
+    if value.len() > MAX_SELECTOR_PART {
+        return Err(error("it is too long"));
+    }
+    if !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') {
+        return Err(error("only letters, digits, `_` and `:` are allowed"));
+    }
+    Ok(())
+}
+
+/// A label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not one of Prometheus' reserved `__…` names.
+pub fn validate_label_name(value: &str) -> Result<(), SelectorError> {
+    let error = |why| SelectorError {
+        what: "label name",
+        value: value.to_string(),
+        why,
+    };
+    let mut bytes = value.bytes();
+    match bytes.next() {
+        None => return Err(error("it is empty")),
+        Some(b) if !(b.is_ascii_alphabetic() || b == b'_') => {
+            return Err(error("it must start with a letter or `_`"))
+        }
+        Some(_) => {}
+    }
+    if value.len() > MAX_SELECTOR_PART {
+        return Err(error("it is too long"));
+    }
+    if value.starts_with("__") {
+        return Err(error("names starting with `__` are reserved"));
+    }
+    if !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(error("only letters, digits and `_` are allowed"));
+    }
+    Ok(())
+}
+
+/// One series selector `metric{label="value",label=~"regex",label!=""}` built only from validated names
+/// and escaped values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    metric: String,
+    matchers: Vec<String>,
+}
+
+impl Selector {
+    pub fn new(what: &'static str, metric: &str) -> Result<Selector, SelectorError> {
+        validate_metric_name(what, metric)?;
+        Ok(Selector {
+            metric: metric.to_string(),
+            matchers: Vec::new(),
+        })
+    }
+
+    fn push(mut self, label: &str, op: &str, value: &str) -> Result<Selector, SelectorError> {
+        validate_label_name(label)?;
+        if value.len() > MAX_SELECTOR_PART {
+            return Err(SelectorError {
+                what: "label value",
+                value: value.chars().take(40).collect(),
+                why: "it is too long",
+            });
+        }
+        self.matchers
+            .push(format!("{label}{op}{}", string_literal(value)));
+        Ok(self)
+    }
+
+    /// `label="value"`.
+    pub fn equal(self, label: &str, value: &str) -> Result<Selector, SelectorError> {
+        self.push(label, "=", value)
+    }
+
+    /// `label=~"regex"` (an anchored RE2 regular expression; Prometheus refuses an invalid one).
+    pub fn regex(self, label: &str, regex: &str) -> Result<Selector, SelectorError> {
+        self.push(label, "=~", regex)
+    }
+
+    /// `label!=""`: only series that carry the label.
+    pub fn has(self, label: &str) -> Result<Selector, SelectorError> {
+        self.push(label, "!=", "")
+    }
+
+    pub fn render(&self) -> String {
+        format!("{}{{{}}}", self.metric, self.matchers.join(","))
+    }
+}
+
 /// A namespace: an RFC 1123 label (lowercase alphanumerics and `-`, at most 63, alphanumeric at both ends).
 pub fn validate_namespace(value: &str) -> Result<(), NameError> {
     check_label("namespace", value, 63)
@@ -113,6 +227,7 @@ fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), NameEr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSelector {
     namespace: String,
+    rollout: String,
     replica_set: String,
 }
 
@@ -131,8 +246,34 @@ impl TargetSelector {
         }
         Ok(TargetSelector {
             namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
             replica_set,
         })
+    }
+
+    /// The same rollout's ReplicaSet with another pod-template hash (the stable side of a comparison).
+    pub fn with_hash(&self, pod_template_hash: &str) -> Result<TargetSelector, NameError> {
+        TargetSelector::new(&self.namespace, &self.rollout, pod_template_hash)
+    }
+
+    /// CPU cores used per target pod over `window` (cAdvisor, every container, the pause container excluded).
+    pub fn cpu_per_pod(&self, window: Duration) -> String {
+        format!(
+            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
+    }
+
+    /// Working-set bytes per target pod, averaged over `window` (cAdvisor).
+    pub fn memory_per_pod(&self, window: Duration) -> String {
+        format!(
+            "sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
     }
 
     pub fn namespace(&self) -> &str {
@@ -146,6 +287,11 @@ impl TargetSelector {
     /// `namespace/replicaset`, for messages.
     pub fn describe(&self) -> String {
         format!("{}/{}", self.namespace, self.replica_set)
+    }
+
+    /// `(expression) and on(namespace, pod) <the target pods>`: keeps the series of the target pods only.
+    pub fn restrict(&self, expression: &str) -> String {
+        format!("({expression}) and on(namespace, pod) {}", self.pods())
     }
 
     /// The target pods as kube-state-metrics describes them: exact ReplicaSet ownership, never a prefix.
@@ -214,6 +360,21 @@ impl TargetSelector {
         )
     }
 
+    /// The containers kube-state-metrics reports for the target pods.
+    pub fn containers(&self) -> String {
+        self.of_pods("kube_pod_container_info", "")
+    }
+
+    /// Containers of the target pods whose last termination was `OOMKilled` at any moment of `window`.
+    pub fn oom_killed(&self, window: Duration) -> String {
+        format!(
+            "max_over_time(kube_pod_container_status_last_terminated_reason{{namespace={},reason=\"OOMKilled\"}}[{}]) and on(namespace, pod) {}",
+            string_literal(&self.namespace),
+            promql_range(window),
+            self.pods()
+        )
+    }
+
     /// Every container and init container of the target pods with its image as specified.
     pub fn container_images(&self) -> String {
         let namespace = string_literal(&self.namespace);
@@ -271,6 +432,30 @@ mod tests {
         }
         let err = TargetSelector::new("shop\"} or vector(1) #", "web", "6c8d7f9a1").unwrap_err();
         assert_eq!(err.what, "namespace");
+    }
+
+    #[test]
+    fn selectors_take_only_valid_names_and_escaped_values() {
+        let s = Selector::new("metric", "http_requests_total")
+            .and_then(|s| s.equal("namespace", "shop\"} or vector(1) #"))
+            .and_then(|s| s.regex("code", "5.."))
+            .and_then(|s| s.has("code"))
+            .unwrap();
+        assert_eq!(
+            s.render(),
+            r#"http_requests_total{namespace="shop\"} or vector(1) #",code=~"5..",code!=""}"#
+        );
+        for bad in ["", "1abc", "a-b", "a{b}", "a b", "up)"] {
+            assert!(validate_metric_name("metric", bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_metric_name("metric", "job:rate5m:sum").is_ok());
+        for bad in ["", "__name__", "a:b", "a-b", "a\"", "1a"] {
+            assert!(validate_label_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(Selector::new("metric", "up")
+            .unwrap()
+            .equal("x", &"v".repeat(MAX_SELECTOR_PART + 1))
+            .is_err());
     }
 
     #[test]

@@ -117,6 +117,10 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Coverage {}
     impl Sealed for super::FreshResult {}
+    impl Sealed for super::Traffic {}
+    impl Sealed for super::RuleEvaluation {}
+    impl Sealed for super::Comparison {}
+    impl Sealed for super::FreshSample {}
 }
 
 /// Fresh kube-state-metrics data about at least `minPods` pods of the target ReplicaSet.
@@ -225,6 +229,190 @@ impl Coverage {
         }
         out
     }
+}
+
+/// Enough fresh requests to the covered target inside the window: the proof of `error-rate` and `latency`.
+/// Made only from a [`Coverage`], so the target's pods are proven too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    /// Requests counted in the window (an extrapolated `increase`, so possibly fractional).
+    pub requests: f64,
+}
+
+impl Proof for Traffic {}
+
+impl Traffic {
+    /// `requests` is the `sum(increase(…))` answer, `latest` the `max(timestamp(…))` answer; `what` names the
+    /// request series in messages (`http_requests_total{code!=""}`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prove(
+        coverage: &Coverage,
+        requests: &QueryData,
+        latest: &QueryData,
+        at: SystemTime,
+        window: Duration,
+        staleness: Duration,
+        min_requests: u64,
+        what: &str,
+    ) -> Result<Traffic, Failure> {
+        let target = coverage.target();
+        let no_series = || {
+            Failure::new(
+                FailureClass::NoData,
+                format!("no request series {what} for ReplicaSet {target} in the last {} — is the metric scraped, and do the source and matchers fit?", duration::format(window)),
+            )
+        };
+        let latest =
+            single(vector(latest, "latest-request")?, "latest-request")?.ok_or_else(no_series)?;
+        let requests = single(vector(requests, "requests")?, "requests")?.ok_or_else(no_series)?;
+        let age = unix_seconds(at) - latest;
+        if age > staleness.as_secs_f64() {
+            return Err(Failure::new(
+                FailureClass::Stale,
+                format!(
+                    "stale request series {what} for ReplicaSet {target}: last sample {} ago, older than staleness {}",
+                    duration::format(Duration::from_secs(age.max(0.0) as u64)),
+                    duration::format(staleness)
+                ),
+            ));
+        }
+        if requests < min_requests as f64 {
+            return Err(Failure {
+                value: format_number(round3(requests)),
+                ..Failure::new(
+                    FailureClass::NoData,
+                    format!(
+                        "not enough traffic to judge ReplicaSet {target}: {} request{} in the last {} (minRequests {min_requests})",
+                        format_number(round3(requests)),
+                        if requests == 1.0 { "" } else { "s" },
+                        duration::format(window)
+                    ),
+                )
+            });
+        }
+        Ok(Traffic { requests })
+    }
+}
+
+/// Proof that Prometheus evaluates alerting rules: its own last rule-group evaluation is fresh, so an
+/// absent `ALERTS` series means "nothing firing", not "nobody looked".
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleEvaluation {
+    /// Seconds since the last rule-group evaluation.
+    pub age: f64,
+}
+
+impl Proof for RuleEvaluation {}
+
+impl RuleEvaluation {
+    /// From the `max(prometheus_rule_group_last_evaluation_timestamp_seconds)` answer.
+    pub fn prove(
+        data: &QueryData,
+        at: SystemTime,
+        staleness: Duration,
+    ) -> Result<RuleEvaluation, Failure> {
+        let last = single(vector(data, "rule-evaluation")?, "rule-evaluation")?.ok_or_else(|| {
+            Failure::new(
+                FailureClass::NoData,
+                "no prometheus_rule_group_last_evaluation_timestamp_seconds: cannot prove that alerting rules are evaluated (does this Prometheus scrape itself, and does it load rules?)",
+            )
+        })?;
+        let age = unix_seconds(at) - last;
+        if age > staleness.as_secs_f64() {
+            return Err(Failure::new(
+                FailureClass::Stale,
+                format!(
+                    "alerting rules were last evaluated {} ago, older than staleness {}: an empty ALERTS proves nothing",
+                    duration::format(Duration::from_secs(age.max(0.0) as u64)),
+                    duration::format(staleness)
+                ),
+            ));
+        }
+        Ok(RuleEvaluation { age })
+    }
+}
+
+/// Both sides of a canary-versus-stable comparison proven: made only from two [`Coverage`]s of different
+/// ReplicaSets (the traffic signals also prove [`Traffic`] on each side before comparing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    _proven: (),
+}
+
+impl Proof for Comparison {}
+
+impl Comparison {
+    pub fn of(canary: &Coverage, stable: &Coverage) -> Result<Comparison, Failure> {
+        if canary.target() == stable.target() {
+            return Err(Failure::new(
+                FailureClass::Config,
+                format!("canary and stable are the same ReplicaSet {}: a comparison with itself proves nothing", canary.target()),
+            ));
+        }
+        Ok(Comparison { _proven: () })
+    }
+}
+
+/// One series sampled within `staleness` of the evaluation time (the proof of `gitops`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreshSample {
+    /// Seconds since the sample.
+    pub age: f64,
+}
+
+impl Proof for FreshSample {}
+
+impl FreshSample {
+    /// `timestamp` is the sample's time (the value of a `timestamp(…)` query); `what` names the series.
+    pub fn prove(
+        timestamp: f64,
+        at: SystemTime,
+        staleness: Duration,
+        what: &str,
+    ) -> Result<FreshSample, Failure> {
+        if !timestamp.is_finite() {
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                format!("{what}: timestamp {}", format_number(timestamp)),
+            ));
+        }
+        let age = unix_seconds(at) - timestamp;
+        if age > staleness.as_secs_f64() {
+            return Err(Failure::new(
+                FailureClass::Stale,
+                format!(
+                    "stale {what}: last sample {} ago, older than staleness {}",
+                    duration::format(Duration::from_secs(age.max(0.0) as u64)),
+                    duration::format(staleness)
+                ),
+            ));
+        }
+        Ok(FreshSample { age })
+    }
+}
+
+/// The one finite value of an aggregated answer; `None` when it is empty.
+fn single(samples: &[Sample], query: &str) -> Result<Option<f64>, Failure> {
+    match samples {
+        [] => Ok(None),
+        [one] if one.value.is_finite() => Ok(Some(one.value)),
+        [one] => Err(Failure::new(
+            FailureClass::QueryError,
+            format!("{query} query returned {}", format_number(one.value)),
+        )),
+        more => Err(Failure::new(
+            FailureClass::QueryError,
+            format!(
+                "{query} query returned {} samples; expected one",
+                more.len()
+            ),
+        )),
+    }
+}
+
+/// Rounds to 3 decimals for messages.
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// A query result that is finite and non-empty (the proof used by the `query` guardrail).
@@ -489,6 +677,65 @@ mod tests {
                 .unwrap()
                 .display(),
             "2"
+        );
+    }
+
+    fn one(value: f64) -> QueryData {
+        QueryData::Vector(vec![sample("", value)])
+    }
+
+    #[test]
+    fn traffic_needs_fresh_series_and_enough_requests() {
+        let data = QueryData::Vector(vec![sample("a", AT as f64)]);
+        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+        let w = Duration::from_secs(300);
+        let s = Duration::from_secs(300);
+        let ok =
+            Traffic::prove(&c, &one(120.0), &one(AT as f64 - 30.0), at(), w, s, 10, "m").unwrap();
+        assert_eq!(ok.requests, 120.0);
+        let quiet =
+            Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m").unwrap_err();
+        assert_eq!(quiet.class, FailureClass::NoData);
+        assert!(
+            quiet.message.starts_with("not enough traffic"),
+            "{}",
+            quiet.message
+        );
+        let none = Traffic::prove(
+            &c,
+            &QueryData::Vector(vec![]),
+            &QueryData::Vector(vec![]),
+            at(),
+            w,
+            s,
+            1,
+            "m",
+        )
+        .unwrap_err();
+        assert_eq!(none.class, FailureClass::NoData);
+        let stale = Traffic::prove(&c, &one(500.0), &one(AT as f64 - 900.0), at(), w, s, 1, "m")
+            .unwrap_err();
+        assert_eq!(stale.class, FailureClass::Stale);
+        let nan =
+            Traffic::prove(&c, &one(f64::NAN), &one(AT as f64), at(), w, s, 1, "m").unwrap_err();
+        assert_eq!(nan.class, FailureClass::QueryError);
+    }
+
+    #[test]
+    fn rule_evaluation_must_be_fresh() {
+        let s = Duration::from_secs(120);
+        assert!(RuleEvaluation::prove(&one(AT as f64 - 15.0), at(), s).is_ok());
+        assert_eq!(
+            RuleEvaluation::prove(&one(AT as f64 - 600.0), at(), s)
+                .unwrap_err()
+                .class,
+            FailureClass::Stale
+        );
+        assert_eq!(
+            RuleEvaluation::prove(&QueryData::Vector(vec![]), at(), s)
+                .unwrap_err()
+                .class,
+            FailureClass::NoData
         );
     }
 

@@ -8,7 +8,9 @@
 
 use std::path::PathBuf;
 
-use super::ksm::{Condition, Container, Fixture, Phase, Pod, Steps, Timeline};
+use std::fmt::Write as _;
+
+use super::ksm::{render_labels, Condition, Container, Fixture, Phase, Pod, Steps, Timeline};
 
 /// First sampling instant, unix seconds (2026-01-01T11:00:00Z).
 pub const START: i64 = 1_767_265_200;
@@ -395,4 +397,460 @@ fn decoy(scenario: &Scenario, image: &str) -> Vec<Pod> {
                 )
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The second fixture, `tests/fixtures/prometheus/guardrails-extra.om`: request metrics (application, Istio,
+// ingress-nginx), `ALERTS` and Prometheus' own rule-evaluation clock, beside the kube-state-metrics pods they
+// belong to. Same timeline as the canonical fixture; tests evaluate at END.
+// ---------------------------------------------------------------------------------------------------------
+
+/// checkout/cart: 2 pods, 10 req/s each with 0.1 % 5xx; fast (p95 ≈ 0.18 s).
+pub const CHECKOUT_CART: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "cart",
+    hash: "5d4c3b2a1",
+    pods: &["cart-5d4c3b2a1-k2m4p", "cart-5d4c3b2a1-x7r9t"],
+};
+/// checkout/pricing: 1 pod, 5 req/s of 200 and 1 req/s of 503 (ratio 1/6); slow (p95 ≈ 2.35 s).
+pub const CHECKOUT_PRICING: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "pricing",
+    hash: "6e5d4c3b2",
+    pods: &["pricing-6e5d4c3b2-b3n5q"],
+};
+/// checkout/pricing's stable ReplicaSet: 10 req/s with 0.1 % 5xx, fast, 0.3 cores and 200 MiB per pod.
+pub const CHECKOUT_PRICING_STABLE: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "pricing",
+    hash: "0a9b8c7d6",
+    pods: &["pricing-0a9b8c7d6-r2t4y", "pricing-0a9b8c7d6-u6i8o"],
+};
+/// CPU cores and working-set MiB per pod of each ReplicaSet with resource series (cart canary 0.2/200, cart
+/// stable 0.25/250, pricing canary 0.9/600, pricing stable 0.3/200).
+pub const RESOURCES: [(Scenario, f64, f64); 4] = [
+    (CHECKOUT_CART, 0.2, 200.0),
+    (EXTRA_DECOYS[0], 0.25, 250.0),
+    (CHECKOUT_PRICING, 0.9, 600.0),
+    (CHECKOUT_PRICING_STABLE, 0.3, 200.0),
+];
+/// checkout/quiet: 1 pod serving 0.01 req/s (3 requests in 5 m: not enough traffic).
+pub const CHECKOUT_QUIET: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "quiet",
+    hash: "7f6e5d4c3",
+    pods: &["quiet-7f6e5d4c3-h8v2w"],
+};
+/// checkout/silent: 1 pod, no request series at all.
+pub const CHECKOUT_SILENT: Scenario = Scenario {
+    namespace: "checkout",
+    rollout: "silent",
+    hash: "8a7f6e5d4",
+    pods: &["silent-8a7f6e5d4-z4c6d"],
+};
+/// mesh/orders: Istio sidecar metrics, 20 req/s with 0.1 % 5xx as the destination reports them, p95 ≈ 40 ms;
+/// the source reporter's series (50 % 5xx) must be ignored.
+pub const MESH_ORDERS: Scenario = Scenario {
+    namespace: "mesh",
+    rollout: "orders",
+    hash: "1b2c3d4e5",
+    pods: &["orders-1b2c3d4e5-m5p7r"],
+};
+/// edge/storefront: served through ingress-nginx, canary Service `storefront-canary` (8 req/s, 0.25 % 502).
+pub const EDGE_STOREFRONT: Scenario = Scenario {
+    namespace: "edge",
+    rollout: "storefront",
+    hash: "2c3d4e5f6",
+    pods: &["storefront-2c3d4e5f6-q9w3e"],
+};
+/// The canary Service of [`EDGE_STOREFRONT`].
+pub const EDGE_STOREFRONT_CANARY_SERVICE: &str = "storefront-canary";
+/// Request decoys: 50 % 5xx, slow. The stable ReplicaSet of cart, cart's hash in another namespace, and a
+/// rollout whose name extends cart's.
+pub const EXTRA_DECOYS: [Scenario; 3] = [
+    Scenario {
+        namespace: "checkout",
+        rollout: "cart",
+        hash: "9c8b7a6f5",
+        pods: &["cart-9c8b7a6f5-d4f6g"],
+    },
+    Scenario {
+        namespace: "checkout-staging",
+        rollout: "cart",
+        hash: "5d4c3b2a1",
+        pods: &["cart-5d4c3b2a1-k2m4p"],
+    },
+    Scenario {
+        namespace: "checkout",
+        rollout: "cart-api",
+        hash: "5d4c3b2a1",
+        pods: &["cart-api-5d4c3b2a1-j5k7l"],
+    },
+];
+/// Namespace with a firing `info` alert and a pending `critical` one: passes the default profile (minimum
+/// severity warning), fails prod (info).
+pub const ALERTS_CALM_NAMESPACE: &str = "calm";
+/// Namespace with firing `KubePodCrashLooping` (critical) and `KubeContainerWaiting` (warning).
+pub const ALERTS_ALARMED_NAMESPACE: &str = "alarmed";
+
+/// The committed rendering of [`extra_fixture`].
+pub fn extra_fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus/guardrails-extra.om")
+}
+
+/// Latency bucket bounds and the cumulative share of requests at or below each (the last is `+Inf`).
+type Buckets = &'static [(&'static str, f64)];
+const FAST_SECONDS: Buckets = &[
+    ("0.05", 0.5),
+    ("0.1", 0.9),
+    ("0.25", 0.99),
+    ("0.5", 1.0),
+    ("1", 1.0),
+    ("2.5", 1.0),
+    ("+Inf", 1.0),
+];
+const SLOW_SECONDS: Buckets = &[
+    ("0.05", 0.0),
+    ("0.1", 0.0),
+    ("0.25", 0.05),
+    ("0.5", 0.1),
+    ("1", 0.5),
+    ("2.5", 1.0),
+    ("+Inf", 1.0),
+];
+const FAST_MILLISECONDS: Buckets = &[
+    ("5", 0.2),
+    ("10", 0.5),
+    ("25", 0.8),
+    ("50", 0.99),
+    ("100", 1.0),
+    ("250", 1.0),
+    ("+Inf", 1.0),
+];
+
+/// One counter-like series: labels and requests per second.
+struct Flow {
+    labels: Vec<(&'static str, String)>,
+    per_second: f64,
+}
+
+/// The extra fixture: its pods (kube-state-metrics) and the request, alert and rule-evaluation families.
+pub fn render_extra() -> String {
+    let mut fixture = Fixture::new(TIMELINE);
+    let all: Vec<Scenario> = [
+        CHECKOUT_CART,
+        CHECKOUT_PRICING,
+        CHECKOUT_PRICING_STABLE,
+        CHECKOUT_QUIET,
+        CHECKOUT_SILENT,
+        MESH_ORDERS,
+        EDGE_STOREFRONT,
+    ]
+    .into_iter()
+    .chain(EXTRA_DECOYS)
+    .collect();
+    for s in &all {
+        for p in healthy(
+            s,
+            &format!("registry.local/{}/{}:1.0.0", s.namespace, s.rollout),
+        ) {
+            fixture = fixture.pod(p);
+        }
+    }
+    let mut out = fixture.render();
+    out.truncate(out.len() - "# EOF\n".len());
+
+    // Application metrics, as a kubernetes-pods scrape labels them.
+    let app = |s: &Scenario, pod: &str, code: &str, rps: f64| Flow {
+        labels: vec![
+            ("namespace", s.namespace.to_string()),
+            ("pod", pod.to_string()),
+            ("job", "kubernetes-pods".to_string()),
+            ("code", code.to_string()),
+            ("method", "GET".to_string()),
+        ],
+        per_second: rps,
+    };
+    let mut http = Vec::new();
+    let mut http_latency: Vec<(&Scenario, &str, f64, Buckets)> = Vec::new();
+    for pod in CHECKOUT_CART.pods {
+        http.push(app(&CHECKOUT_CART, pod, "200", 10.0));
+        http.push(app(&CHECKOUT_CART, pod, "500", 0.01));
+        http_latency.push((&CHECKOUT_CART, pod, 10.01, FAST_SECONDS));
+    }
+    let pricing = CHECKOUT_PRICING.pods[0];
+    http.push(app(&CHECKOUT_PRICING, pricing, "200", 5.0));
+    http.push(app(&CHECKOUT_PRICING, pricing, "503", 1.0));
+    http_latency.push((&CHECKOUT_PRICING, pricing, 6.0, SLOW_SECONDS));
+    for pod in CHECKOUT_PRICING_STABLE.pods {
+        http.push(app(&CHECKOUT_PRICING_STABLE, pod, "200", 10.0));
+        http.push(app(&CHECKOUT_PRICING_STABLE, pod, "500", 0.01));
+        http_latency.push((&CHECKOUT_PRICING_STABLE, pod, 10.01, FAST_SECONDS));
+    }
+    let quiet = CHECKOUT_QUIET.pods[0];
+    http.push(app(&CHECKOUT_QUIET, quiet, "200", 0.01));
+    http_latency.push((&CHECKOUT_QUIET, quiet, 0.01, FAST_SECONDS));
+    for decoy in &EXTRA_DECOYS {
+        http.push(app(decoy, decoy.pods[0], "200", 10.0));
+        http.push(app(decoy, decoy.pods[0], "500", 10.0));
+        http_latency.push((decoy, decoy.pods[0], 20.0, SLOW_SECONDS));
+    }
+    counter_family(&mut out, "http_requests", &http);
+    let mut buckets = Vec::new();
+    for (s, pod, rps, shape) in &http_latency {
+        for (le, share) in shape.iter() {
+            buckets.push(Flow {
+                labels: vec![
+                    ("namespace", s.namespace.to_string()),
+                    ("pod", pod.to_string()),
+                    ("job", "kubernetes-pods".to_string()),
+                    ("le", le.to_string()),
+                ],
+                per_second: rps * share,
+            });
+        }
+    }
+    gauge_counter_family(&mut out, "http_request_duration_seconds_bucket", &buckets);
+
+    // cAdvisor: one series per container, plus the pause container and the pod-level cgroup (container="")
+    // that a sum over every series would double-count.
+    let mut cpu = Vec::new();
+    let mut memory = Vec::new();
+    for (s, cores, mib) in &RESOURCES {
+        for pod in s.pods {
+            for (container, share) in [(s.rollout, 1.0), ("POD", 0.01), ("", 1.0)] {
+                let labels = vec![
+                    ("namespace", s.namespace.to_string()),
+                    ("pod", pod.to_string()),
+                    ("container", container.to_string()),
+                    ("job", "kubelet".to_string()),
+                ];
+                cpu.push(Flow {
+                    labels: labels.clone(),
+                    per_second: cores * share,
+                });
+                memory.push((labels, mib * share * 1024.0 * 1024.0));
+            }
+        }
+    }
+    counter_family(&mut out, "container_cpu_usage_seconds", &cpu);
+    let _ = writeln!(
+        out,
+        "# HELP container_memory_working_set_bytes Current working set in bytes."
+    );
+    let _ = writeln!(out, "# TYPE container_memory_working_set_bytes gauge");
+    for (labels, bytes) in &memory {
+        let rendered = render_labels(labels);
+        for t in TIMELINE.instants() {
+            let _ = writeln!(
+                out,
+                "container_memory_working_set_bytes{{{rendered}}} {bytes} {t}"
+            );
+        }
+    }
+
+    // Istio: the destination sidecar's view (the one the preset reads) and the source's (a decoy).
+    let orders = MESH_ORDERS.pods[0];
+    let istio = |reporter: &str, code: &str, rps: f64| Flow {
+        labels: vec![
+            ("namespace", MESH_ORDERS.namespace.to_string()),
+            ("pod", orders.to_string()),
+            ("reporter", reporter.to_string()),
+            ("destination_workload", MESH_ORDERS.rollout.to_string()),
+            ("response_code", code.to_string()),
+        ],
+        per_second: rps,
+    };
+    counter_family(
+        &mut out,
+        "istio_requests",
+        &[
+            istio("destination", "200", 20.0),
+            istio("destination", "500", 0.02),
+            istio("source", "500", 20.0),
+        ],
+    );
+    let istio_buckets: Vec<Flow> = FAST_MILLISECONDS
+        .iter()
+        .map(|(le, share)| Flow {
+            labels: vec![
+                ("namespace", MESH_ORDERS.namespace.to_string()),
+                ("pod", orders.to_string()),
+                ("reporter", "destination".to_string()),
+                ("le", le.to_string()),
+            ],
+            per_second: 20.02 * share,
+        })
+        .collect();
+    gauge_counter_family(
+        &mut out,
+        "istio_request_duration_milliseconds_bucket",
+        &istio_buckets,
+    );
+
+    // ingress-nginx, scraped through a ServiceMonitor (its own namespace/service labels become exported_*).
+    let nginx = |service: &str, status: &str, rps: f64| Flow {
+        labels: vec![
+            ("namespace", "ingress-nginx".to_string()),
+            ("pod", "ingress-nginx-controller-7d9f8-abcde".to_string()),
+            ("exported_namespace", EDGE_STOREFRONT.namespace.to_string()),
+            ("exported_service", service.to_string()),
+            ("ingress", "storefront".to_string()),
+            ("status", status.to_string()),
+        ],
+        per_second: rps,
+    };
+    // ingress-nginx exposes a counter without the `_total` suffix, which OpenMetrics cannot express as a
+    // counter: a gauge family keeps the real name.
+    gauge_counter_family(
+        &mut out,
+        "nginx_ingress_controller_requests",
+        &[
+            nginx(EDGE_STOREFRONT_CANARY_SERVICE, "200", 8.0),
+            nginx(EDGE_STOREFRONT_CANARY_SERVICE, "502", 0.02),
+            nginx("storefront-stable", "500", 8.0),
+        ],
+    );
+
+    // Alerts and the rule-evaluation clock.
+    let alert = |namespace: &str, name: &str, state: &str, severity: &str| {
+        let mut labels = vec![
+            ("alertname", name.to_string()),
+            ("alertstate", state.to_string()),
+        ];
+        if !namespace.is_empty() {
+            labels.push(("namespace", namespace.to_string()));
+        }
+        labels.push(("severity", severity.to_string()));
+        labels
+    };
+    let alerts = [
+        alert(ALERTS_CALM_NAMESPACE, "CPUThrottlingHigh", "firing", "info"),
+        alert(
+            ALERTS_CALM_NAMESPACE,
+            "KubePodNotReady",
+            "pending",
+            "critical",
+        ),
+        alert(
+            ALERTS_ALARMED_NAMESPACE,
+            "KubePodCrashLooping",
+            "firing",
+            "critical",
+        ),
+        alert(
+            ALERTS_ALARMED_NAMESPACE,
+            "KubeContainerWaiting",
+            "firing",
+            "warning",
+        ),
+        alert("calm-staging", "KubePodCrashLooping", "firing", "critical"),
+        alert("", "Watchdog", "firing", "none"),
+    ];
+    let _ = writeln!(out, "# HELP ALERTS Alerts as Prometheus records them.");
+    let _ = writeln!(out, "# TYPE ALERTS gauge");
+    for labels in &alerts {
+        let rendered = render_labels(labels);
+        for t in TIMELINE.instants() {
+            let _ = writeln!(out, "ALERTS{{{rendered}}} 1 {t}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP prometheus_rule_group_last_evaluation_timestamp_seconds The timestamp of the last rule group evaluation in seconds."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE prometheus_rule_group_last_evaluation_timestamp_seconds gauge"
+    );
+    for t in TIMELINE.instants() {
+        let _ = writeln!(
+            out,
+            "prometheus_rule_group_last_evaluation_timestamp_seconds{{rule_group=\"/etc/prometheus/rules/kubernetes-apps.yaml;kubernetes-apps\"}} {} {t}",
+            t - 10
+        );
+    }
+    // GitOps reconcilers.
+    let _ = writeln!(out, "# HELP argocd_app_info Information about application.");
+    let _ = writeln!(out, "# TYPE argocd_app_info gauge");
+    for (name, health, sync, last) in ARGO_APPS {
+        let labels = vec![
+            ("namespace", "argocd".to_string()),
+            ("name", name.to_string()),
+            ("project", "default".to_string()),
+            ("dest_namespace", "checkout".to_string()),
+            ("health_status", health.to_string()),
+            ("sync_status", sync.to_string()),
+        ];
+        let rendered = render_labels(&labels);
+        for t in TIMELINE.instants().filter(|t| *t <= END - last) {
+            let _ = writeln!(out, "argocd_app_info{{{rendered}}} 1 {t}");
+        }
+    }
+    let _ = writeln!(out, "# HELP gotk_reconcile_condition The current condition status of a GitOps Toolkit resource reconciliation.");
+    let _ = writeln!(out, "# TYPE gotk_reconcile_condition gauge");
+    for (kind, name, not_ready_from) in FLUX_OBJECTS {
+        for status in ["True", "False", "Unknown", "Deleted"] {
+            let labels = vec![
+                ("kind", kind.to_string()),
+                ("name", name.to_string()),
+                ("exported_namespace", "flux-system".to_string()),
+                ("type", "Ready".to_string()),
+                ("status", status.to_string()),
+            ];
+            let rendered = render_labels(&labels);
+            for t in TIMELINE.instants() {
+                let ready = t < not_ready_from;
+                let on = (status == "True" && ready) || (status == "False" && !ready);
+                let _ = writeln!(
+                    out,
+                    "gotk_reconcile_condition{{{rendered}}} {} {t}",
+                    u8::from(on)
+                );
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Argo CD Applications: name, health, sync, and how long before END their series stops (0: fresh).
+pub const ARGO_APPS: [(&str, &str, &str, i64); 4] = [
+    ("cart", "Healthy", "Synced", 0),
+    ("pricing", "Degraded", "OutOfSync", 0),
+    ("cart-api", "Degraded", "Synced", 0),
+    ("legacy", "Healthy", "Synced", 30 * MINUTE),
+];
+
+/// Flux objects: kind, name, and the instant from which Ready is False (after END: always Ready).
+pub const FLUX_OBJECTS: [(&str, &str, i64); 4] = [
+    ("Kustomization", "checkout", END + 1),
+    ("Kustomization", "payments", START),
+    ("Kustomization", "edge", END - 2 * MINUTE),
+    ("HelmRelease", "checkout", START),
+];
+
+/// A counter family (`name_total` samples) growing at each flow's rate from 0 at START.
+fn counter_family(out: &mut String, name: &str, flows: &[Flow]) {
+    let _ = writeln!(out, "# HELP {name} Requests.");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    write_flows(out, &format!("{name}_total"), flows);
+}
+
+/// Cumulative counts written as a gauge family, keeping the series name as given: histogram buckets (what
+/// `rate` and `histogram_quantile` read) and counters without `_total`.
+fn gauge_counter_family(out: &mut String, name: &str, flows: &[Flow]) {
+    let _ = writeln!(out, "# HELP {name} Request duration buckets.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    write_flows(out, name, flows);
+}
+
+fn write_flows(out: &mut String, series: &str, flows: &[Flow]) {
+    for flow in flows {
+        let rendered = render_labels(&flow.labels);
+        for t in TIMELINE.instants() {
+            let value = (flow.per_second * (t - START) as f64 * 1000.0).round() / 1000.0;
+            let _ = writeln!(out, "{series}{{{rendered}}} {value} {t}");
+        }
+    }
 }

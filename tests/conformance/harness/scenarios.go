@@ -45,6 +45,15 @@ var Expectations = []Expectation{
 	{"not-ready", OpsGhost, "", failed},
 	{"latest-image", OpsGhost, "", failed},
 	{"restarts", PayYoung, "", failed},
+	// waiting-reasons and oom-killed (issue 9) on the same pods.
+	{"waiting-reasons", ShopWeb, "", successful},
+	{"waiting-reasons", PayAPI, "", failed},
+	{"waiting-reasons", MediaUploader, "", failed},
+	{"waiting-reasons", OpsGhost, "", failed},
+	{"oom-killed", ShopWeb, "", successful},
+	{"oom-killed", PayLedger, "", failed},
+	{"oom-killed", PayYoung, "", successful},
+	{"oom-killed", OpsGone, "", failed},
 }
 
 // Config is the plugin config for this expectation against Prometheus at address (target from the
