@@ -382,11 +382,15 @@ func validate(objs, known *objects) []error {
 	return errs
 }
 
-// kustomizeCommand finds kustomize: $KUSTOMIZE, then `kustomize build`, then `kubectl kustomize`.
+// kustomizeCommand finds kustomize: $KUSTOMIZE, then target/tools/kustomize (where .ci/install-deps puts it when
+// neither kustomize nor kubectl is installed), then `kustomize build` on PATH, then `kubectl kustomize`.
 func kustomizeCommand(t *testing.T) []string {
 	t.Helper()
 	if k := os.Getenv("KUSTOMIZE"); k != "" {
 		return []string{k, "build"}
+	}
+	if tool := filepath.Join(repoRoot(t), "target", "tools", "kustomize"); isExecutable(tool) {
+		return []string{tool, "build"}
 	}
 	if path, err := exec.LookPath("kustomize"); err == nil {
 		return []string{path, "build"}
@@ -396,6 +400,11 @@ func kustomizeCommand(t *testing.T) []string {
 	}
 	t.Fatal("neither kustomize nor kubectl is on PATH: run .ci/install-deps (it installs kustomize from the Go module proxy)")
 	return nil
+}
+
+func isExecutable(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && !info.IsDir() && info.Mode()&0o111 != 0
 }
 
 func build(t *testing.T, dir string) ([]byte, error) {

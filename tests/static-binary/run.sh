@@ -33,10 +33,13 @@ cp "$bin" "$root/rollouts-guardrails"
 listing="$(cd "$root" && find . -mindepth 1)"
 [ "$listing" = "./rollouts-guardrails" ] || { echo "static-binary: root not empty: $listing" >&2; exit 1; }
 
+# Absolute paths: the plugin runs under `env -i` (no PATH), with only the cookie the controller would set.
+chroot_bin="$(command -v chroot)" || { echo "static-binary: chroot not found (coreutils)" >&2; exit 1; }
 if [ "$(id -u)" -eq 0 ]; then
-  enter=(chroot "$root")
+  enter=("$chroot_bin" "$root")
 else
-  enter=(unshare --map-root-user chroot "$root")
+  unshare_bin="$(command -v unshare)" || { echo "static-binary: not root and no unshare (util-linux)" >&2; exit 1; }
+  enter=("$unshare_bin" --map-root-user "$chroot_bin" "$root")
 fi
 out="$root.stdout"
 trap 'cleanup; rm -f "$out"' EXIT
@@ -55,10 +58,12 @@ if [ -z "$line" ]; then
   cat "$root.stderr" >&2; rm -f "$root.stderr"; exit 1
 fi
 rm -f "$root.stderr"
-# go-plugin: CORE-PROTOCOL|APP-PROTOCOL|NETWORK|ADDRESS|PROTOCOL; Argo Rollouts' metric providers: 1|1|unix|…|netrpc
-if ! [[ "$line" =~ ^1\|1\|unix\|(/[^|]+)\|netrpc$ ]]; then
+# go-plugin: CORE-PROTOCOL|APP-PROTOCOL|NETWORK|ADDRESS|PROTOCOL|SERVER-CERT; Argo Rollouts' metric providers
+# speak net/rpc without AutoMTLS: 1|1|unix|/…/plugin…|netrpc|
+if ! [[ "$line" =~ ^1\|1\|unix\|(/[^|]+)\|netrpc\|$ ]]; then
   echo "static-binary: FAIL: unexpected handshake line: $line" >&2; exit 1
 fi
 socket="${BASH_REMATCH[1]}"
 [ -S "$root$socket" ] || { echo "static-binary: FAIL: the socket $socket does not exist inside the root" >&2; exit 1; }
+kill -0 "$pid" 2>/dev/null || { echo "static-binary: FAIL: the plugin exited after its handshake" >&2; exit 1; }
 echo "static-binary: ok: statically linked; handshake \`$line\` inside an empty root ($(du -h "$bin" | cut -f1))"
