@@ -9,8 +9,10 @@
 //! # Layout
 //! - [`template`]: reading AnalysisTemplates and Argo's `{{args.NAME}}` substitution.
 //! - [`output`]: the PASS/FAIL table and JSON lines.
+//! - [`validate`]: the `validate` command, the plugin configuration of every template checked offline.
 pub mod output;
 pub mod template;
+pub mod validate;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
