@@ -3,14 +3,17 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 BIN := target/release/rollouts-guardrails
+STATIC_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release test test-rust test-gob-go test-grpc-client test-conformance demo lint fmt
+.PHONY: help deps build release release-static test test-manifests test-static-binary test-rust test-gob-go test-grpc-client test-conformance demo lint fmt
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
 	@echo "make test   # every test: Rust unit + integration (real Prometheus), Go conformance against the real controller client"
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
+	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
 
 deps:
 	@.ci/install-deps
@@ -21,7 +24,7 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance
+test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -41,6 +44,19 @@ test-conformance: release
 
 demo: release
 	examples/demo/demo.sh $(abspath $(BIN))
+
+# A fully static binary (musl): runs in a controller image without libc.
+release-static: deps
+	$(CARGO) build --locked --release --target $(STATIC_TARGET)
+
+# Every YAML under manifests/ and examples/: argo-rollouts' own types (unknown fields rejected) and validation,
+# kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/manifests_validate.rs.)
+test-manifests: deps
+	tests/manifests/run.sh
+
+# The static binary completes the go-plugin handshake inside an empty root.
+test-static-binary: release-static
+	tests/static-binary/run.sh $(abspath $(STATIC_BIN))
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -1,5 +1,5 @@
 //! The rollouts-guardrails binary: plugin mode when the Argo Rollouts controller starts it (magic cookie set),
-//! otherwise the command line (`check`, `serve`). Thin: everything lives in the library; errors meet `anyhow` here.
+//! otherwise the command line (`check`, `validate`, `serve`). Thin: everything lives in the library; errors meet `anyhow` here.
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ enum Command {
     Check(CheckArgs),
     /// Serve the MetricProvider gRPC API (health, reflection, optional TLS, /metrics).
     Serve(grpc::ServeArgs),
+    /// Check the plugin configuration in AnalysisTemplates offline, querying nothing (exit 0 none, 1 problems, 2 usage).
+    Validate(cli::validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => check(args),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Validate(args)) => validate(args),
         None => {
             // A person ran the plugin by hand: say what this is, on stderr (stdout belongs to the handshake).
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -93,6 +96,21 @@ fn check(args: CheckArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn validate(args: cli::validate::ValidateArgs) -> ExitCode {
+    let report = cli::validate::validate_files(&args.files);
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    eprintln!(
+        "rollouts-guardrails validate: {} file(s), {} metric(s) using {}, {} problem(s)",
+        args.files.len(),
+        report.metrics,
+        rollouts_guardrails::engine::PLUGIN_NAME,
+        report.problems.len()
+    );
+    ExitCode::from(report.exit_status())
 }
 
 fn serve(args: grpc::ServeArgs) -> ExitCode {

@@ -66,7 +66,7 @@ fn the_shipped_policy_is_checked_metric_by_metric() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
         assert!(
             text(&out.stderr)
-                .contains("3 metric(s) using rollouts-guardrails/prometheus, 0 problem(s)"),
+                .contains("4 metric(s) using rollouts-guardrails/prometheus, 0 problem(s)"),
             "{}",
             text(&out.stderr)
         );
