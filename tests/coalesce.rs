@@ -75,10 +75,11 @@ async fn instants_within_one_millisecond_share_the_request_prometheus_would_see(
     let client = Client::new();
     let endpoint = Endpoint::new(fake.url());
     let base = at(1_700_000_000_123);
-    let results = join_all([0u64, 100_000, 499_999].map(|nanos| {
-        client.instant_query(&endpoint, QUERY, base + Duration::from_nanos(nanos))
-    }))
-    .await;
+    let results =
+        join_all([0u64, 100_000, 499_999].map(|nanos| {
+            client.instant_query(&endpoint, QUERY, base + Duration::from_nanos(nanos))
+        }))
+        .await;
     assert!(results.iter().all(Result::is_ok));
     let requests = fake.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -168,7 +169,11 @@ async fn a_caller_giving_up_does_not_cancel_the_others() {
     let (gave_up, answered) = tokio::join!(impatient, patient);
     assert!(gave_up.is_err(), "the impatient caller timed out");
     assert!(answered.is_ok(), "{answered:?}");
-    assert_eq!(fake.requests().len(), 1, "the patient caller joined, not resent");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the patient caller joined, not resent"
+    );
 }
 
 #[tokio::test]

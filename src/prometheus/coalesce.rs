@@ -66,7 +66,11 @@ impl<K: Hash + Eq + Clone + Send + 'static> Coalescer<K> {
         // Upgraded handles are dropped after the lock is released (see `join_or_start`).
         let mut live = Vec::new();
         let inflight = lock(&self.inflight);
-        live.extend(inflight.values().filter_map(|entry| entry.request.upgrade()));
+        live.extend(
+            inflight
+                .values()
+                .filter_map(|entry| entry.request.upgrade()),
+        );
         drop(inflight);
         live.len()
     }
@@ -106,13 +110,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> Coalescer<K> {
         });
         let shared = boxed.shared();
         if let Some(weak) = shared.downgrade() {
-            inflight.insert(
-                key,
-                Entry {
-                    id,
-                    request: weak,
-                },
-            );
+            inflight.insert(key, Entry { id, request: weak });
         }
         shared
     }
@@ -246,9 +244,16 @@ mod tests {
         };
         let (a, b, c, ()) = tokio::join!(first, second, other, opener);
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one request per distinct key");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one request per distinct key"
+        );
         assert_eq!(coalescer.in_flight(), 0);
-        assert!(lock(&coalescer.inflight).is_empty(), "finished entries are forgotten");
+        assert!(
+            lock(&coalescer.inflight).is_empty(),
+            "finished entries are forgotten"
+        );
     }
 
     #[tokio::test]
