@@ -18,14 +18,14 @@ import (
 )
 
 type config struct {
-	guardrails, sample    string
-	out, report, svg      string
-	analysis              string
-	runs                  int
-	phase                 time.Duration
-	coalesceN             int
-	coalesceDelay         time.Duration
-	concurrencies         []int
+	guardrails, sample string
+	out, report, svg   string
+	analysis           string
+	runs               int
+	phase              time.Duration
+	coalesceN          int
+	coalesceDelay      time.Duration
+	concurrencies      []int
 }
 
 // Load is one load level's figures.
@@ -140,6 +140,7 @@ func main() {
 		r.Coalesce = append(r.Coalesce, co)
 	}
 
+	r.Machine.LoadAfter = loadavg()
 	b, err := json.MarshalIndent(r, "", "  ")
 	check(err)
 	check(os.WriteFile(c.out, b, 0o644))

@@ -19,10 +19,23 @@ type Machine struct {
 	Rust       string `json:"rust"`
 	Prometheus string `json:"prometheus"`
 	Guardrails string `json:"guardrails"`
+	// LoadBefore and LoadAfter are /proc/loadavg at the start and the end of the run: other work on the
+	// machine skews every figure.
+	LoadBefore string `json:"load_before"`
+	LoadAfter  string `json:"load_after,omitempty"`
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func describeMachine(guardrails string) Machine {
-	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: loadavg()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "model name") {
@@ -129,8 +142,8 @@ func writeReport(c *config, r *Results) error {
 	w("- **builtin**: the controller's built-in Prometheus provider (`metricproviders/prometheus`) called in-process, building its API client per measurement as the controller's provider factory does;\n")
 	w("- **floor**: a direct `POST /api/v1/query` of the same PromQL on a keep-alive Go HTTP client (body read, status checked, nothing decoded).\n\n")
 	w("Query: `%s`, judged by `successCondition: %s` (every measurement must be `Successful`; a failed one is counted as an error, never as a latency).\n\n", Query, SuccessCondition)
-	w("## Machine\n\n| | |\n|---|---|\n| CPU | %s × %d |\n| memory | %.1f GiB |\n| kernel | %s |\n| Go | %s |\n| Rust | %s |\n| Prometheus | %s |\n| rollouts-guardrails | %s |\n| run started | %s |\n\n",
-		m.CPU, m.Cores, float64(m.MemoryKiB)/(1<<20), m.Kernel, m.Go, m.Rust, m.Prometheus, m.Guardrails, r.Started.Format("2006-01-02 15:04 UTC"))
+	w("## Machine\n\n| | |\n|---|---|\n| CPU | %s × %d |\n| memory | %.1f GiB |\n| kernel | %s |\n| Go | %s |\n| Rust | %s |\n| Prometheus | %s |\n| rollouts-guardrails | %s |\n| run started | %s |\n| load average (1/5/15 min) before / after | %s / %s |\n\n",
+		m.CPU, m.Cores, float64(m.MemoryKiB)/(1<<20), m.Kernel, m.Go, m.Rust, m.Prometheus, m.Guardrails, r.Started.Format("2006-01-02 15:04 UTC"), m.LoadBefore, m.LoadAfter)
 	w("## Reproduce\n\n```sh\nmake bench     # release build, sample plugin build, all contenders, then this file and docs/bench/latency-throughput.svg\n```\n\n")
 	w("`make bench` runs `bench/run.sh`, which builds the sample plugin into `target/bench/` and runs `go run ./bench` (`bench/main.go`). Raw figures: `target/bench/results.json`; `go run . -from ../target/bench/results.json -report ../BENCHMARKS.md -svg ../docs/bench/latency-throughput.svg` (in `bench/`) regenerates this file from them. Settings: %s. Every figure below is the **median of the repetitions**. Memory is read from `/proc/<pid>/status` (VmRSS after start-up, VmHWM = peak after all load levels); start-up is from spawn to the first `Successful` measurement.\n\n", r.Config)
 
