@@ -23,11 +23,22 @@ const (
 	Query            = `sum(kube_pod_container_status_restarts_total{namespace="shop"})`
 	SuccessCondition = "result[0] >= 0"
 	samplePluginName = "argoproj/sample-prometheus"
+	// Variants is how many distinct forms of Query a contender prepares: caller i of a "distinct" load level
+	// asks variant i, so no two callers send the same PromQL and nothing can be coalesced.
+	Variants = 32
 )
+
+// variant is Query made distinct for caller v (v = 0 is Query itself); every variant has the same answer.
+func variant(v int) string {
+	if v == 0 {
+		return Query
+	}
+	return fmt.Sprintf("%s + 0 * %d", Query, v)
+}
 
 // instance is one started contender: Run performs one measurement and fails unless it is Successful.
 type instance interface {
-	Run() error
+	Run(v int) error
 	// Pid is the plugin process, 0 for in-process contenders.
 	Pid() int
 	Stop()
@@ -51,13 +62,13 @@ func contenders(guardrailsBin, sampleBin string) []contender {
 
 // pluginInstance is a plugin process driven through the real argo-rollouts client.
 type pluginInstance struct {
-	p      *harness.Plugin
-	ar     *v1alpha1.AnalysisRun
-	metric v1alpha1.Metric
+	p       *harness.Plugin
+	ar      *v1alpha1.AnalysisRun
+	metrics []v1alpha1.Metric
 }
 
-func (p *pluginInstance) Run() error {
-	m := p.p.Provider.Run(p.ar, p.metric)
+func (p *pluginInstance) Run(v int) error {
+	m := p.p.Provider.Run(p.ar, p.metrics[v%len(p.metrics)])
 	if m.Phase != v1alpha1.AnalysisPhaseSuccessful {
 		return fmt.Errorf("phase %s: %s", m.Phase, m.Message)
 	}
@@ -73,65 +84,73 @@ func (p *pluginInstance) Pid() int {
 
 func (p *pluginInstance) Stop() { p.p.Kill() }
 
-func startPlugin(bin string, metric v1alpha1.Metric) (instance, error) {
+func startPlugin(bin string, metrics []v1alpha1.Metric) (instance, error) {
 	p, err := harness.Start(bin, harness.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return &pluginInstance{p: p, ar: harness.NewAnalysisRun(harness.ShopWeb, "bench"), metric: metric}, nil
+	return &pluginInstance{p: p, ar: harness.NewAnalysisRun(harness.ShopWeb, "bench"), metrics: metrics}, nil
 }
 
 func startOurs(bin, address string) (instance, error) {
-	metric := harness.NewMetric("bench", map[string]any{"address": address, "guardrail": "query", "query": Query})
-	metric.SuccessCondition = SuccessCondition
-	return startPlugin(bin, metric)
+	var metrics []v1alpha1.Metric
+	for v := 0; v < Variants; v++ {
+		metric := harness.NewMetric("bench", map[string]any{"address": address, "guardrail": "query", "query": variant(v)})
+		metric.SuccessCondition = SuccessCondition
+		metrics = append(metrics, metric)
+	}
+	return startPlugin(bin, metrics)
 }
 
 func startSample(bin, address string) (instance, error) {
-	raw, err := json.Marshal(map[string]string{"address": address, "query": Query})
-	if err != nil {
-		return nil, err
+	var metrics []v1alpha1.Metric
+	for v := 0; v < Variants; v++ {
+		raw, err := json.Marshal(map[string]string{"address": address, "query": variant(v)})
+		if err != nil {
+			return nil, err
+		}
+		metrics = append(metrics, v1alpha1.Metric{
+			Name:             "bench",
+			SuccessCondition: SuccessCondition,
+			Provider:         v1alpha1.MetricProvider{Plugin: map[string]json.RawMessage{samplePluginName: raw}},
+		})
 	}
-	metric := v1alpha1.Metric{
-		Name:             "bench",
-		SuccessCondition: SuccessCondition,
-		Provider:         v1alpha1.MetricProvider{Plugin: map[string]json.RawMessage{samplePluginName: raw}},
-	}
-	return startPlugin(bin, metric)
+	return startPlugin(bin, metrics)
 }
 
 // builtinInstance is the controller's own provider: like the controller's ProviderFactory, every measurement
 // builds the API client and the provider from the metric (the transport, and so the connections, are shared).
 type builtinInstance struct {
-	ar     *v1alpha1.AnalysisRun
-	metric v1alpha1.Metric
-	logCtx log.Entry
+	ar      *v1alpha1.AnalysisRun
+	metrics []v1alpha1.Metric
+	logCtx  log.Entry
 }
 
 func startBuiltin(address string) (instance, error) {
 	logger := log.New()
 	logger.SetOutput(io.Discard)
-	return &builtinInstance{
-		ar: harness.NewAnalysisRun(harness.ShopWeb, "bench"),
-		metric: v1alpha1.Metric{
+	b := &builtinInstance{ar: harness.NewAnalysisRun(harness.ShopWeb, "bench"), logCtx: *log.NewEntry(logger)}
+	for v := 0; v < Variants; v++ {
+		b.metrics = append(b.metrics, v1alpha1.Metric{
 			Name:             "bench",
 			SuccessCondition: SuccessCondition,
-			Provider:         v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: address, Query: Query}},
-		},
-		logCtx: *log.NewEntry(logger),
-	}, nil
+			Provider:         v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: address, Query: variant(v)}},
+		})
+	}
+	return b, nil
 }
 
-func (b *builtinInstance) Run() error {
-	api, err := prometheus.NewPrometheusAPI(b.metric)
+func (b *builtinInstance) Run(v int) error {
+	metric := b.metrics[v%len(b.metrics)]
+	api, err := prometheus.NewPrometheusAPI(metric)
 	if err != nil {
 		return err
 	}
-	provider, err := prometheus.NewPrometheusProvider(api, b.logCtx, b.metric)
+	provider, err := prometheus.NewPrometheusProvider(api, b.logCtx, metric)
 	if err != nil {
 		return err
 	}
-	m := provider.Run(b.ar, b.metric)
+	m := provider.Run(b.ar, metric)
 	if m.Phase != v1alpha1.AnalysisPhaseSuccessful {
 		return fmt.Errorf("phase %s: %s", m.Phase, m.Message)
 	}
@@ -158,9 +177,9 @@ func startFloor(address string) (instance, error) {
 	return &floorInstance{client: &http.Client{Transport: transport}, url: address + "/api/v1/query"}, nil
 }
 
-func (f *floorInstance) Run() error {
+func (f *floorInstance) Run(v int) error {
 	form := url.Values{
-		"query": {Query},
+		"query": {variant(v)},
 		"time":  {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', -1, 64)},
 	}
 	resp, err := f.client.PostForm(f.url, form)

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,18 +28,28 @@ type config struct {
 	phase              time.Duration
 	coalesceN          int
 	coalesceDelay      time.Duration
-	concurrencies      []int
+	levels             []level
+}
+
+// level is one load level: callers measuring back to back, all asking the same query (identical: what
+// coalescing can share) or each its own variant (distinct: the realistic case, nothing to share).
+type level struct {
+	callers  int
+	distinct bool
 }
 
 // Load is one load level's figures.
 type Load struct {
 	Callers    int     `json:"callers"`
+	Distinct   bool    `json:"distinct"`
 	Count      int     `json:"count"`
 	Errors     int     `json:"errors"`
 	PerSecond  float64 `json:"per_second"`
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
 	FirstError string  `json:"first_error,omitempty"`
+	// Requests is how many queries reached Prometheus during the level (after coalescing), -1 if unknown.
+	Requests int64 `json:"prometheus_requests"`
 }
 
 // Rep is one repetition of one contender against one backend.
@@ -84,8 +97,10 @@ func main() {
 	flag.IntVar(&c.coalesceN, "coalesce-n", 30, "identical concurrent measurements for the coalescing figure")
 	flag.DurationVar(&c.coalesceDelay, "coalesce-delay", 100*time.Millisecond, "answer delay of the fake Prometheus for the coalescing figure")
 	fromJSON := flag.String("from", "", "regenerate the report from this results.json instead of measuring")
+	only := flag.String("only", "", "measure only this contender (ours, sample, builtin, floor); for profiling, no report")
+	backendOnly := flag.String("backend", "", "measure only against this backend (prometheus, fake); for profiling, no report")
 	flag.Parse()
-	c.concurrencies = []int{1, 8, 30}
+	c.levels = []level{{1, false}, {8, true}, {30, true}, {30, false}}
 
 	if *fromJSON != "" {
 		b, err := os.ReadFile(*fromJSON)
@@ -100,8 +115,8 @@ func main() {
 		os.Exit(2)
 	}
 	r := &Results{Started: time.Now().UTC(), Machine: describeMachine(c.guardrails)}
-	r.Config = fmt.Sprintf("%d repetitions per contender; each load level runs %s after a warm-up; callers %v; coalescing: %d identical measurements, fake Prometheus answering after %s",
-		c.runs, c.phase, c.concurrencies, c.coalesceN, c.coalesceDelay)
+	r.Config = fmt.Sprintf("%d repetitions per contender; each load level runs %s after a warm-up; levels {callers distinct-queries?} %v; coalescing: %d identical measurements, fake Prometheus answering after %s",
+		c.runs, c.phase, c.levels, c.coalesceN, c.coalesceDelay)
 
 	fixture, err := harness.FixturePath()
 	check(err)
@@ -113,14 +128,30 @@ func main() {
 	defer fake.Close()
 
 	all := contenders(c.guardrails, c.sample)
-	for _, backend := range []struct{ name, url string }{{"prometheus", prom.URL}, {"fake", fake.URL}} {
+	if *only != "" || *backendOnly != "" {
+		c.report, c.svg = "", ""
+		var kept []contender
+		for _, ct := range all {
+			if *only == "" || ct.Name == *only {
+				kept = append(kept, ct)
+			}
+		}
+		all = kept
+	}
+	for _, backend := range []struct {
+		name, url string
+		requests  func() int64
+	}{{"prometheus", prom.URL, func() int64 { return promQueries(prom.URL) }}, {"fake", fake.URL, fake.requests.Load}} {
+		if *backendOnly != "" && backend.name != *backendOnly {
+			continue
+		}
 		for _, ct := range all {
 			res := Result{Contender: ct.Name, Label: ct.Label, Backend: backend.name}
 			for i := 0; i < c.runs; i++ {
-				rep, err := measure(&c, ct, backend.url)
+				rep, err := measure(&c, ct, backend.url, backend.requests)
 				check(err)
-				fmt.Fprintf(os.Stderr, "bench: %-8s %-10s rep %d: start-up %.1f ms, p50 %.3f ms, p99 %.3f ms, %v/s at 30\n",
-					ct.Name, backend.name, i+1, rep.StartupMs, rep.Loads[0].P50Ms, rep.Loads[0].P99Ms, int(rep.Loads[len(rep.Loads)-1].PerSecond))
+				fmt.Fprintf(os.Stderr, "bench: %-8s %-10s rep %d: start-up %.1f ms, p50 %.3f ms, p99 %.3f ms, %v/s at 30 distinct\n",
+					ct.Name, backend.name, i+1, rep.StartupMs, rep.Loads[0].P50Ms, rep.Loads[0].P99Ms, int(rep.Loads[2].PerSecond))
 				res.Reps = append(res.Reps, rep)
 			}
 			r.Results = append(r.Results, res)
@@ -156,7 +187,7 @@ func check(err error) {
 
 // measure starts a fresh instance, times start-up to the first Successful measurement, reads the idle RSS,
 // runs every load level, and reads the peak RSS.
-func measure(c *config, ct contender, address string) (Rep, error) {
+func measure(c *config, ct contender, address string, requests func() int64) (Rep, error) {
 	var rep Rep
 	t0 := time.Now()
 	inst, err := ct.Start(address)
@@ -166,7 +197,7 @@ func measure(c *config, ct contender, address string) (Rep, error) {
 	defer inst.Stop()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := inst.Run()
+		err := inst.Run(0)
 		if err == nil {
 			break
 		}
@@ -180,9 +211,16 @@ func measure(c *config, ct contender, address string) (Rep, error) {
 		time.Sleep(200 * time.Millisecond)
 		rep.IdleKiB, _ = rss(pid)
 	}
-	for _, callers := range c.concurrencies {
-		load(inst, callers, c.phase/5) // warm-up: connections, pools, caches
-		rep.Loads = append(rep.Loads, load(inst, callers, c.phase))
+	for _, lv := range c.levels {
+		load(inst, lv, c.phase/5) // warm-up: connections, pools, caches
+		before := requests()
+		l := load(inst, lv, c.phase)
+		if after := requests(); before >= 0 && after >= 0 {
+			l.Requests = after - before
+		} else {
+			l.Requests = -1
+		}
+		rep.Loads = append(rep.Loads, l)
 	}
 	if pid := inst.Pid(); pid != 0 {
 		_, rep.PeakKiB = rss(pid)
@@ -191,7 +229,8 @@ func measure(c *config, ct contender, address string) (Rep, error) {
 }
 
 // load runs callers goroutines, each measuring back to back, for d.
-func load(inst instance, callers int, d time.Duration) Load {
+func load(inst instance, lv level, d time.Duration) Load {
+	callers := lv.callers
 	var mu sync.Mutex
 	var lat []time.Duration
 	errors, firstError := 0, ""
@@ -200,12 +239,16 @@ func load(inst instance, callers int, d time.Duration) Load {
 	end := start.Add(d)
 	for i := 0; i < callers; i++ {
 		wg.Add(1)
+		v := 0
+		if lv.distinct {
+			v = i
+		}
 		go func() {
 			defer wg.Done()
 			mine := make([]time.Duration, 0, 4096)
 			for time.Now().Before(end) {
 				t := time.Now()
-				err := inst.Run()
+				err := inst.Run(v)
 				el := time.Since(t)
 				if err != nil {
 					mu.Lock()
@@ -228,6 +271,7 @@ func load(inst instance, callers int, d time.Duration) Load {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return Load{
 		Callers:    callers,
+		Distinct:   lv.distinct,
 		Count:      len(lat),
 		Errors:     errors,
 		FirstError: firstError,
@@ -235,6 +279,30 @@ func load(inst instance, callers int, d time.Duration) Load {
 		P50Ms:      ms(pct(lat, 50)),
 		P99Ms:      ms(pct(lat, 99)),
 	}
+}
+
+// promQueries is Prometheus' own count of /api/v1/query requests (its /metrics), -1 if unreadable.
+func promQueries(base string) int64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "prometheus_http_requests_total{") && strings.Contains(line, `handler="/api/v1/query"`) {
+			fields := strings.Fields(line)
+			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			if err == nil {
+				total += int64(v)
+			}
+		}
+	}
+	return total
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
@@ -291,7 +359,7 @@ func coalesceCount(ct contender, fake *fakeProm, n int) (int, error) {
 		return 0, err
 	}
 	defer inst.Stop()
-	if err := inst.Run(); err != nil { // connect and warm up first
+	if err := inst.Run(0); err != nil { // connect and warm up first
 		return 0, err
 	}
 	before := fake.requests.Load()
@@ -303,7 +371,7 @@ func coalesceCount(ct contender, fake *fakeProm, n int) (int, error) {
 		go func() {
 			defer wg.Done()
 			<-gate
-			if inst.Run() != nil {
+			if inst.Run(0) != nil {
 				failed.Add(1)
 			}
 		}()

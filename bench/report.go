@@ -81,22 +81,33 @@ type Fig struct {
 	Label                       string
 	StartupMs, IdleMiB, PeakMiB float64
 	P50, P99, Rate              map[int]float64
-	Errors                      int
-	InProcess                   bool
+	// PerMeas is Prometheus requests per measurement (below 1 when queries were coalesced), -1 if unknown.
+	PerMeas   map[int]float64
+	Errors    int
+	InProcess bool
 }
 
 func figures(r Result) Fig {
-	f := Fig{Label: r.Label, P50: map[int]float64{}, P99: map[int]float64{}, Rate: map[int]float64{}}
+	f := Fig{Label: r.Label, P50: map[int]float64{}, P99: map[int]float64{}, Rate: map[int]float64{}, PerMeas: map[int]float64{}}
 	var st, idle, peak []float64
-	p50, p99, rate := map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
+	p50, p99, rate, per := map[int][]float64{}, map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
 	for _, rep := range r.Reps {
 		st = append(st, rep.StartupMs)
 		idle = append(idle, float64(rep.IdleKiB)/1024)
 		peak = append(peak, float64(rep.PeakKiB)/1024)
 		for _, l := range rep.Loads {
+			// Distinct levels (and 1 caller) by their caller count; identical levels of several callers negated.
+			key := l.Callers
+			if !l.Distinct && l.Callers > 1 {
+				key = -l.Callers
+			}
+			l.Callers = key
 			p50[l.Callers] = append(p50[l.Callers], l.P50Ms)
 			p99[l.Callers] = append(p99[l.Callers], l.P99Ms)
 			rate[l.Callers] = append(rate[l.Callers], l.PerSecond)
+			if l.Requests >= 0 && l.Count > 0 {
+				per[l.Callers] = append(per[l.Callers], float64(l.Requests)/float64(l.Count+l.Errors))
+			}
 			f.Errors += l.Errors
 		}
 	}
@@ -104,6 +115,10 @@ func figures(r Result) Fig {
 	f.InProcess = f.PeakMiB == 0
 	for c := range p50 {
 		f.P50[c], f.P99[c], f.Rate[c] = median(p50[c]), median(p99[c]), median(rate[c])
+		f.PerMeas[c] = -1
+		if len(per[c]) > 0 {
+			f.PerMeas[c] = median(per[c])
+		}
 	}
 	return f
 }
@@ -149,7 +164,7 @@ func writeReport(c *config, r *Results) error {
 
 	table := func(backend string) {
 		fs := figs[backend]
-		w("| contender | p50 @1 | p99 @1 | meas/s @8 | p99 @8 | meas/s @30 | p99 @30 | RSS idle | RSS peak | start-up | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("| contender | p50 @1 | p99 @1 | meas/s @8 | p99 @8 | meas/s @30 | p99 @30 | meas/s @30 identical | queries/meas @30 identical | RSS idle | RSS peak | start-up | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, name := range order {
 			f := fs[name]
 			mem := func(v float64) string {
@@ -158,8 +173,8 @@ func writeReport(c *config, r *Results) error {
 				}
 				return fmt.Sprintf("%.1f MiB", v)
 			}
-			w("| %s | %.2f ms | %.2f ms | %.0f | %.2f ms | %.0f | %.2f ms | %s | %s | %.0f ms | %d |\n",
-				f.Label, f.P50[1], f.P99[1], f.Rate[8], f.P99[8], f.Rate[30], f.P99[30], mem(f.IdleMiB), mem(f.PeakMiB), f.StartupMs, f.Errors)
+			w("| %s | %.2f ms | %.2f ms | %.0f | %.2f ms | %.0f | %.2f ms | %.0f | %.2f | %s | %s | %.0f ms | %d |\n",
+				f.Label, f.P50[1], f.P99[1], f.Rate[8], f.P99[8], f.Rate[30], f.P99[30], f.Rate[-30], f.PerMeas[-30], mem(f.IdleMiB), mem(f.PeakMiB), f.StartupMs, f.Errors)
 		}
 		w("\n")
 	}
@@ -182,9 +197,10 @@ func writeReport(c *config, r *Results) error {
 	w("| p50 latency @1 | %s | %s | %s |\n", ratio(ours.P50[1], sample.P50[1]), ratio(ours.P50[1], builtin.P50[1]), ratio(ours.P50[1], floor.P50[1]))
 	w("| p99 latency @1 | %s | %s | %s |\n", ratio(ours.P99[1], sample.P99[1]), ratio(ours.P99[1], builtin.P99[1]), ratio(ours.P99[1], floor.P99[1]))
 	for _, n := range []int{8, 30} {
-		w("| throughput @%d | %s | %s | %s |\n", n, ratio(ours.Rate[n], sample.Rate[n]), ratio(ours.Rate[n], builtin.Rate[n]), ratio(ours.Rate[n], floor.Rate[n]))
-		w("| p99 latency @%d | %s | %s | %s |\n", n, ratio(ours.P99[n], sample.P99[n]), ratio(ours.P99[n], builtin.P99[n]), ratio(ours.P99[n], floor.P99[n]))
+		w("| throughput @%d (distinct queries) | %s | %s | %s |\n", n, ratio(ours.Rate[n], sample.Rate[n]), ratio(ours.Rate[n], builtin.Rate[n]), ratio(ours.Rate[n], floor.Rate[n]))
+		w("| p99 latency @%d (distinct queries) | %s | %s | %s |\n", n, ratio(ours.P99[n], sample.P99[n]), ratio(ours.P99[n], builtin.P99[n]), ratio(ours.P99[n], floor.P99[n]))
 	}
+	w("| throughput @30 (identical queries, coalesced) | %s | %s | %s |\n", ratio(ours.Rate[-30], sample.Rate[-30]), ratio(ours.Rate[-30], builtin.Rate[-30]), ratio(ours.Rate[-30], floor.Rate[-30]))
 	w("| peak RSS | %s | in-process | in-process |\n", ratio(ours.PeakMiB, sample.PeakMiB))
 	w("| start-up | %s | — | — |\n\n", ratio(ours.StartupMs, sample.StartupMs))
 
@@ -197,13 +213,14 @@ func writeReport(c *config, r *Results) error {
 	}
 	for i, n := range []int{1, 8, 30} {
 		over := ours.P99[n] - floor.P99[n]
-		w("| 1%c | p99 overhead over the floor ≤ 1 ms (%d caller%s) | %.2f − %.2f = %.2f ms | %s |\n", 'a'+i, n, plural(n), ours.P99[n], floor.P99[n], over, met(over <= 1))
+		w("| 1%c | p99 overhead over the floor ≤ 1 ms (%d caller%s, distinct queries) | %.2f − %.2f = %.2f ms | %s |\n", 'a'+i, n, plural(n), ours.P99[n], floor.P99[n], over, met(over <= 1))
 	}
 	fo := f["ours"].P99[1] - f["floor"].P99[1]
 	w("| 1d | same, in isolation (fake Prometheus, 1 caller) | %.2f − %.2f = %.2f ms | %s |\n", f["ours"].P99[1], f["floor"].P99[1], fo, met(fo <= 1))
 	w("| 2a | p50 latency ≤ 0.5 × sample's (1 caller) | %.2f / %.2f = %s | %s |\n", ours.P50[1], sample.P50[1], ratio(ours.P50[1], sample.P50[1]), met(ours.P50[1] <= 0.5*sample.P50[1]))
 	w("| 2b | p99 latency ≤ 0.5 × sample's (1 caller) | %.2f / %.2f = %s | %s |\n", ours.P99[1], sample.P99[1], ratio(ours.P99[1], sample.P99[1]), met(ours.P99[1] <= 0.5*sample.P99[1]))
-	w("| 3 | throughput ≥ 2 × sample's at 30 callers | %.0f / %.0f = %s | %s |\n", ours.Rate[30], sample.Rate[30], ratio(ours.Rate[30], sample.Rate[30]), met(ours.Rate[30] >= 2*sample.Rate[30]))
+	w("| 3a | throughput ≥ 2 × sample's at 30 callers, distinct queries | %.0f / %.0f = %s | %s |\n", ours.Rate[30], sample.Rate[30], ratio(ours.Rate[30], sample.Rate[30]), met(ours.Rate[30] >= 2*sample.Rate[30]))
+	w("| 3b | same, 30 callers asking the identical query (coalescing) | %.0f / %.0f = %s | %s |\n", ours.Rate[-30], sample.Rate[-30], ratio(ours.Rate[-30], sample.Rate[-30]), met(ours.Rate[-30] >= 2*sample.Rate[-30]))
 	w("| 4a | peak RSS ≤ 15 MiB | %.1f MiB | %s |\n", ours.PeakMiB, met(ours.PeakMiB > 0 && ours.PeakMiB <= 15))
 	w("| 4b | peak RSS ≤ 1/3 × sample's | %.1f / %.1f = %s | %s |\n", ours.PeakMiB, sample.PeakMiB, ratio(ours.PeakMiB, sample.PeakMiB), met(ours.PeakMiB > 0 && ours.PeakMiB*3 <= sample.PeakMiB))
 	w("| 5 | start-up no slower than sample's | %.0f ms vs %.0f ms | %s |\n\n", ours.StartupMs, sample.StartupMs, met(ours.StartupMs <= sample.StartupMs))
@@ -275,9 +292,10 @@ func chart(order []string, figs map[string]Fig) string {
 		{"p50", func(f Fig) float64 { return f.P50[1] }},
 		{"p99", func(f Fig) float64 { return f.P99[1] }},
 	})
-	panel(520, "Throughput (measurements/s, higher is better)", "/s", []ser{
+	panel(430, "Throughput (measurements/s; distinct queries unless identical)", "/s", []ser{
 		{"8 callers", func(f Fig) float64 { return f.Rate[8] }},
 		{"30 callers", func(f Fig) float64 { return f.Rate[30] }},
+		{"30, identical", func(f Fig) float64 { return f.Rate[-30] }},
 	})
 	for i, n := range order {
 		x := 40 + i*220
