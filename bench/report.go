@@ -288,11 +288,11 @@ func chart(order []string, figs map[string]Fig) string {
 		name string
 		get  func(Fig) float64
 	}
-	panel(40, "Latency per measurement, 1 caller (ms, lower is better)", "ms", []ser{
+	panel(40, "Latency, 1 caller (ms; lower is better)", "ms", []ser{
 		{"p50", func(f Fig) float64 { return f.P50[1] }},
 		{"p99", func(f Fig) float64 { return f.P99[1] }},
 	})
-	panel(430, "Throughput (measurements/s; distinct queries unless identical)", "/s", []ser{
+	panel(430, "Throughput (measurements/s; higher is better)", "/s", []ser{
 		{"8 callers", func(f Fig) float64 { return f.Rate[8] }},
 		{"30 callers", func(f Fig) float64 { return f.Rate[30] }},
 		{"30, identical", func(f Fig) float64 { return f.Rate[-30] }},
