@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	goPlugin "github.com/hashicorp/go-plugin"
 	"github.com/rollouts-guardrails/conformance/harness"
 )
 
@@ -180,6 +181,8 @@ func main() {
 
 func check(err error) {
 	if err != nil {
+		// os.Exit skips deferred calls: stop every plugin process still running (Prometheus dies with us).
+		goPlugin.CleanupClients()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
