@@ -15,6 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATIO
 use reqwest::{Certificate, Identity, RequestBuilder, Response, StatusCode};
 use tokio::io::AsyncReadExt;
 
+use super::coalesce::{round_to_millis, Coalescer};
 use super::endpoint::display_url;
 use super::resolver::{ResolveFailure, SystemResolver};
 use super::response::{decode_query_response, excerpt, http_error_detail, MAX_RESPONSE_BODY_BYTES};
@@ -48,9 +49,24 @@ struct Inner {
     /// One `reqwest::Client` (connection pool, keep-alive) per TLS configuration, built on first use.
     pools: Mutex<HashMap<TlsConfig, reqwest::Client>>,
     request_timeout: Duration,
+    /// Identical requests in flight at the same moment are sent once (see [`super::coalesce`]).
+    coalescer: Coalescer<RequestKey>,
+}
+
+/// Everything that makes two requests identical, credentials included (never printed: no `Debug`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    url: url::Url,
+    tls: TlsConfig,
+    headers: Vec<(String, Secret)>,
+    tenant: Option<String>,
+    authorization: Authorization,
+    promql: String,
+    at: SystemTime,
 }
 
 /// The `Authorization` a request carries, resolved from [`Auth`] or the address' userinfo.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Authorization {
     None,
     Bearer(Secret),
@@ -82,6 +98,7 @@ impl Client {
             inner: Arc::new(Inner {
                 pools: Mutex::new(HashMap::new()),
                 request_timeout,
+                coalescer: Coalescer::default(),
             }),
         }
     }
@@ -126,6 +143,8 @@ impl Client {
         at: SystemTime,
         address: &str,
     ) -> Result<QueryData, QueryError> {
+        // Prometheus evaluates at millisecond resolution; rounding here lets identical queries coalesce.
+        let at = round_to_millis(at);
         let target = endpoint.request_target(QUERY_PATH)?;
         let authorization = authorization(&endpoint.auth, target.userinfo).await?;
         // What a server or proxy might echo back: header values, the token, the password, and the encoded
@@ -143,10 +162,25 @@ impl Client {
                 secrets.push(BASE64_STANDARD.encode(format!("{username}:{}", password.expose())));
             }
         }
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        self.send_query(endpoint, &target.url, &authorization, promql, at, address)
-            .await
-            .map_err(|error| error.scrubbed(&secrets))
+        let key = RequestKey {
+            url: target.url.clone(),
+            tls: endpoint.tls.clone(),
+            headers: endpoint.headers.clone(),
+            tenant: endpoint.tenant.clone(),
+            authorization: authorization.clone(),
+            promql: promql.to_owned(),
+            at,
+        };
+        let (client, endpoint, url) = (self.clone(), endpoint.clone(), target.url);
+        let (promql, address) = (promql.to_owned(), address.to_owned());
+        let request = async move {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            client
+                .send_query(&endpoint, &url, &authorization, &promql, at, &address)
+                .await
+                .map_err(|error| error.scrubbed(&secrets))
+        };
+        self.inner.coalescer.run(key, request).await
     }
 
     async fn send_query(

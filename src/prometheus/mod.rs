@@ -7,10 +7,12 @@
 //! - [`secret`]: [`Secret`], a credential that prints as `<redacted>`.
 //! - [`client`]: [`Client`], one pooled HTTP client per TLS configuration; sends the query, reads the body
 //!   under a cap.
+//! - [`coalesce`]: identical queries in flight at the same moment share one request and its answer.
 //! - [`resolver`]: host-name resolution whose failures are recognisable as DNS failures.
 //! - [`response`]: the answer as pure functions over bytes: [`QueryData`] and its fail-closed decoder.
 //! - [`error`]: [`QueryError`] and its [`FailureClass`]; no variant ever carries a credential.
 pub mod client;
+mod coalesce;
 pub mod endpoint;
 pub mod error;
 mod resolver;
