@@ -6,12 +6,13 @@ BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-rust test-gob-go test-grpc-client test-conformance demo lint fmt
+.PHONY: help deps build release release-static test test-manifests test-static-binary test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
 	@echo "make test   # every test: Rust unit + integration (real Prometheus), Go conformance against the real controller client"
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
+	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
 
@@ -64,3 +65,8 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+# Never part of `make test`. One run, same machine and Prometheus data for every contender; rewrites BENCHMARKS.md
+# and docs/bench/latency-throughput.svg (raw figures in target/bench/results.json).
+bench: release
+	bench/run.sh $(abspath $(BIN))
