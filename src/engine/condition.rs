@@ -5,7 +5,10 @@
 //!
 //! `result` is bound as Argo binds it: a list of floats for an instant vector, a float for a scalar. The
 //! helpers `asInt`, `asFloat`, `isNaN`, `isInf`, `isNil` and `default` are available, as in Argo.
-use expr::{Context, Environment, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use expr::{Context, Environment, Program, Value};
 
 /// The query result a condition sees.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,21 +50,21 @@ pub fn evaluate(
     success: &str,
     failure: &str,
 ) -> Result<Outcome, ConditionError> {
-    let environment = environment(input);
     let mut context = Context::default();
     context.insert("result", result_value(input));
     let check = |which: &'static str, condition: &str| -> Result<Option<bool>, ConditionError> {
         if condition.trim().is_empty() {
             return Ok(None);
         }
-        let value =
-            environment
-                .eval(condition, &context)
-                .map_err(|e| ConditionError::Evaluation {
-                    which,
-                    condition: condition.to_string(),
-                    reason: e.to_string(),
-                })?;
+        let evaluation = |reason: String| ConditionError::Evaluation {
+            which,
+            condition: condition.to_string(),
+            reason,
+        };
+        let program = compiled(condition).map_err(|e| evaluation(e.to_string()))?;
+        let value = environment()
+            .run(&program, &context)
+            .map_err(|e| evaluation(e.to_string()))?;
         match value {
             Value::Bool(b) => Ok(Some(b)),
             other => Err(ConditionError::NotBoolean {
@@ -95,12 +98,36 @@ pub fn evaluate(
     })
 }
 
+/// How many distinct compiled conditions are kept; past it the cache starts over (templates hold a handful).
+pub const MAX_CACHED_CONDITIONS: usize = 1024;
+
+/// A condition compiled once per distinct text: a metric is measured every interval with the same condition,
+/// and parsing dominated a measurement's CPU time (BENCHMARKS.md).
+fn compiled(condition: &str) -> Result<Arc<Program>, expr::Error> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(program) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(condition)
+    {
+        return Ok(program.clone());
+    }
+    let program = Arc::new(expr::compile(condition)?);
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= MAX_CACHED_CONDITIONS {
+        cache.clear();
+    }
+    cache.insert(condition.to_string(), program.clone());
+    Ok(program)
+}
+
 /// Checks that a condition parses, so a template error is reported before any query runs.
 pub fn validate(which: &'static str, condition: &str) -> Result<(), ConditionError> {
     if condition.trim().is_empty() {
         return Ok(());
     }
-    expr::compile(condition)
+    compiled(condition)
         .map(|_| ())
         .map_err(|e| ConditionError::Evaluation {
             which,
@@ -131,59 +158,73 @@ fn argument_error(function: &str) -> expr::Error {
     expr::Error::ExprError(format!("{function}() expects one number or numeric string"))
 }
 
-fn environment(input: &ConditionInput) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.add_function("asInt", |call| {
-        let [value] = call.args.as_slice() else {
-            return Err(argument_error("asInt"));
-        };
-        match value {
-            Value::Integer(i) => Ok(Value::Integer(*i)),
-            Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Ok(Value::Integer(*f as i64)),
-            Value::String(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(Value::Integer)
-                .map_err(|_| argument_error("asInt")),
-            _ => Err(argument_error("asInt")),
-        }
-    });
-    env.add_function("asFloat", |call| {
-        let [value] = call.args.as_slice() else {
-            return Err(argument_error("asFloat"));
-        };
-        number(value)
-            .map(Value::Float)
-            .ok_or_else(|| argument_error("asFloat"))
-    });
-    env.add_function("isNaN", |call| {
-        let [value] = call.args.as_slice() else {
-            return Err(argument_error("isNaN"));
-        };
-        number(value)
-            .map(|n| Value::Bool(n.is_nan()))
-            .ok_or_else(|| argument_error("isNaN"))
-    });
-    env.add_function("isInf", |call| {
-        let [value] = call.args.as_slice() else {
-            return Err(argument_error("isInf"));
-        };
-        number(value)
-            .map(|n| Value::Bool(n.is_infinite()))
-            .ok_or_else(|| argument_error("isInf"))
-    });
-    let result_is_nil = matches!(input, ConditionInput::Vector(v) if v.is_empty());
-    env.add_function("isNil", move |_| Ok(Value::Bool(result_is_nil)));
-    let result = result_value(input);
-    env.add_function("default", move |call| {
-        let fallback = call.args.last().cloned().unwrap_or(Value::Nil);
-        Ok(if result_is_nil {
-            fallback
-        } else {
-            result.clone()
-        })
-    });
-    env
+fn result_is_nil(result: Option<&Value>) -> bool {
+    match result {
+        None | Some(Value::Nil) => true,
+        Some(Value::Array(values)) => values.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// Argo's helper functions, built once: they read `result` from the evaluation's context.
+fn environment() -> &'static Environment<'static> {
+    static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();
+    ENVIRONMENT.get_or_init(|| {
+        let mut env = Environment::new();
+        env.add_function("asInt", |call| {
+            let [value] = call.args.as_slice() else {
+                return Err(argument_error("asInt"));
+            };
+            match value {
+                Value::Integer(i) => Ok(Value::Integer(*i)),
+                Value::Float(f) if f.fract() == 0.0 && f.is_finite() => {
+                    Ok(Value::Integer(*f as i64))
+                }
+                Value::String(s) => s
+                    .trim()
+                    .parse::<i64>()
+                    .map(Value::Integer)
+                    .map_err(|_| argument_error("asInt")),
+                _ => Err(argument_error("asInt")),
+            }
+        });
+        env.add_function("asFloat", |call| {
+            let [value] = call.args.as_slice() else {
+                return Err(argument_error("asFloat"));
+            };
+            number(value)
+                .map(Value::Float)
+                .ok_or_else(|| argument_error("asFloat"))
+        });
+        env.add_function("isNaN", |call| {
+            let [value] = call.args.as_slice() else {
+                return Err(argument_error("isNaN"));
+            };
+            number(value)
+                .map(|n| Value::Bool(n.is_nan()))
+                .ok_or_else(|| argument_error("isNaN"))
+        });
+        env.add_function("isInf", |call| {
+            let [value] = call.args.as_slice() else {
+                return Err(argument_error("isInf"));
+            };
+            number(value)
+                .map(|n| Value::Bool(n.is_infinite()))
+                .ok_or_else(|| argument_error("isInf"))
+        });
+        env.add_function("isNil", |call| {
+            Ok(Value::Bool(result_is_nil(call.ctx.get("result"))))
+        });
+        env.add_function("default", |call| {
+            let result = call.ctx.get("result");
+            if result_is_nil(result) {
+                Ok(call.args.last().cloned().unwrap_or(Value::Nil))
+            } else {
+                Ok(result.cloned().unwrap_or(Value::Nil))
+            }
+        });
+        env
+    })
 }
 
 #[cfg(test)]
@@ -254,6 +295,33 @@ mod tests {
             evaluate(&ConditionInput::Vector(vec![]), "isNil()", ""),
             Ok(Outcome::Successful)
         );
+    }
+
+    #[test]
+    fn a_cached_condition_sees_each_evaluation_s_own_result() {
+        // Compiled once, evaluated against different results: nothing of an earlier evaluation leaks.
+        for _ in 0..2 {
+            assert_eq!(
+                evaluate(&ConditionInput::Vector(vec![]), "isNil()", ""),
+                Ok(Outcome::Successful)
+            );
+            assert_eq!(
+                evaluate(&ConditionInput::Vector(vec![1.0]), "isNil()", ""),
+                Ok(Outcome::Failed)
+            );
+            assert_eq!(
+                evaluate(&ConditionInput::Scalar(2.0), "default(result, 0) == 2", ""),
+                Ok(Outcome::Successful)
+            );
+            assert_eq!(
+                evaluate(
+                    &ConditionInput::Vector(vec![]),
+                    "default(result, 7) == 7",
+                    ""
+                ),
+                Ok(Outcome::Successful)
+            );
+        }
     }
 
     #[test]

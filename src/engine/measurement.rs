@@ -55,3 +55,19 @@ pub struct Measurement {
     /// Only set by asynchronous providers; this one never sets it, but it round-trips through Resume.
     pub resume_at: Option<SystemTime>,
 }
+
+impl Measurement {
+    /// A `Failed` measurement with only a reason: for requests that never reached the engine (no metric, an
+    /// undecodable argument). Times are the caller's to set.
+    pub fn failed(message: impl Into<String>) -> Measurement {
+        Measurement {
+            phase: Phase::Failed,
+            message: message.into(),
+            value: String::new(),
+            metadata: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            resume_at: None,
+        }
+    }
+}

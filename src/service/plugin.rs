@@ -26,7 +26,7 @@ use futures::FutureExt;
 
 use crate::codec::gob::{self, Struct, StructType, Type, Value};
 use crate::engine::context::PLUGIN_NAME;
-use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference, Phase};
+use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference};
 use crate::transport::netrpc::{Reply, Service};
 
 use super::Provider;
@@ -86,13 +86,13 @@ impl PluginService {
                     Ok(measurement) => measurement,
                     Err(_) => {
                         tracing::error!(metric = %metric.name, "the provider panicked");
-                        failed("internal error: the measurement panicked".into())
+                        Measurement::failed("internal error: the measurement panicked")
                     }
                 }
             }
             Err(reason) => {
                 tracing::warn!(%reason, "Plugin.Run arguments cannot be mapped");
-                failed(format!("cannot read the Run arguments: {reason}"))
+                Measurement::failed(format!("cannot read the Run arguments: {reason}"))
             }
         };
         measurement.started_at.get_or_insert(started);
@@ -118,7 +118,8 @@ impl PluginService {
                 Value::Struct(measurement)
             }
             Err(reason) => {
-                let mut m = failed(format!("cannot read the measurement arguments: {reason}"));
+                let mut m =
+                    Measurement::failed(format!("cannot read the measurement arguments: {reason}"));
                 let now = SystemTime::now();
                 m.started_at = Some(now);
                 m.finished_at = Some(now);
@@ -176,18 +177,6 @@ impl Service for PluginService {
             })
         }
         .boxed()
-    }
-}
-
-fn failed(message: String) -> Measurement {
-    Measurement {
-        phase: Phase::Failed,
-        message,
-        value: String::new(),
-        metadata: BTreeMap::new(),
-        started_at: None,
-        finished_at: None,
-        resume_at: None,
     }
 }
 
@@ -501,7 +490,7 @@ mod tests {
                     .push((ctx.clone(), metric.clone()));
                 Measurement {
                     value: "0".into(),
-                    ..failed(String::new())
+                    ..Measurement::failed(String::new())
                 }
             })
         }

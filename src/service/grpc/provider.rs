@@ -2,7 +2,6 @@
 //! request the engine cannot use is a `Failed` measurement with the reason; only a schema violation is
 //! INVALID_ARGUMENT. `Run` honours the caller's deadline and waits for one of a bounded number of
 //! measurement slots.
-use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +14,7 @@ use super::convert::{self, MalformedRequest};
 use super::deadline::request_deadline;
 use super::pb;
 use super::pb::metric_provider_server::MetricProvider;
-use crate::engine::{Engine, Measurement, Phase, PLUGIN_NAME};
+use crate::engine::{Engine, Measurement, PLUGIN_NAME};
 
 /// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED reaches the caller
 /// (and beats tonic's own timeout layer, which would answer a bare CANCELLED at the deadline itself).
@@ -43,7 +42,9 @@ impl GuardrailsProvider {
             .map_err(invalid_argument)?;
         let Some(metric) = request.metric else {
             tracing::warn!("gRPC Run without a metric");
-            return Ok(failed("cannot read the Run arguments: no metric".into()));
+            return Ok(Measurement::failed(
+                "cannot read the Run arguments: no metric",
+            ));
         };
         let context = convert::analysis_context(request.analysis);
         let metric = convert::metric_spec(metric);
@@ -57,7 +58,7 @@ impl GuardrailsProvider {
             Ok(measurement) => measurement,
             Err(_) => {
                 tracing::error!(metric = %metric.name, "the measurement panicked");
-                failed("internal error: the measurement panicked".into())
+                Measurement::failed("internal error: the measurement panicked")
             }
         })
     }
@@ -156,7 +157,8 @@ fn given_measurement(
         Some(given) => convert::measurement(given).map_err(invalid_argument)?,
         None => {
             let now = SystemTime::now();
-            let mut m = failed("cannot read the measurement arguments: no measurement".into());
+            let mut m =
+                Measurement::failed("cannot read the measurement arguments: no measurement");
             m.started_at = Some(now);
             m.finished_at = Some(now);
             m
@@ -166,18 +168,6 @@ fn given_measurement(
         measurement.finished_at.get_or_insert_with(SystemTime::now);
     }
     Ok(convert::measurement_message(&measurement))
-}
-
-fn failed(message: String) -> Measurement {
-    Measurement {
-        phase: Phase::Failed,
-        message,
-        value: String::new(),
-        metadata: BTreeMap::new(),
-        started_at: None,
-        finished_at: None,
-        resume_at: None,
-    }
 }
 
 fn invalid_argument(error: MalformedRequest) -> Status {
