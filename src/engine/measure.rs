@@ -10,7 +10,7 @@ use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings,
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::TargetSelector;
-use super::verdict::{Coverage, Failure, FailureClass, Verdict};
+use super::verdict::{self, Coverage, Failure, FailureClass, Verdict};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
 use crate::telemetry::{self, QueryOutcome};
@@ -247,6 +247,7 @@ impl Engine {
             let data = answers
                 .get(query_name::QUERY)
                 .ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
+            verdict::answered_at(data, at, settings.staleness)?;
             return Ok(guardrail::judge_query(
                 data,
                 settings.threshold,
