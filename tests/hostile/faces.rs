@@ -41,6 +41,8 @@ pub struct Reply {
 pub struct PluginSession {
     pub replies: Vec<Reply>,
     pub logs: String,
+    /// The body `scrape` returned while the plugin ran, when asked for.
+    pub scraped: Option<String>,
 }
 
 /// Builds `tests/hostile/cmd/pluginrun` once into this test binary's temporary directory.
@@ -74,6 +76,15 @@ fn pluginrun() -> Result<&'static Path> {
 /// Runs every configuration through one plugin process, in order, as Argo's controller would, with `env`
 /// added to the plugin's environment.
 pub fn plugin_mode(configs: &[Value], env: &[(&str, &str)]) -> Result<PluginSession> {
+    plugin_mode_scraping(configs, env, None)
+}
+
+/// [`plugin_mode`], then a GET of `scrape` while the plugin still runs.
+pub fn plugin_mode_scraping(
+    configs: &[Value],
+    env: &[(&str, &str)],
+    scrape: Option<&str>,
+) -> Result<PluginSession> {
     let mut input = String::new();
     for config in configs {
         let line = serde_json::json!({
@@ -82,7 +93,11 @@ pub fn plugin_mode(configs: &[Value], env: &[(&str, &str)]) -> Result<PluginSess
         input.push_str(&line.to_string());
         input.push('\n');
     }
-    let mut child = Command::new(pluginrun()?)
+    let mut command = Command::new(pluginrun()?);
+    if let Some(url) = scrape {
+        command.args(["-scrape", url]);
+    }
+    let mut child = command
         .arg("-bin")
         .arg(env!("CARGO_BIN_EXE_rollouts-guardrails"))
         .envs(env.iter().copied())
@@ -97,11 +112,14 @@ pub fn plugin_mode(configs: &[Value], env: &[(&str, &str)]) -> Result<PluginSess
     let stdout = BufReader::new(child.stdout.take().context("pluginrun stdout")?);
     let mut replies = Vec::new();
     let mut logs = None;
+    let mut scraped = None;
     for line in stdout.lines() {
         let line = line?;
         let value: Value = serde_json::from_str(&line).with_context(|| format!("reply {line:?}"))?;
         if let Some(text) = value.get("logs").and_then(Value::as_str) {
             logs = Some(text.to_string());
+        } else if let Some(text) = value.get("scraped").and_then(Value::as_str) {
+            scraped = Some(text.to_string());
         } else {
             replies.push(serde_json::from_value(value)?);
         }
@@ -121,6 +139,7 @@ pub fn plugin_mode(configs: &[Value], env: &[(&str, &str)]) -> Result<PluginSess
     Ok(PluginSession {
         replies,
         logs: logs.context("no logs line")?,
+        scraped,
     })
 }
 

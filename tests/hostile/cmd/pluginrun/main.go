@@ -10,7 +10,9 @@
 // metric's provider.plugin["rollouts-guardrails/prometheus"] entry verbatim.
 // Output, one line per input: {"phase":…,"message":…,"value":…,"metadata":{…}}. At end of input the plugin is
 // stopped as the controller stops it (Control.Quit) and a last line {"logs":"…"} carries everything the host
-// logged for it (its stderr, re-logged by go-plugin). The plugin inherits this process's environment.
+// logged for it (its stderr, re-logged by go-plugin). With -scrape URL, a line {"scraped":"…"} before it carries
+// the body of a GET of URL made while the plugin still runs (its /metrics under GUARDRAILS_METRICS_LISTEN).
+// The plugin inherits this process's environment.
 package main
 
 import (
@@ -18,7 +20,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/rollouts-guardrails/conformance/harness"
 )
@@ -39,14 +44,15 @@ type reply struct {
 
 func main() {
 	bin := flag.String("bin", os.Getenv("GUARDRAILS_BIN"), "the rollouts-guardrails binary")
+	scrape := flag.String("scrape", "", "a URL to GET after the last measurement, while the plugin runs")
 	flag.Parse()
-	if err := run(*bin); err != nil {
+	if err := run(*bin, *scrape); err != nil {
 		fmt.Fprintln(os.Stderr, "pluginrun:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string) error {
+func run(bin, scrape string) error {
 	if bin == "" {
 		return fmt.Errorf("no binary: pass -bin or set GUARDRAILS_BIN")
 	}
@@ -71,9 +77,37 @@ func run(bin string) error {
 			return err
 		}
 	}
+	if scrape != "" {
+		body, err := get(scrape)
+		if err != nil {
+			plugin.Kill()
+			return err
+		}
+		if err := out.Encode(map[string]string{"scraped": body}); err != nil {
+			plugin.Kill()
+			return err
+		}
+	}
 	plugin.Kill()
 	if err := in.Err(); err != nil {
 		return err
 	}
 	return out.Encode(map[string]string{"logs": plugin.Logs()})
+}
+
+func get(url string) (string, error) {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(body), nil
 }
