@@ -39,7 +39,11 @@ impl Provider for Refuse {
             Measurement {
                 phase: Phase::Failed,
                 message,
-                ..Default::default()
+                value: String::new(),
+                metadata: BTreeMap::new(),
+                started_at: None,
+                finished_at: None,
+                resume_at: None,
             }
         })
     }

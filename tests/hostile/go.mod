@@ -4,10 +4,13 @@ module github.com/rollouts-guardrails/hostile
 
 go 1.24.9
 
-require github.com/rollouts-guardrails/conformance/harness v0.0.0
+require (
+	github.com/argoproj/argo-rollouts v1.9.1
+	github.com/hashicorp/yamux v0.1.1
+	github.com/rollouts-guardrails/conformance/harness v0.0.0
+)
 
 require (
-	github.com/argoproj/argo-rollouts v1.9.1 // indirect
 	github.com/emicklei/go-restful/v3 v3.12.2 // indirect
 	github.com/fatih/color v1.16.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
@@ -20,7 +23,6 @@ require (
 	github.com/google/gnostic-models v0.7.0 // indirect
 	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-plugin v1.6.3 // indirect
-	github.com/hashicorp/yamux v0.1.1 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
