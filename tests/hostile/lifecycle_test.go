@@ -41,7 +41,7 @@ func fakePrometheus(t testing.TB, delay time.Duration) string {
 			result = sample(fmt.Sprintf("%.3f", now-15))
 		case strings.Contains(query, "kube_pod_status_ready"):
 			ready := "1"
-			if strings.HasSuffix(rs, "-bad") {
+			if strings.Contains(rs, "-bad-") {
 				ready = "0"
 			}
 			result = sample(ready)
