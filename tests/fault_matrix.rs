@@ -134,7 +134,9 @@ async fn every_guardrail_fails_closed_under_every_fault_through_both_faces() -> 
                 cells += 1;
                 if faults::scalar_is_legitimate(&fault.name, g) {
                     // Not a fault for a user query; still, it passes only on the proven value.
-                    if !(reply.phase == "Successful" && reply.value == "1" || reply.phase == "Failed") {
+                    if !(reply.phase == "Successful" && reply.value == "1"
+                        || reply.phase == "Failed")
+                    {
                         bad.push(format!("{} × {g} × {face}: {reply:?}", fault.name));
                     }
                     row.push_str(&format!(" n/a ({}) |", reply.phase));

@@ -38,7 +38,9 @@ fn forbidden() -> Vec<String> {
 fn with_credentials(mut config: Value, variant: usize) -> Value {
     let extra = match variant {
         0 => json!({"bearerToken": TOKEN, "headers": {"X-Api-Key": HEADER}}),
-        _ => json!({"basicAuth": {"username": "reader", "password": PASSWORD}, "headers": {"X-Api-Key": HEADER}}),
+        _ => {
+            json!({"basicAuth": {"username": "reader", "password": PASSWORD}, "headers": {"X-Api-Key": HEADER}})
+        }
     };
     if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
         c.extend(extra);
@@ -66,7 +68,8 @@ fn echoes() -> Vec<faults::Fault> {
             name: "echo in a 200 status:error".into(),
             source: faults::Source::Fake(Scenario::handler(move |r| FakeReply::Json {
                 status: 200,
-                body: json!({"status":"error","errorType":"execution","error": headers(r)}).to_string(),
+                body: json!({"status":"error","errorType":"execution","error": headers(r)})
+                    .to_string(),
             })),
         },
         faults::Fault {
@@ -149,8 +152,15 @@ fn free_port() -> Result<u16> {
 fn assert_clean(place: &str, text: &str) {
     for secret in forbidden() {
         if let Some(at) = text.find(&secret) {
-            let start = text[..at].char_indices().rev().nth(120).map_or(0, |(i, _)| i);
-            panic!("{place} shows a secret: …{}…", &text[start..(at + secret.len()).min(text.len())]);
+            let start = text[..at]
+                .char_indices()
+                .rev()
+                .nth(120)
+                .map_or(0, |(i, _)| i);
+            panic!(
+                "{place} shows a secret: …{}…",
+                &text[start..(at + secret.len()).min(text.len())]
+            );
         }
     }
 }
@@ -158,7 +168,10 @@ fn assert_clean(place: &str, text: &str) {
 fn check_replies(face: &str, configs: &[Value], replies: &[Reply]) {
     assert_eq!(configs.len(), replies.len(), "{face}");
     for (config, reply) in configs.iter().zip(replies) {
-        assert_eq!(reply.phase, "Failed", "{face}: every path here fails: {config} → {reply:?}");
+        assert_eq!(
+            reply.phase, "Failed",
+            "{face}: every path here fails: {config} → {reply:?}"
+        );
         assert!(!reply.message.is_empty(), "{face}: {config}");
         assert_clean(
             &format!("{face} reply to {}", config["address"]),
@@ -176,7 +189,10 @@ async fn no_secret_reaches_plugin_stderr_replies_or_metrics() -> Result<()> {
     let session = tokio::task::spawn_blocking(move || {
         faces::plugin_mode_scraping(
             &plugin_configs,
-            &[("RUST_LOG", "trace"), ("GUARDRAILS_METRICS_LISTEN", &metrics)],
+            &[
+                ("RUST_LOG", "trace"),
+                ("GUARDRAILS_METRICS_LISTEN", &metrics),
+            ],
             Some(&scrape),
         )
     })
@@ -242,16 +258,23 @@ async fn no_secret_reaches_grpc_replies_server_stderr_or_metrics() -> Result<()>
             .await
         {
             Ok(channel) => break channel,
-            Err(e) if Instant::now() > deadline => return Err(e).context("the gRPC server never listened"),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).context("the gRPC server never listened")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let client = rollouts_guardrails::service::grpc::pb::metric_provider_client::MetricProviderClient::new(channel);
+    let client =
+        rollouts_guardrails::service::grpc::pb::metric_provider_client::MetricProviderClient::new(
+            channel,
+        );
     let mut calls = Vec::new();
     for config in &configs {
         let mut client = client.clone();
         let config = config.clone();
-        calls.push(tokio::spawn(async move { faces::grpc_run(&mut client, &config).await }));
+        calls.push(tokio::spawn(async move {
+            faces::grpc_run(&mut client, &config).await
+        }));
     }
     let mut replies = Vec::new();
     for (call, config) in calls.into_iter().zip(&configs) {
@@ -274,12 +297,20 @@ async fn no_secret_reaches_grpc_replies_server_stderr_or_metrics() -> Result<()>
         .await?
         .text()
         .await?;
-    ensure!(scraped.contains("# TYPE"), "/metrics answered without metrics: {scraped}");
+    ensure!(
+        scraped.contains("# TYPE"),
+        "/metrics answered without metrics: {scraped}"
+    );
     assert_clean("gRPC /metrics", &scraped);
     let _ = server.child.kill();
     let _ = server.child.wait();
-    let stderr = stderr.join().map_err(|_| anyhow::anyhow!("the stderr reader panicked"))?;
-    ensure!(!stderr.is_empty(), "the server logged nothing at trace level: the check would prove nothing");
+    let stderr = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("the stderr reader panicked"))?;
+    ensure!(
+        !stderr.is_empty(),
+        "the server logged nothing at trace level: the check would prove nothing"
+    );
     assert_clean("gRPC server stderr", &stderr);
     Ok(())
 }

@@ -34,7 +34,10 @@ impl Provider for Refuse {
         _ctx: &'a AnalysisContext,
         metric: &'a MetricSpec,
     ) -> Pin<Box<dyn Future<Output = Measurement> + Send + 'a>> {
-        let message = format!("fuzz: {} bytes of config", metric.plugin_config.as_ref().map_or(0, Vec::len));
+        let message = format!(
+            "fuzz: {} bytes of config",
+            metric.plugin_config.as_ref().map_or(0, Vec::len)
+        );
         Box::pin(async move {
             Measurement {
                 phase: Phase::Failed,
@@ -95,6 +98,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         };
-        let _ = tokio::time::timeout(INPUT_DEADLINE, async { tokio::join!(server, host_side) }).await;
+        let _ =
+            tokio::time::timeout(INPUT_DEADLINE, async { tokio::join!(server, host_side) }).await;
     });
 });

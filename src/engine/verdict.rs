@@ -282,11 +282,11 @@ pub fn answered_at(data: &QueryData, at: SystemTime, staleness: Duration) -> Res
         QueryData::Scalar(sample) => vec![sample.timestamp],
         QueryData::Matrix(_) | QueryData::String(_) => Vec::new(),
     };
-    // `!(age <= staleness)` so that a NaN timestamp fails too.
+    // A NaN age (no valid timestamp) fails too.
     match timestamps
         .iter()
         .map(|t| now - t)
-        .find(|age| !(*age <= staleness.as_secs_f64()))
+        .find(|age| age.is_nan() || *age > staleness.as_secs_f64())
     {
         None => Ok(()),
         Some(age) if age.is_finite() => Err(Failure::new(
@@ -395,16 +395,31 @@ mod tests {
     fn an_answer_about_another_instant_is_stale() {
         let at = UNIX_EPOCH + Duration::from_secs(AT);
         let five = Duration::from_secs(300);
-        let stamped = |t: f64| QueryData::Vector(vec![Sample { timestamp: t, ..sample("a", 1.0) }]);
+        let stamped = |t: f64| {
+            QueryData::Vector(vec![Sample {
+                timestamp: t,
+                ..sample("a", 1.0)
+            }])
+        };
         assert!(answered_at(&stamped(AT as f64), at, five).is_ok());
         assert!(answered_at(&stamped(AT as f64 - 300.0), at, five).is_ok());
         let err = answered_at(&stamped(AT as f64 - 600.0), at, five).unwrap_err();
         assert_eq!(err.class, FailureClass::Stale);
-        assert!(err.message.contains("stamped 10m before"), "{}", err.message);
+        assert!(
+            err.message.contains("stamped 10m before"),
+            "{}",
+            err.message
+        );
         let nan = answered_at(&stamped(f64::NAN), at, five).unwrap_err();
         assert_eq!(nan.class, FailureClass::QueryError);
-        let scalar = QueryData::Scalar(Sample { timestamp: AT as f64 - 3600.0, ..sample("", 1.0) });
-        assert_eq!(answered_at(&scalar, at, five).unwrap_err().class, FailureClass::Stale);
+        let scalar = QueryData::Scalar(Sample {
+            timestamp: AT as f64 - 3600.0,
+            ..sample("", 1.0)
+        });
+        assert_eq!(
+            answered_at(&scalar, at, five).unwrap_err().class,
+            FailureClass::Stale
+        );
     }
 
     fn sample(pod: &str, value: f64) -> Sample {

@@ -58,7 +58,9 @@ fn pluginrun() -> Result<&'static Path> {
             .current_dir(&module)
             .env("GOFLAGS", "-mod=mod")
             .output()
-            .map_err(|e| format!("cannot run `go` ({e}): Go 1.24+ is needed for the plugin-mode face"))?;
+            .map_err(|e| {
+                format!("cannot run `go` ({e}): Go 1.24+ is needed for the plugin-mode face")
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "go build ./cmd/pluginrun failed:\n{}",
@@ -115,7 +117,8 @@ pub fn plugin_mode_scraping(
     let mut scraped = None;
     for line in stdout.lines() {
         let line = line?;
-        let value: Value = serde_json::from_str(&line).with_context(|| format!("reply {line:?}"))?;
+        let value: Value =
+            serde_json::from_str(&line).with_context(|| format!("reply {line:?}"))?;
         if let Some(text) = value.get("logs").and_then(Value::as_str) {
             logs = Some(text.to_string());
         } else if let Some(text) = value.get("scraped").and_then(Value::as_str) {
@@ -134,7 +137,11 @@ pub fn plugin_mode_scraping(
         );
     }
     if replies.len() != configs.len() {
-        bail!("{} replies for {} configurations", replies.len(), configs.len());
+        bail!(
+            "{} replies for {} configurations",
+            replies.len(),
+            configs.len()
+        );
     }
     Ok(PluginSession {
         replies,

@@ -189,10 +189,7 @@ pub fn all() -> Vec<Fault> {
             "HTTP 422 execution",
             Reply::api_error(422, "execution", "query too expensive"),
         ),
-        always(
-            "HTTP 500 (text)",
-            Reply::text(500, "internal server error"),
-        ),
+        always("HTTP 500 (text)", Reply::text(500, "internal server error")),
         always(
             "HTTP 503 unavailable",
             Reply::api_error(503, "unavailable", "shutting down"),
