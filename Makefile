@@ -6,12 +6,13 @@ BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
+.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
 	@echo "make test   # every test: Rust unit + integration (real Prometheus), Go conformance against the real controller client"
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
+	@echo "make fuzz   # cargo-fuzz on every decoder for FUZZ_SECONDS (default 300) each"
 	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
@@ -25,7 +26,7 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary
+test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary test-hostile fuzz-smoke
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -58,6 +59,20 @@ test-manifests: deps
 # The static binary completes the go-plugin handshake inside an empty root.
 test-static-binary: release-static
 	tests/static-binary/run.sh $(abspath $(STATIC_BIN))
+
+# Protocol abuse, SIGKILL and restart, leftovers, sustained load (30 callers × 100,000 measurements, RSS curve in
+# target/hostile-load.txt) through argo-rollouts' plugin client and raw yamux against the release binary.
+test-hostile: release
+	cd tests/hostile && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) GUARDRAILS_LOAD_REPORT=$(abspath target/hostile-load.txt) go test -count=1 -timeout 20m ./...
+
+FUZZ_SECONDS ?= 300
+# cargo-fuzz (libFuzzer + ASan, nightly) on every decoder, seeded from the golden vectors; installs nightly and
+# cargo-fuzz when missing. `make fuzz` for a real run, `fuzz-smoke` (20 s per target) in `make test`.
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	fuzz/run.sh 20
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -134,7 +134,7 @@ impl GuardrailKind {
             "signal" | "stablePodTemplateHash" | "tolerance" => self == Regression,
             "minSeverity" => self == Alerts,
             "namespace" => !matches!(self, Query | Gitops),
-            "staleness" => self != Query,
+            // Every guardrail proves freshness; for `query` it bounds the age of Prometheus' answer.
             "rollout" | "podTemplateHash" | "minPods" => !matches!(self, Query | Alerts | Gitops),
             _ => true,
         }
@@ -1103,6 +1103,13 @@ mod tests {
                 .threshold,
             None
         );
+    }
+
+    #[test]
+    fn staleness_bounds_the_query_guardrail_answer_too() {
+        let c =
+            parse(r#"{"guardrail":"query","query":"up","threshold":1,"staleness":"1m"}"#).unwrap();
+        assert_eq!(c.settings().staleness, Duration::from_secs(60));
     }
 
     #[test]

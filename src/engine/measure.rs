@@ -10,7 +10,7 @@ use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings,
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::{validate_namespace, TargetSelector};
-use super::verdict::{Coverage, Failure, FailureClass, Verdict};
+use super::verdict::{self, Coverage, Failure, FailureClass, Verdict};
 use super::{alerts, gitops, regression, traffic};
 use super::{condition, duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
@@ -273,6 +273,7 @@ impl Engine {
             let data = answers
                 .get(query_name::QUERY)
                 .ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
+            verdict::answered_at(data, at, settings.staleness)?;
             return Ok(guardrail::judge_query(
                 data,
                 settings.threshold,

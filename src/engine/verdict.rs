@@ -460,6 +460,38 @@ impl FreshResult {
     }
 }
 
+/// Proves that an answer is about the instant asked for: Prometheus stamps every instant-query sample with the
+/// evaluation time, so a sample older than `staleness` before `at` is a cached or replayed answer (a caching
+/// proxy, a lagging replica) that proves nothing about `at`.
+pub fn answered_at(data: &QueryData, at: SystemTime, staleness: Duration) -> Result<(), Failure> {
+    let now = unix_seconds(at);
+    let timestamps: Vec<f64> = match data {
+        QueryData::Vector(samples) => samples.iter().map(|s| s.timestamp).collect(),
+        QueryData::Scalar(sample) => vec![sample.timestamp],
+        QueryData::Matrix(_) | QueryData::String(_) => Vec::new(),
+    };
+    // A NaN age (no valid timestamp) fails too.
+    match timestamps
+        .iter()
+        .map(|t| now - t)
+        .find(|age| age.is_nan() || *age > staleness.as_secs_f64())
+    {
+        None => Ok(()),
+        Some(age) if age.is_finite() => Err(Failure::new(
+            FailureClass::Stale,
+            format!(
+                "the query's answer is stamped {} before the evaluation instant, older than staleness {} (a cached or delayed answer proves nothing)",
+                duration::format(Duration::from_secs_f64(age.min(1e12))),
+                duration::format(staleness)
+            ),
+        )),
+        Some(_) => Err(Failure::new(
+            FailureClass::QueryError,
+            "the query's answer carries no valid timestamp",
+        )),
+    }
+}
+
 fn unexpected(kind: &str) -> Failure {
     Failure::new(
         FailureClass::QueryError,
@@ -546,6 +578,37 @@ mod tests {
     use super::*;
 
     const AT: u64 = 1_767_268_800;
+
+    #[test]
+    fn an_answer_about_another_instant_is_stale() {
+        let at = UNIX_EPOCH + Duration::from_secs(AT);
+        let five = Duration::from_secs(300);
+        let stamped = |t: f64| {
+            QueryData::Vector(vec![Sample {
+                timestamp: t,
+                ..sample("a", 1.0)
+            }])
+        };
+        assert!(answered_at(&stamped(AT as f64), at, five).is_ok());
+        assert!(answered_at(&stamped(AT as f64 - 300.0), at, five).is_ok());
+        let err = answered_at(&stamped(AT as f64 - 600.0), at, five).unwrap_err();
+        assert_eq!(err.class, FailureClass::Stale);
+        assert!(
+            err.message.contains("stamped 10m before"),
+            "{}",
+            err.message
+        );
+        let nan = answered_at(&stamped(f64::NAN), at, five).unwrap_err();
+        assert_eq!(nan.class, FailureClass::QueryError);
+        let scalar = QueryData::Scalar(Sample {
+            timestamp: AT as f64 - 3600.0,
+            ..sample("", 1.0)
+        });
+        assert_eq!(
+            answered_at(&scalar, at, five).unwrap_err().class,
+            FailureClass::Stale
+        );
+    }
 
     fn sample(pod: &str, value: f64) -> Sample {
         Sample {

@@ -117,12 +117,16 @@ pub async fn serve(
     }));
     let mut decoder = Decoder::new();
     let mut calls = JoinSet::new();
+    // An undecodable request ends the stream with RST rather than FIN: the host may still be writing the rest
+    // of it, and after a FIN that write would wait forever for window we never grant.
+    let mut undecodable = false;
     loop {
         let header = match next_value(&mut reader, &mut decoder, &mut buffered).await {
             Ok(Some(header)) => header,
             Ok(None) => break,
             Err(reason) => {
-                tracing::warn!(stream = stream_id, %reason, "rpc: server cannot decode request, closing the stream");
+                tracing::warn!(stream = stream_id, %reason, "rpc: server cannot decode request, resetting the stream");
+                undecodable = true;
                 break;
             }
         };
@@ -140,7 +144,8 @@ pub async fn serve(
             Ok(None) => break,
             Err(BodyError::Recoverable(reason)) => Err(reason),
             Err(BodyError::Fatal(reason)) => {
-                tracing::warn!(stream = stream_id, %reason, "rpc: undecodable request body, closing the stream");
+                tracing::warn!(stream = stream_id, %reason, "rpc: undecodable request body, resetting the stream");
+                undecodable = true;
                 break;
             }
         };
@@ -159,7 +164,12 @@ pub async fn serve(
         while calls.try_join_next().is_some() {}
     }
     while calls.join_next().await.is_some() {}
-    replies.lock().await.stream.close();
+    let replies = replies.lock().await;
+    if undecodable {
+        replies.stream.reset();
+    } else {
+        replies.stream.close();
+    }
 }
 
 /// Go's `readRequestHeader` lookup, with its exact error texts.
