@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use super::config::{Config, Settings, Severity};
-use super::guardrail::{Answers, MESSAGE_OFFENDERS};
+use super::guardrail::Answers;
 use super::promql::Selector;
+use super::verdict::MESSAGE_OFFENDERS;
 use super::verdict::{
     format_number, join_limited, vector, Failure, FailureClass, Proof, RuleEvaluation, Verdict,
 };

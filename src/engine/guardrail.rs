@@ -11,13 +11,10 @@ use super::duration;
 use super::image;
 use super::promql::TargetSelector;
 use super::verdict::{
-    format_number, join_limited, judge_count, unix_seconds, vector, Coverage, Failure,
-    FailureClass, FreshResult, Proof, Verdict,
+    format_number, judge_count, unix_seconds, vector, Coverage, Failure, FailureClass, FreshResult,
+    Proof, Verdict,
 };
 use crate::prometheus::{QueryData, Sample};
-
-/// How many offenders a message names before it says "and N more" (metadata carries them all).
-pub const MESSAGE_OFFENDERS: usize = 5;
 
 /// The name of each query in metadata (`query.<name>`) and in the plan.
 pub mod query_name {
@@ -208,12 +205,6 @@ pub fn judge_waiting(
                 other.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
-        if !offenders.is_empty() {
-            message.push_str(&format!(
-                ": {}",
-                join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
-            ));
-        }
         Ok(judge_count(coverage, count, limit, message, offenders))
     })();
     result.unwrap_or_else(Verdict::Fail)
@@ -243,7 +234,7 @@ fn oom_killed(
     let offenders: Vec<String> = offenders.into_iter().collect();
     let count = offenders.len() as f64;
     let limit = threshold(settings);
-    let mut message = format!(
+    let message = format!(
         "{} container{} OOMKilled in the last {} across {} pod{} of ReplicaSet {} (threshold {})",
         offenders.len(),
         plural(count),
@@ -253,12 +244,6 @@ fn oom_killed(
         coverage.target(),
         format_number(limit),
     );
-    if !offenders.is_empty() {
-        message.push_str(&format!(
-            ": {}",
-            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
-        ));
-    }
     Ok(judge_count(coverage, count, limit, message, offenders))
 }
 
@@ -341,7 +326,7 @@ fn restarts(
     offenders.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let offenders: Vec<String> = offenders.into_iter().map(|(_, text)| text).collect();
     let limit = threshold(settings);
-    let mut message = format!(
+    let message = format!(
         "{} restart{} in the last {} across {} pod{} of ReplicaSet {} (threshold {})",
         format_number(total),
         plural(total),
@@ -351,12 +336,6 @@ fn restarts(
         coverage.target(),
         format_number(limit),
     );
-    if !offenders.is_empty() {
-        message.push_str(&format!(
-            ": {}",
-            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
-        ));
-    }
     Ok(judge_count(coverage, total, limit, message, offenders))
 }
 
@@ -391,7 +370,7 @@ fn not_ready(
     }
     let count = offenders.len() as f64;
     let limit = threshold(settings);
-    let mut message = format!(
+    let message = format!(
         "{} of {} pod{} of ReplicaSet {} not ready (threshold {})",
         offenders.len(),
         coverage.pods.len(),
@@ -399,12 +378,6 @@ fn not_ready(
         coverage.target(),
         format_number(limit),
     );
-    if !offenders.is_empty() {
-        message.push_str(&format!(
-            ": {}",
-            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
-        ));
-    }
     Ok(judge_count(coverage, count, limit, message, offenders))
 }
 
@@ -462,7 +435,7 @@ fn latest_image(
             plural(static_images.len() as f64)
         )
     };
-    let mut message = format!(
+    let message = format!(
         "{} mutable image reference{} in {} container{} of {} pod{} of ReplicaSet {}{static_part} (threshold {})",
         offenders.len(),
         plural(count),
@@ -473,12 +446,6 @@ fn latest_image(
         coverage.target(),
         format_number(limit),
     );
-    if !offenders.is_empty() {
-        message.push_str(&format!(
-            ": {}",
-            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
-        ));
-    }
     Ok(judge_count(coverage, count, limit, message, offenders))
 }
 

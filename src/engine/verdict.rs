@@ -80,15 +80,27 @@ pub struct Pass {
 #[derive(Debug, Clone, PartialEq)]
 struct Proven;
 
-/// A threshold check over a count: `count > threshold` fails.
+/// How many offenders a message names before it says "and N more" (metadata carries them all).
+pub const MESSAGE_OFFENDERS: usize = 5;
+
+/// A threshold check over a count: `count > threshold` fails. `summary` is completed with the first
+/// [`MESSAGE_OFFENDERS`] offenders; all of them travel in the verdict.
 pub fn judge_count(
     proof: &dyn Proof,
     count: f64,
     threshold: f64,
-    message: String,
+    summary: String,
     offenders: Vec<String>,
 ) -> Verdict {
     let value = format_number(count);
+    let message = if offenders.is_empty() {
+        summary
+    } else {
+        format!(
+            "{summary}: {}",
+            join_limited(offenders.iter().map(String::as_str), MESSAGE_OFFENDERS)
+        )
+    };
     if count > threshold {
         Verdict::Fail(Failure {
             class: FailureClass::Threshold,
