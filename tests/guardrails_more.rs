@@ -911,34 +911,13 @@ fn the_example_templates_evaluate_as_documented() {
     );
 }
 
-/// The extra fixture moved so that END is now, the rule-evaluation clock's values moved with it (they are unix
-/// times, like `kube_pod_created`'s).
-fn extra_now() -> &'static TestPrometheus {
-    static EXTRA_NOW: OnceLock<TestPrometheus> = OnceLock::new();
-    EXTRA_NOW.get_or_init(|| {
-        let delta = support::prometheus::unix_now() - scenarios::END;
-        let shifted = support::prometheus::shift_openmetrics(&scenarios::render_extra(), delta);
-        let clock = "prometheus_rule_group_last_evaluation_timestamp_seconds{";
-        let text: String = shifted
-            .lines()
-            .map(|line| match line.strip_prefix(clock) {
-                Some(rest) => {
-                    let (labels, sample) = rest.split_once("} ").expect("a sample line");
-                    let (value, t) = sample.split_once(' ').expect("value and timestamp");
-                    let value: i64 = value.parse().expect("a whole unix time");
-                    format!("{clock}{labels}}} {} {t}\n", value + delta)
-                }
-                None => format!("{line}\n"),
-            })
-            .collect();
-        TestPrometheus::start(&text)
-    })
-}
-
 #[tokio::test]
 async fn evaluated_now_as_plugin_mode_does() {
     // `Engine::measure` evaluates at the current time, as the plugin's Run does.
-    let engine = Engine::new(Client::new(), Some(extra_now().url().to_string()));
+    let engine = Engine::new(
+        Client::new(),
+        Some(support::prometheus::shared_extra_now().url().to_string()),
+    );
     let cases: Vec<(AnalysisContext, Value, (Phase, &str))> = vec![
         (
             analysis_run(&scenarios::CHECKOUT_CART),

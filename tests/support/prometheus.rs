@@ -305,7 +305,18 @@ pub fn shared_now() -> &'static TestPrometheus {
 
 /// Metrics whose sample *value* is itself a unix time (seconds): shifting moves their values too, so a pod
 /// created at END−3m is still created 3 minutes before the shifted END. The Go harness keeps the same list.
-pub const TIMESTAMP_VALUED_METRICS: &[&str] = &["kube_pod_created"];
+pub const TIMESTAMP_VALUED_METRICS: &[&str] = &[
+    "kube_pod_created",
+    "prometheus_rule_group_last_evaluation_timestamp_seconds",
+];
+
+/// The extra fixture (`guardrails-extra.om`) shifted so that END is the moment it started: the request, alert,
+/// regression and gitops guardrails evaluated "now", as plugin mode evaluates. Shared by the tests of one binary.
+pub fn shared_extra_now() -> &'static TestPrometheus {
+    static SHARED_EXTRA_NOW: OnceLock<TestPrometheus> = OnceLock::new();
+    SHARED_EXTRA_NOW
+        .get_or_init(|| TestPrometheus::start_ending_at(&scenarios::render_extra(), unix_now()))
+}
 
 /// `text` with `delta_seconds` added to every sample's timestamp (and to the value of every
 /// [`TIMESTAMP_VALUED_METRICS`] sample); comment lines (`# TYPE`, `# HELP`, `# EOF`, …), blank lines and

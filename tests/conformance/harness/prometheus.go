@@ -78,7 +78,10 @@ func FixturePath() (string, error) {
 // TimestampValuedMetrics are the fixture's metrics whose sample value is itself a unix time (in seconds):
 // ShiftOpenMetrics moves their values with the timestamps, so that a pod created at END−3m is still created
 // 3 minutes before the shifted END.
-var TimestampValuedMetrics = map[string]bool{"kube_pod_created": true}
+var TimestampValuedMetrics = map[string]bool{
+	"kube_pod_created": true,
+	"prometheus_rule_group_last_evaluation_timestamp_seconds": true,
+}
 
 // ShiftOpenMetrics copies an OpenMetrics text exposition, adding shift seconds to every sample timestamp and
 // to the value of every TimestampValuedMetrics sample. Comment lines (# TYPE, # HELP, # EOF) pass through
