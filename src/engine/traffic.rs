@@ -8,7 +8,7 @@ use super::duration::{self, promql_range};
 use super::guardrail::Answers;
 use super::promql::{Selector, SelectorError, TargetSelector};
 use super::verdict::{
-    format_number, round3, vector, Coverage, Failure, FailureClass, Proof, Traffic, Verdict,
+    format_number, judge_limit, round3, vector, Coverage, Failure, FailureClass, Traffic, Verdict,
 };
 use crate::prometheus::QueryData;
 
@@ -345,15 +345,7 @@ fn error_rate(
         coverage.target(),
         format_number(limit)
     );
-    if ratio > limit {
-        return Ok(Verdict::Fail(Failure {
-            class: FailureClass::Threshold,
-            message,
-            value,
-            offenders: Vec::new(),
-        }));
-    }
-    Ok(traffic.pass(value, message, Vec::new()))
+    Ok(judge_limit(traffic, ratio > limit, value, message))
 }
 
 /// The latency quantile in seconds (the traffic proof must be made first).
@@ -407,15 +399,7 @@ fn latency(
         coverage.target(),
         format_number(limit)
     );
-    if quantile > limit {
-        return Ok(Verdict::Fail(Failure {
-            class: FailureClass::Threshold,
-            message,
-            value,
-            offenders: Vec::new(),
-        }));
-    }
-    Ok(traffic.pass(value, message, Vec::new()))
+    Ok(judge_limit(traffic, quantile > limit, value, message))
 }
 
 pub fn round6(v: f64) -> f64 {

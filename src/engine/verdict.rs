@@ -80,6 +80,21 @@ pub struct Pass {
 #[derive(Debug, Clone, PartialEq)]
 struct Proven;
 
+/// A threshold check over a measured value already rendered as `value`: `exceeded` fails, otherwise the proof
+/// passes.
+pub fn judge_limit(proof: &dyn Proof, exceeded: bool, value: String, message: String) -> Verdict {
+    if exceeded {
+        Verdict::Fail(Failure {
+            class: FailureClass::Threshold,
+            message,
+            value,
+            offenders: Vec::new(),
+        })
+    } else {
+        proof.pass(value, message, Vec::new())
+    }
+}
+
 /// How many offenders a message names before it says "and N more" (metadata carries them all).
 pub const MESSAGE_OFFENDERS: usize = 5;
 
