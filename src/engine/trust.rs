@@ -21,7 +21,7 @@ use url::Url;
 
 use super::config::{Connection, ConfigError, PasswordSource, TlsSettings};
 use super::verdict::{Failure, FailureClass};
-use crate::prometheus::files::{FileAccess, FileError};
+use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
 
 /// The service-account token directories of a pod: never readable through a template, whatever
@@ -504,6 +504,12 @@ fn credentials_dir(dir: &Path, denied: &[PathBuf]) -> Result<PathBuf, TrustError
     if !dir.is_absolute() {
         return Err(error("is not an absolute path".to_owned()));
     }
+    let never = || {
+        error("is the service-account token directory, which is never readable from a template".to_owned())
+    };
+    if denied.iter().any(|d| files::normalize(dir).starts_with(d)) {
+        return Err(never());
+    }
     let canonical = std::fs::canonicalize(dir).map_err(|e| error(e.to_string()))?;
     if !canonical.is_dir() {
         return Err(error("is not a directory".to_owned()));
@@ -512,9 +518,7 @@ fn credentials_dir(dir: &Path, denied: &[PathBuf]) -> Result<PathBuf, TrustError
         return Err(error("is the root directory".to_owned()));
     }
     if denied.iter().any(|d| canonical.starts_with(d)) {
-        return Err(error(
-            "is the service-account token directory, which is never readable from a template".to_owned(),
-        ));
+        return Err(never());
     }
     Ok(canonical)
 }

@@ -298,7 +298,12 @@ mod tests {
                 error_type: "t".into(),
                 error: "e".into(),
             },
-            QueryError::NotJson { detail: "d".into() },
+            QueryError::NotPrometheus {
+                address: "a".into(),
+                status: 200,
+                content_type: "text/html".into(),
+                size: "1 B".into(),
+            },
             QueryError::Truncated,
             QueryError::Malformed { detail: "d".into() },
             QueryError::Warnings {
