@@ -97,6 +97,12 @@ pub fn open(path: &Path, access: &FileAccess) -> Result<File, FileError> {
         return Ok(File::open(path)?);
     }
     access.check(path)?;
+    open_and_verify(path, access)
+}
+
+/// The open itself and the verification of what was opened: everything that a swap after [`FileAccess::check`]
+/// could change is decided here, on the open file.
+fn open_and_verify(path: &Path, access: &FileAccess) -> Result<File, FileError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -204,6 +210,28 @@ mod tests {
             open(&sa.join("token"), &access),
             Err(FileError::Denied)
         ));
+    }
+
+    #[test]
+    fn a_swap_between_the_check_and_the_open_is_caught_on_the_open_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let creds = root.path().join("creds");
+        std::fs::create_dir(&creds).expect("mkdir");
+        std::fs::write(creds.join("token"), "tok").expect("write");
+        std::fs::write(root.path().join("outside"), "secret").expect("write");
+        let access = within(&creds, &[]);
+        let path = creds.join("token");
+        access.check(&path).expect("inside at check time");
+        // The swap lands after the check, before the open: only the verification of the open file sees it.
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink(root.path().join("outside"), &path).expect("swap");
+        assert!(matches!(
+            open_and_verify(&path, &access),
+            Err(FileError::Outside)
+        ));
+        std::fs::remove_file(&path).expect("remove");
+        std::fs::write(&path, "tok").expect("write");
+        assert!(open_and_verify(&path, &access).is_ok());
     }
 
     #[test]
