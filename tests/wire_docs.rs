@@ -11,7 +11,9 @@ use bytes::BytesMut;
 use rollouts_guardrails::codec::gob::decode::Limits;
 use rollouts_guardrails::codec::gob::types::{TypeId, WireType};
 use rollouts_guardrails::codec::gob::wire::{get_uint, put_int, uint_to_int};
-use rollouts_guardrails::codec::gob::{DecodeError, Decoder, Value};
+use rollouts_guardrails::codec::gob::{
+    DecodeError, Decoder, EncodeError, Encoder, Struct, StructType, Type, Value,
+};
 use rollouts_guardrails::transport::frame::{self, Flags, FrameType, Header, HEADER_LEN};
 use rollouts_guardrails::transport::handshake::{HandshakeError, PluginListener};
 use rollouts_guardrails::transport::mux::Session;
@@ -138,6 +140,34 @@ fn go_type_ids_are_process_global() -> Result<()> {
     let (values, _) = decode_all(&requests)?;
     assert_eq!(values.len(), 8);
     Ok(())
+}
+
+#[test]
+fn go_names_a_type_first_met_at_top_level_with_an_empty_name() -> Result<()> {
+    // singletons.bin encodes a map[string]string at top level before any struct holds one.
+    let (_, decoder) = decode_all(&fixture("singletons.bin"))?;
+    assert_eq!(
+        decoder.wire_type(65),
+        Some(&WireType::Map {
+            name: String::new(),
+            key: 6,
+            elem: 6
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn our_encoder_refuses_a_field_without_a_name() {
+    let nameless = Type::Struct(StructType::new("T", [("", Type::Int)]));
+    let value = Value::Struct(Struct {
+        type_name: "T".into(),
+        fields: vec![],
+    });
+    assert_eq!(
+        Encoder::new().encode(&nameless, &value, &mut Vec::new()),
+        Err(EncodeError::EmptyFieldName("T".into()))
+    );
 }
 
 #[test]
