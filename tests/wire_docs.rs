@@ -1,10 +1,11 @@
 //! Claims of `docs/wire/gob.md` and `docs/wire/go-plugin-netrpc.md` that no other test pinned: what Go's
 //! encoder really sends (a nameless GobEncoderT for `*metav1.Time` fields, process-global type ids, the first
 //! `RunArgs` split over 219 messages, every Argo argument under its registered name) and rules of our side (the
-//! type-definition cap, the socket group mode, the GoAway codes we send).
+//! type-definition cap, the socket group mode, the GoAway codes we send, net/rpc replies matched by Seq).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::BytesMut;
@@ -14,9 +15,11 @@ use rollouts_guardrails::codec::gob::wire::{get_uint, put_int, uint_to_int};
 use rollouts_guardrails::codec::gob::{
     DecodeError, Decoder, EncodeError, Encoder, Struct, StructType, Type, Value,
 };
+use rollouts_guardrails::transport::control::Control;
 use rollouts_guardrails::transport::frame::{self, Flags, FrameType, Header, HEADER_LEN};
 use rollouts_guardrails::transport::handshake::{HandshakeError, PluginListener};
 use rollouts_guardrails::transport::mux::Session;
+use rollouts_guardrails::transport::netrpc::{self, InFlight, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -407,5 +410,91 @@ fn a_host_asking_for_auto_mtls_is_refused_before_the_handshake() -> Result<()> {
     assert!(output.stdout.is_empty(), "no handshake line on stdout");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("AutoMTLS"), "{stderr}");
+    Ok(())
+}
+
+fn request(method: &str, seq: u64) -> Value {
+    Value::Struct(Struct {
+        type_name: "Request".into(),
+        fields: vec![
+            ("ServiceMethod".into(), Value::String(method.into())),
+            ("Seq".into(), Value::Uint(seq)),
+        ],
+    })
+}
+
+#[tokio::test]
+async fn net_rpc_answers_by_seq_with_go_error_texts_and_an_empty_struct_body() -> Result<()> {
+    let (ours, mut peer) = tokio::io::duplex(1 << 20);
+    let mut session = Session::server(ours);
+    peer.write_all(&header(FrameType::WindowUpdate, Flags::SYN, 1, 0))
+        .await?;
+    let ack = next_header(&mut peer).await?;
+    assert_eq!((ack.flags, ack.stream_id), (Flags::ACK, 1));
+    let (reader, writer) = session.accept().await.context("stream 1")?.into_split();
+    let (quit, quit_requested) = tokio::sync::watch::channel(false);
+    let services: Vec<Arc<dyn Service>> = vec![Arc::new(Control::new(quit))];
+    tokio::spawn(netrpc::serve(
+        reader,
+        writer,
+        BytesMut::new(),
+        services,
+        Arc::new(InFlight::default()),
+    ));
+
+    // Two requests as Go's client writes them: the Request header, then the argument.
+    let request_type = Type::Struct(StructType::new(
+        "Request",
+        [("ServiceMethod", Type::String), ("Seq", Type::Uint)],
+    ));
+    let mut encoder = Encoder::new();
+    let mut bytes = Vec::new();
+    for (seq, method) in ["Control", "Control.Quit"].iter().enumerate() {
+        encoder.encode(&request_type, &request(method, seq as u64), &mut bytes)?;
+        encoder.encode(&Type::Bool, &Value::Bool(true), &mut bytes)?;
+    }
+    let mut data = header(FrameType::Data, Flags::NONE, 1, bytes.len() as u32).to_vec();
+    data.extend_from_slice(&bytes);
+    peer.write_all(&data).await?;
+
+    // Replies come in any order: collect header and body pairs by Seq.
+    let mut decoder = Decoder::new();
+    let mut buf = BytesMut::new();
+    let mut values = Vec::new();
+    while values.len() < 4 {
+        let h = next_header(&mut peer).await?;
+        if h.frame_type != FrameType::Data {
+            continue;
+        }
+        let mut payload = vec![0u8; h.length as usize];
+        peer.read_exact(&mut payload).await?;
+        buf.extend_from_slice(&payload);
+        while let Some(value) = decoder.decode(&mut buf)? {
+            values.push(value);
+        }
+    }
+    let mut replies = std::collections::BTreeMap::new();
+    for pair in values.chunks(2) {
+        let seq = pair[0].field("Seq").and_then(Value::as_u64).unwrap_or(0);
+        replies.insert(seq, (pair[0].clone(), pair[1].clone()));
+    }
+    let empty = Value::Struct(Struct {
+        type_name: String::new(),
+        fields: vec![],
+    });
+    let (ill_formed, body) = &replies[&0];
+    assert_eq!(
+        ill_formed.field("Error").and_then(Value::as_str),
+        Some("rpc: service/method request ill-formed: Control")
+    );
+    assert_eq!(body, &empty, "an error reply's body is struct{{}}");
+    let (quit_reply, body) = &replies[&1];
+    assert_eq!(
+        quit_reply.field("ServiceMethod").and_then(Value::as_str),
+        Some("Control.Quit")
+    );
+    assert_eq!(quit_reply.field("Error"), None, "no error: omitted");
+    assert_eq!(body, &empty);
+    assert!(*quit_requested.borrow(), "Quit asks the server to stop");
     Ok(())
 }
