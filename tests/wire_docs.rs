@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use bytes::BytesMut;
 use rollouts_guardrails::codec::gob::decode::Limits;
 use rollouts_guardrails::codec::gob::types::{TypeId, WireType};
-use rollouts_guardrails::codec::gob::wire::{get_uint, put_int, uint_to_int};
+use rollouts_guardrails::codec::gob::wire::{get_uint, put_int, put_uint, uint_to_int};
 use rollouts_guardrails::codec::gob::{
     DecodeError, Decoder, EncodeError, Encoder, Struct, StructType, Type, Value,
 };
@@ -195,6 +195,10 @@ fn the_first_run_args_brings_218_definitions_over_219_messages() -> Result<()> {
         "a definition follows the name"
     );
     assert_eq!(all[219].0, 8, "the second value is one interface message");
+    let mut second = Vec::new();
+    put_uint(&mut second, all[219].1.len() as u64);
+    let second = second.len() + all[219].1.len();
+    assert_eq!(golden.len() - second, 19_653, "bytes of the first RunArgs");
     let (values, decoder) = decode_all(&golden)?;
     assert_eq!(values.len(), 2);
     assert_eq!(decoder.type_count(), 218);
@@ -208,7 +212,9 @@ fn interface_name(value: &Value) -> Option<&str> {
 
 #[test]
 fn argo_sends_every_argument_as_an_interface_under_its_registered_name() -> Result<()> {
-    let (requests, _) = decode_all(&fixture("plugin_requests.bin"))?;
+    let (requests, request_decoder) = decode_all(&fixture("plugin_requests.bin"))?;
+    // Request, RunArgs' graph (218), TerminateAndResumeArgs, GarbageCollectArgs, GetMetadataArgs.
+    assert_eq!(request_decoder.type_count(), 222);
     let (responses, _) = decode_all(&fixture("plugin_responses.bin"))?;
     let expected: [(&str, Option<&str>, &str); 8] = [
         ("Plugin.InitPlugin", None, "RpcError"),
