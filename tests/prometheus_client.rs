@@ -619,7 +619,12 @@ async fn http_errors_carry_prometheus_error_or_only_the_shape_of_the_body() {
             "text/plain",
             "57 B",
         ),
-        (Reply::text(401, "Unauthorized\n"), 401, "text/plain", "13 B"),
+        (
+            Reply::text(401, "Unauthorized\n"),
+            401,
+            "text/plain",
+            "13 B",
+        ),
         (
             Reply::Raw {
                 status: 500,
@@ -672,7 +677,10 @@ async fn redirects_are_not_followed_and_their_target_is_not_shown() {
         other => panic!("expected Http 302, got {other:?}"),
     }
     let text = format!("{err} {err:?}");
-    assert!(!text.contains("leak") && !text.contains("elsewhere"), "{text}");
+    assert!(
+        !text.contains("leak") && !text.contains("elsewhere"),
+        "{text}"
+    );
     assert_eq!(fake.requests().len(), 1);
 }
 

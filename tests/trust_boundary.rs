@@ -148,7 +148,11 @@ impl Tree {
         let creds = root.path().join("creds");
         std::fs::create_dir_all(creds.join("..2026_12_01")).expect("mkdir");
         std::fs::write(creds.join("..2026_12_01/token"), "tenant-token-inside\n").expect("write");
-        std::fs::write(creds.join("..2026_12_01/password"), "tenant-password-inside").expect("write");
+        std::fs::write(
+            creds.join("..2026_12_01/password"),
+            "tenant-password-inside",
+        )
+        .expect("write");
         std::os::unix::fs::symlink("..2026_12_01", creds.join("..data")).expect("link");
         std::os::unix::fs::symlink("..data/token", creds.join("token")).expect("link");
         std::os::unix::fs::symlink("..data/password", creds.join("password")).expect("link");
@@ -191,7 +195,10 @@ async fn template_file_keys_are_refused_without_a_credentials_dir() {
         assert_config_refusal(&m, &[key, "--credentials-dir", "none is registered"]);
         assert!(!shown(&m).contains(FILE_SECRET), "{}", shown(&m));
     }
-    assert!(fake.requests().is_empty(), "a refused template sent a query");
+    assert!(
+        fake.requests().is_empty(),
+        "a refused template sent a query"
+    );
 }
 
 #[tokio::test]
@@ -209,19 +216,32 @@ async fn files_inside_a_credentials_dir_are_sent_and_escapes_are_refused() {
         restarts(json!({"address": address, "bearerTokenFile": tree.creds().join("token")})),
     )
     .await;
-    assert_ne!(m.metadata.get("failure").map(String::as_str), Some("config"), "{}", m.message);
+    assert_ne!(
+        m.metadata.get("failure").map(String::as_str),
+        Some("config"),
+        "{}",
+        m.message
+    );
     let m = measure(
         &engine,
         restarts(json!({"address": address, "basicAuth": {"username": "team", "passwordFile": tree.creds().join("password")}})),
     )
     .await;
-    assert_ne!(m.metadata.get("failure").map(String::as_str), Some("config"), "{}", m.message);
+    assert_ne!(
+        m.metadata.get("failure").map(String::as_str),
+        Some("config"),
+        "{}",
+        m.message
+    );
     let sent: Vec<String> = fake
         .requests()
         .iter()
         .filter_map(|r| authorization(r).map(str::to_owned))
         .collect();
-    assert!(sent.contains(&"Bearer tenant-token-inside".to_owned()), "{sent:?}");
+    assert!(
+        sent.contains(&"Bearer tenant-token-inside".to_owned()),
+        "{sent:?}"
+    );
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode("team:tenant-password-inside");
     assert!(sent.contains(&format!("Basic {basic}")), "{sent:?}");
@@ -229,8 +249,11 @@ async fn files_inside_a_credentials_dir_are_sent_and_escapes_are_refused() {
 
     // `..` and a symlink out of the directory, and the directory's own parent.
     std::os::unix::fs::symlink(tree.outside(), tree.creds().join("escape")).expect("link");
-    std::os::unix::fs::symlink(tree.root.path().join("outside"), tree.creds().join("dir-escape"))
-        .expect("link");
+    std::os::unix::fs::symlink(
+        tree.root.path().join("outside"),
+        tree.creds().join("dir-escape"),
+    )
+    .expect("link");
     for path in [
         tree.creds().join("../outside/secret"),
         tree.creds().join("escape"),
@@ -242,7 +265,10 @@ async fn files_inside_a_credentials_dir_are_sent_and_escapes_are_refused() {
             restarts(json!({"address": address, "bearerTokenFile": path})),
         )
         .await;
-        assert_config_refusal(&m, &["bearerTokenFile", "is not inside a --credentials-dir"]);
+        assert_config_refusal(
+            &m,
+            &["bearerTokenFile", "is not inside a --credentials-dir"],
+        );
         assert!(!shown(&m).contains(FILE_SECRET), "{}", shown(&m));
     }
     assert_eq!(fake.requests().len(), before, "an escape sent a query");
@@ -261,12 +287,17 @@ async fn a_symlink_swapped_after_the_check_is_not_read() {
     access.check(&leaf).expect("inside at check time");
     std::fs::remove_file(&leaf).expect("remove");
     std::os::unix::fs::symlink(tree.outside(), &leaf).expect("swap");
-    assert!(matches!(files::open(&leaf, &access), Err(FileError::Outside)));
+    assert!(matches!(
+        files::open(&leaf, &access),
+        Err(FileError::Outside)
+    ));
     // A directory on the path: checked while real, swapped for a link to the outside directory.
     let sub = tree.creds().join("sub");
     std::fs::create_dir(&sub).expect("mkdir");
     std::fs::write(sub.join("secret"), "inside").expect("write");
-    access.check(&sub.join("secret")).expect("inside at check time");
+    access
+        .check(&sub.join("secret"))
+        .expect("inside at check time");
     std::fs::remove_dir_all(&sub).expect("remove");
     std::os::unix::fs::symlink(tree.root.path().join("outside"), &sub).expect("swap");
     assert!(matches!(
@@ -308,7 +339,10 @@ async fn the_service_account_directory_is_never_allowed() {
         },
         None,
     );
-    assert!(error.is_err(), "the root directory is no credentials directory");
+    assert!(
+        error.is_err(),
+        "the root directory is no credentials directory"
+    );
     let tmp = std::env::temp_dir().canonicalize().expect("tmp");
     let access = FileAccess::Within {
         allowed: vec![PathBuf::from("/var"), PathBuf::from("/run"), tmp].into(),
@@ -368,14 +402,20 @@ async fn controller_credentials_never_reach_a_template_address() {
         assert_eq!(authorization(r), None, "{:?}", r.headers);
         assert_eq!(r.header("x-scope-orgid"), None, "{:?}", r.headers);
         let all = format!("{:?}", r.headers);
-        assert!(!all.contains(CONTROLLER_TOKEN) && !all.contains("ctl"), "{all}");
+        assert!(
+            !all.contains(CONTROLLER_TOKEN) && !all.contains("ctl"),
+            "{all}"
+        );
     }
     let sent: Vec<String> = controller
         .requests()
         .iter()
         .filter_map(|r| authorization(r).map(str::to_owned))
         .collect();
-    assert!(sent.contains(&format!("Bearer {CONTROLLER_TOKEN}")), "{sent:?}");
+    assert!(
+        sent.contains(&format!("Bearer {CONTROLLER_TOKEN}")),
+        "{sent:?}"
+    );
     assert!(sent.iter().any(|a| a.starts_with("Basic ")), "{sent:?}");
     assert!(controller
         .requests()
@@ -427,7 +467,12 @@ async fn client_certificates_go_only_to_the_controller_address() {
         restarts(json!({"address": tenant_server.url(), "tls": {"insecureSkipVerify": true}})),
     )
     .await;
-    assert_ne!(m.metadata.get("failure").map(String::as_str), Some("config"), "{}", m.message);
+    assert_ne!(
+        m.metadata.get("failure").map(String::as_str),
+        Some("config"),
+        "{}",
+        m.message
+    );
     // Hostile: a template `tls` while the controller's certificate would be used.
     let m = measure(
         &engine,
@@ -441,7 +486,10 @@ async fn client_certificates_go_only_to_the_controller_address() {
     assert!(!hostile.is_empty(), "the template's server was never asked");
     assert!(hostile.iter().all(|s| !s.client_certificate), "{hostile:?}");
     let own = controller.seen();
-    assert!(!own.is_empty() && own.iter().all(|s| s.client_certificate), "{own:?}");
+    assert!(
+        !own.is_empty() && own.iter().all(|s| s.client_certificate),
+        "{own:?}"
+    );
 }
 
 #[tokio::test]
@@ -499,8 +547,17 @@ async fn a_redirect_to_another_host_is_not_followed() {
     });
     let m = measure(&engine, restarts(json!({}))).await;
     assert_eq!(m.phase, Phase::Failed);
-    assert!(m.message.contains("answered http 307: redirects are not followed"), "{}", m.message);
-    assert!(!shown(&m).contains(&elsewhere.address().port().to_string()), "{}", shown(&m));
+    assert!(
+        m.message
+            .contains("answered http 307: redirects are not followed"),
+        "{}",
+        m.message
+    );
+    assert!(
+        !shown(&m).contains(&elsewhere.address().port().to_string()),
+        "{}",
+        shown(&m)
+    );
     assert!(elsewhere.requests().is_empty(), "the redirect was followed");
     // Positive control: the redirector itself got the token (so the check above is about the redirect).
     assert!(redirector
@@ -523,18 +580,26 @@ async fn a_measurement_targets_its_own_namespace() {
     }
     assert!(fake.requests().is_empty());
     // Positive controls: the own namespace, and another one when the admin allows it.
-    measure(&engine, restarts(json!({"address": address, "namespace": "shop"}))).await;
+    measure(
+        &engine,
+        restarts(json!({"address": address, "namespace": "shop"})),
+    )
+    .await;
     let n = fake.requests().len();
     assert!(n > 0);
     let open = strict(ControllerArgs {
         allow_cross_namespace: true,
         ..ControllerArgs::default()
     });
-    measure(&open, restarts(json!({"address": address, "namespace": "pay"}))).await;
+    measure(
+        &open,
+        restarts(json!({"address": address, "namespace": "pay"})),
+    )
+    .await;
     assert!(fake.requests().len() > n);
-    assert!(fake.requests()[n..]
-        .iter()
-        .all(|r| r.param("query").is_some_and(|q| q.contains("namespace=\"pay\""))));
+    assert!(fake.requests()[n..].iter().all(|r| r
+        .param("query")
+        .is_some_and(|q| q.contains("namespace=\"pay\""))));
 }
 
 #[tokio::test]
@@ -547,7 +612,11 @@ async fn invalid_registration_args_fail_every_measurement_with_the_reason() {
         (vec!["--allowed-address=ftp://x"], "--allowed-address"),
     ] {
         let engine = Engine::with_trust(Client::new(), TrustPolicy::from_registration(args, None));
-        let m = measure(&engine, restarts(json!({"address": fake.url().to_string()}))).await;
+        let m = measure(
+            &engine,
+            restarts(json!({"address": fake.url().to_string()})),
+        )
+        .await;
         assert_config_refusal(&m, &[want]);
     }
     assert!(fake.requests().is_empty());
@@ -562,7 +631,8 @@ async fn nothing_of_a_non_prometheus_body_reaches_a_message_metadata_or_log() {
             status: 200,
             content_type: Some("text/html; charset=utf-8".into()),
             headers: vec![],
-            body: format!("<html><body>{BODY_MARKER} instance-id i-0abc</body></html>").into_bytes(),
+            body: format!("<html><body>{BODY_MARKER} instance-id i-0abc</body></html>")
+                .into_bytes(),
         },
         Reply::text(200, &format!("{BODY_MARKER} ami-id\nhostname\n")),
         Reply::text(500, &format!("{BODY_MARKER} admin console")),
@@ -580,17 +650,26 @@ async fn nothing_of_a_non_prometheus_body_reaches_a_message_metadata_or_log() {
     let mut messages = Vec::new();
     for page in pages {
         let fake = FakePrometheus::start(Scenario::Always(page)).await;
-        let m = measure(&engine, restarts(json!({"address": fake.url().to_string()}))).await;
+        let m = measure(
+            &engine,
+            restarts(json!({"address": fake.url().to_string()})),
+        )
+        .await;
         assert_eq!(m.phase, Phase::Failed);
         assert!(!shown(&m).contains(BODY_MARKER), "{}", shown(&m));
         messages.push(m.message);
     }
     assert!(
-        messages[0].contains("not a Prometheus API answer from") && messages[0].contains("HTTP 200, text/html, "),
+        messages[0].contains("not a Prometheus API answer from")
+            && messages[0].contains("HTTP 200, text/html, "),
         "{}",
         messages[0]
     );
-    assert!(messages[2].contains("HTTP 500, text/plain, "), "{}", messages[2]);
+    assert!(
+        messages[2].contains("HTTP 500, text/plain, "),
+        "{}",
+        messages[2]
+    );
     // The gRPC face shows the same measurement.
     let fake = FakePrometheus::start(Scenario::Always(Reply::text(
         200,
@@ -598,11 +677,22 @@ async fn nothing_of_a_non_prometheus_body_reaches_a_message_metadata_or_log() {
     )))
     .await;
     let mut client = grpc(strict(ControllerArgs::default())).await;
-    let reply = grpc_run(&mut client, &restarts(json!({"address": fake.url().to_string()}))).await;
+    let reply = grpc_run(
+        &mut client,
+        &restarts(json!({"address": fake.url().to_string()})),
+    )
+    .await;
     assert!(!format!("{reply:?}").contains(BODY_MARKER), "{reply:?}");
-    assert!(reply.message.contains("not a Prometheus API answer"), "{}", reply.message);
+    assert!(
+        reply.message.contains("not a Prometheus API answer"),
+        "{}",
+        reply.message
+    );
     let logged = String::from_utf8_lossy(&logs().lock().expect("logs")).into_owned();
-    assert!(logged.contains("not a Prometheus API answer"), "the log check would prove nothing");
+    assert!(
+        logged.contains("not a Prometheus API answer"),
+        "the log check would prove nothing"
+    );
     assert!(!logged.contains(BODY_MARKER), "a body reached the log");
 }
 
@@ -621,11 +711,23 @@ async fn grpc_callers_are_template_authors() {
         ..ControllerArgs::default()
     }))
     .await;
-    let m = grpc_run(&mut client, &restarts(json!({"bearerTokenFile": tree.outside()}))).await;
+    let m = grpc_run(
+        &mut client,
+        &restarts(json!({"bearerTokenFile": tree.outside()})),
+    )
+    .await;
     assert_eq!(m.phase(), pb::Phase::Failed);
-    assert!(m.message.contains("bearerTokenFile") && m.message.contains("--credentials-dir"), "{}", m.message);
+    assert!(
+        m.message.contains("bearerTokenFile") && m.message.contains("--credentials-dir"),
+        "{}",
+        m.message
+    );
     let m = grpc_run(&mut client, &restarts(json!({"namespace": "pay"}))).await;
-    assert!(m.message.contains("--allow-cross-namespace"), "{}", m.message);
+    assert!(
+        m.message.contains("--allow-cross-namespace"),
+        "{}",
+        m.message
+    );
     grpc_run(
         &mut client,
         &restarts(json!({"address": tenant_server.url().to_string()})),
@@ -633,7 +735,10 @@ async fn grpc_callers_are_template_authors() {
     .await;
     grpc_run(&mut client, &restarts(json!({}))).await;
     assert!(!tenant_server.requests().is_empty());
-    assert!(tenant_server.requests().iter().all(|r| authorization(r).is_none()));
+    assert!(tenant_server
+        .requests()
+        .iter()
+        .all(|r| authorization(r).is_none()));
     assert!(controller
         .requests()
         .iter()
@@ -700,9 +805,7 @@ struct Pki {
 
 impl Pki {
     fn make() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        };
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
         let ca_key = KeyPair::generate().expect("key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -770,7 +873,9 @@ impl TlsEcho {
             .expect("versions")
             .with_client_cert_verifier(verifier)
             .with_single_cert(
-                vec![CertificateDer::from_pem_file(pki.dir.path().join("server.pem")).expect("cert")],
+                vec![
+                    CertificateDer::from_pem_file(pki.dir.path().join("server.pem")).expect("cert"),
+                ],
                 PrivateKeyDer::from_pem_file(pki.dir.path().join("server.key")).expect("key"),
             )
             .expect("config");
@@ -795,7 +900,10 @@ impl TlsEcho {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    record.lock().expect("seen").push(Seen { client_certificate });
+                    record
+                        .lock()
+                        .expect("seen")
+                        .push(Seen { client_certificate });
                     let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

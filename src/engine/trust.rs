@@ -19,7 +19,7 @@ use std::sync::Arc;
 use clap::{Args, Parser};
 use url::Url;
 
-use super::config::{Connection, ConfigError, PasswordSource, TlsSettings};
+use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
 use super::verdict::{Failure, FailureClass};
 use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
@@ -222,7 +222,8 @@ impl TrustPolicy {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let policy = parse_registration(args).and_then(|args| TrustPolicy::strict(&args, env_address));
+        let policy =
+            parse_registration(args).and_then(|args| TrustPolicy::strict(&args, env_address));
         policy.unwrap_or_else(|error| TrustPolicy { rules: Err(error) })
     }
 
@@ -276,7 +277,10 @@ impl TrustPolicy {
         let controller = rules.controller_address.as_deref().and_then(parse_address);
         let under_controller = controller.as_ref().is_some_and(|c| under(&address, c));
         let under_allowed = rules.allowed.iter().any(|p| under(&address, p));
-        if template_address.is_some() && !rules.allowed.is_empty() && !under_controller && !under_allowed
+        if template_address.is_some()
+            && !rules.allowed.is_empty()
+            && !under_controller
+            && !under_allowed
         {
             return Err(config(format!(
                 "address {} is outside every --allowed-address the controller's admin registered ({}): \
@@ -390,13 +394,14 @@ impl TrustPolicy {
         if !rules.strict {
             return Ok(());
         }
-        let password_file = connection
-            .basic_auth
-            .as_ref()
-            .and_then(|basic| match &basic.password {
-                PasswordSource::File(file) => Some(file),
-                PasswordSource::Inline(_) => None,
-            });
+        let password_file =
+            connection
+                .basic_auth
+                .as_ref()
+                .and_then(|basic| match &basic.password {
+                    PasswordSource::File(file) => Some(file),
+                    PasswordSource::Inline(_) => None,
+                });
         let keys = [
             ("bearerTokenFile", connection.bearer_token_file.as_ref()),
             ("basicAuth.passwordFile", password_file),
@@ -407,7 +412,12 @@ impl TrustPolicy {
         for (key, path) in keys {
             let Some(path) = path else { continue };
             if let Err(problem) = rules.template_files.check(path) {
-                return Err(config(file_refusal(key, path, &problem, &rules.credentials_dirs)));
+                return Err(config(file_refusal(
+                    key,
+                    path,
+                    &problem,
+                    &rules.credentials_dirs,
+                )));
             }
         }
         Ok(())
@@ -505,7 +515,10 @@ fn credentials_dir(dir: &Path, denied: &[PathBuf]) -> Result<PathBuf, TrustError
         return Err(error("is not an absolute path".to_owned()));
     }
     let never = || {
-        error("is the service-account token directory, which is never readable from a template".to_owned())
+        error(
+            "is the service-account token directory, which is never readable from a template"
+                .to_owned(),
+        )
     };
     if denied.iter().any(|d| files::normalize(dir).starts_with(d)) {
         return Err(never());
@@ -605,12 +618,18 @@ mod tests {
         assert!(args.allow_cross_namespace);
         let err = parse_registration(["--adress=http://prom:9090"]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("'--adress'") && text.contains("'--address'"), "{text}");
+        assert!(
+            text.contains("'--adress'") && text.contains("'--address'"),
+            "{text}"
+        );
         assert!(!text.contains('\n'), "{text}");
         let err = parse_registration(["--address http://prom:9090"]).unwrap_err();
         assert!(err.to_string().contains("one argument"), "{err}");
         let err = parse_registration(["--basic-auth-username", "u"]).unwrap_err();
-        assert!(err.to_string().contains("--basic-auth-password-file"), "{err}");
+        assert!(
+            err.to_string().contains("--basic-auth-password-file"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -632,13 +651,31 @@ mod tests {
         let prefix = url("https://mimir.internal/prometheus");
         assert!(under(&url("https://mimir.internal/prometheus"), &prefix));
         assert!(under(&url("https://mimir.internal/prometheus/"), &prefix));
-        assert!(under(&url("https://mimir.internal:443/prometheus/x"), &prefix));
-        assert!(!under(&url("https://mimir.internal/prometheus-other"), &prefix));
+        assert!(under(
+            &url("https://mimir.internal:443/prometheus/x"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal/prometheus-other"),
+            &prefix
+        ));
         assert!(!under(&url("http://mimir.internal/prometheus"), &prefix));
-        assert!(!under(&url("https://mimir.internal:8443/prometheus"), &prefix));
-        assert!(!under(&url("https://mimir.internal.evil/prometheus"), &prefix));
-        assert!(!under(&url("https://mimir.internal@evil/prometheus"), &prefix));
-        assert!(under(&url("http://prom:9090/any"), &url("http://prom:9090")));
+        assert!(!under(
+            &url("https://mimir.internal:8443/prometheus"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal.evil/prometheus"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal@evil/prometheus"),
+            &prefix
+        ));
+        assert!(under(
+            &url("http://prom:9090/any"),
+            &url("http://prom:9090")
+        ));
     }
 
     #[test]

@@ -246,7 +246,11 @@ impl Client {
             }),
             None => {
                 let capped = body.len() > MAX_ERROR_BODY_BYTES;
-                Err(shape.not_prometheus(address, &body[..body.len().min(MAX_ERROR_BODY_BYTES)], capped))
+                Err(shape.not_prometheus(
+                    address,
+                    &body[..body.len().min(MAX_ERROR_BODY_BYTES)],
+                    capped,
+                ))
             }
         }
     }

@@ -174,7 +174,12 @@ const MAX_MEDIA_TYPE_CHARS: usize = 64;
 impl BodyShape {
     pub fn of(status: u16, content_type: Option<String>) -> BodyShape {
         let content_type = content_type.and_then(|value| {
-            let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             let token = |part: &str| {
                 !part.is_empty()
                     && part
@@ -182,7 +187,9 @@ impl BodyShape {
                         .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
             };
             let valid = media.len() <= MAX_MEDIA_TYPE_CHARS
-                && media.split_once('/').is_some_and(|(a, b)| token(a) && token(b));
+                && media
+                    .split_once('/')
+                    .is_some_and(|(a, b)| token(a) && token(b));
             valid.then_some(media)
         });
         BodyShape {
