@@ -262,8 +262,8 @@ func testSecurity(t *testing.T) {
 			wantConfigFailure(t, p, m, []string{"outside every --allowed-address"})
 		}
 		p.Provider.Run(ar, restartsAt(map[string]any{"address": allowed.URL + "/mimir/"}))
-		if len(other.requests()) != 0 || len(allowed.requests()) != 1 {
-			t.Errorf("requests: other %d, allowed %d (want 0, 1)", len(other.requests()), len(allowed.requests()))
+		if len(other.requests()) != 0 || len(allowed.requests()) == 0 {
+			t.Errorf("requests: other %d, allowed %d (want 0, at least 1)", len(other.requests()), len(allowed.requests()))
 		}
 	})
 
