@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
+use rollouts_guardrails::engine::measure::address_from_env;
+use rollouts_guardrails::engine::trust::TrustPolicy;
 use rollouts_guardrails::engine::Engine;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
@@ -115,11 +117,17 @@ fn validate(args: cli::validate::ValidateArgs) -> ExitCode {
 
 fn serve(args: grpc::ServeArgs) -> ExitCode {
     rollouts_guardrails::logging::init();
-    let result = runtime().and_then(|runtime| {
-        runtime
-            .block_on(grpc::serve(args, Engine::from_env(Client::new())))
-            .map_err(anyhow::Error::from)
-    });
+    let result = TrustPolicy::strict(&args.controller, address_from_env())
+        .map_err(anyhow::Error::from)
+        .and_then(|trust| {
+            tracing::info!(settings = %trust.summary(), "controller-side settings");
+            let engine = Engine::with_trust(Client::new(), trust);
+            runtime().and_then(|runtime| {
+                runtime
+                    .block_on(grpc::serve(args, engine))
+                    .map_err(anyhow::Error::from)
+            })
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -149,8 +157,18 @@ fn plugin_mode(cookie: &str) -> ExitCode {
         return ExitCode::FAILURE;
     }
     rollouts_guardrails::logging::init();
+    // The registration's `args` (argo-rollouts: `exec.Command(pluginPath, args...)`). Invalid ones never stop
+    // the plugin: it completes the handshake and fails every measurement with the reason, which is also logged.
+    let trust = TrustPolicy::from_registration(std::env::args_os().skip(1), address_from_env());
+    match trust.problem() {
+        Some(problem) => tracing::error!(
+            error = %problem,
+            "controller-side settings are invalid: every measurement will be Failed"
+        ),
+        None => tracing::info!(settings = %trust.summary(), "controller-side settings"),
+    }
     let result = runtime().and_then(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::with_trust(Client::new(), trust);
         runtime.block_on(async {
             spawn_plugin_metrics()?;
             transport::serve(Arc::new(engine))

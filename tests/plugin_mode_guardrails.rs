@@ -123,7 +123,9 @@ fn every_request_alert_regression_and_gitops_guardrail_through_the_real_controll
         })
         .collect();
     let session =
-        faces::plugin_mode(&configs, &[]).expect("plugin mode through argo-rollouts' client");
+        // The targets live in other namespaces than the AnalysisRun's: the admin's registration allows it.
+        faces::plugin_mode_with_args(&configs, &[], &["--allow-cross-namespace"])
+            .expect("plugin mode through argo-rollouts' client");
     assert_eq!(session.replies.len(), cases.len(), "{}", session.logs);
     for ((config, phase, failure), reply) in cases.iter().zip(&session.replies) {
         assert_eq!(reply.phase, *phase, "{config}: {reply:#?}");

@@ -2,18 +2,20 @@
 //!
 //! Every error becomes a `Failed` measurement here, in one place; nothing below returns a default.
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::future::join_all;
 
-use super::config::{Config, Connection, GuardrailKind, PasswordSource, Settings, ADDRESS_ENV};
+use super::config::{Config, Connection, GuardrailKind, Settings, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::{validate_namespace, TargetSelector};
+use super::trust::TrustPolicy;
 use super::verdict::{self, Coverage, Failure, FailureClass, Verdict};
 use super::{alerts, gitops, regression, traffic};
 use super::{condition, duration, Measurement, Phase};
-use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
+use crate::prometheus::{Client, Endpoint, QueryError};
 use crate::telemetry::{self, QueryOutcome};
 
 /// The AnalysisRun label Argo Rollouts sets to the pod-template hash of the ReplicaSet under analysis.
@@ -36,26 +38,27 @@ pub mod metadata_key {
 #[derive(Clone)]
 pub struct Engine {
     client: Client,
-    default_address: Option<String>,
+    /// Which address, credentials, files and namespaces a template may use (see [`super::trust`]).
+    trust: Arc<TrustPolicy>,
 }
 
 impl Engine {
-    /// An engine whose default Prometheus address comes from `GUARDRAILS_PROMETHEUS_ADDRESS`.
+    /// A permissive engine (`check`: a person reading their own files) whose default Prometheus address
+    /// comes from `GUARDRAILS_PROMETHEUS_ADDRESS`.
     pub fn from_env(client: Client) -> Engine {
-        let default_address = std::env::var(ADDRESS_ENV)
-            .ok()
-            .filter(|a| !a.trim().is_empty());
-        Engine {
-            client,
-            default_address,
-        }
+        Engine::new(client, address_from_env())
     }
 
-    /// An engine with an explicit default address (used when a metric's configuration has none).
+    /// A permissive engine with an explicit default address (used when a metric's configuration has none).
     pub fn new(client: Client, default_address: Option<String>) -> Engine {
+        Engine::with_trust(client, TrustPolicy::permissive(default_address))
+    }
+
+    /// An engine under `trust` (plugin mode and `serve` use [`TrustPolicy::strict`]).
+    pub fn with_trust(client: Client, trust: TrustPolicy) -> Engine {
         Engine {
             client,
-            default_address,
+            trust: Arc::new(trust),
         }
     }
 
@@ -299,6 +302,8 @@ impl Engine {
             let answers = self.ask(&endpoint, plan, at, &settings).await?;
             return Ok(gitops::judge(&config, &answers, &settings, at));
         }
+        self.trust
+            .check_namespace(config.namespace.as_deref(), &ctx.namespace)?;
         if config.guardrail == GuardrailKind::Alerts {
             let namespace = resolve_namespace(&config, ctx)?;
             metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
@@ -448,64 +453,15 @@ impl Engine {
     }
 
     fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
-        let raw = connection
-            .address
-            .clone()
-            .or_else(|| self.default_address.clone())
-            .ok_or_else(|| {
-                Failure::new(
-                    FailureClass::Config,
-                    super::config::ConfigError::NoAddress.to_string(),
-                )
-            })?;
-        let address = url::Url::parse(raw.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Failure::new(
-                    FailureClass::Config,
-                    format!(
-                        "Prometheus address `{}` is not an http:// or https:// URL",
-                        redact_raw_address(&raw)
-                    ),
-                )
-            })?;
-        let auth = match (
-            &connection.bearer_token,
-            &connection.bearer_token_file,
-            &connection.basic_auth,
-        ) {
-            (Some(token), _, _) => Auth::Bearer(token.clone()),
-            (None, Some(file), _) => Auth::BearerFile(file.clone()),
-            (None, None, Some(basic)) => match &basic.password {
-                PasswordSource::Inline(password) => Auth::Basic {
-                    username: basic.username.clone(),
-                    password: password.clone(),
-                },
-                PasswordSource::File(file) => Auth::BasicFile {
-                    username: basic.username.clone(),
-                    password_file: file.clone(),
-                },
-            },
-            (None, None, None) => Auth::None,
-        };
-        Ok(Endpoint {
-            address,
-            headers: connection
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            auth,
-            tenant: connection.tenant.clone(),
-            tls: TlsConfig {
-                ca_file: connection.tls.ca_file.clone(),
-                cert_file: connection.tls.cert_file.clone(),
-                key_file: connection.tls.key_file.clone(),
-                insecure_skip_verify: connection.tls.insecure_skip_verify,
-            },
-        })
+        self.trust.endpoint(connection)
     }
+}
+
+/// `GUARDRAILS_PROMETHEUS_ADDRESS`, when set and not blank: a controller-side default address.
+pub fn address_from_env() -> Option<String> {
+    std::env::var(ADDRESS_ENV)
+        .ok()
+        .filter(|a| !a.trim().is_empty())
 }
 
 fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
@@ -604,18 +560,6 @@ fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelect
     }
 }
 
-/// An address that did not parse, shown without anything that looks like userinfo.
-fn redact_raw_address(raw: &str) -> String {
-    let raw = raw.trim();
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://<redacted>@{}", &raw[..scheme_end], &raw[at + 1..])
-        }
-        (None, Some(at)) => format!("<redacted>@{}", &raw[at + 1..]),
-        _ => raw.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,15 +635,5 @@ mod tests {
             "{}",
             err.message
         );
-    }
-
-    #[test]
-    fn raw_addresses_lose_their_userinfo() {
-        assert_eq!(
-            redact_raw_address("http://user:pw@host:9090"),
-            "http://<redacted>@host:9090"
-        );
-        assert_eq!(redact_raw_address("user:pw@host"), "<redacted>@host");
-        assert_eq!(redact_raw_address("ftp://host"), "ftp://host");
     }
 }

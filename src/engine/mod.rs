@@ -14,6 +14,8 @@
 //! - [`gitops`]: `gitops`: the Argo CD Application or Flux object deploying the target is healthy.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
+//! - [`trust`]: the trust boundary: controller-side settings, which address, credentials, files and
+//!   namespaces a template may use.
 //! - [`measure`]: the [`Engine`]: config → target → queries (one timeout) → verdict → measurement.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
 pub mod alerts;
@@ -29,6 +31,7 @@ pub mod measurement;
 pub mod promql;
 pub mod regression;
 pub mod traffic;
+pub mod trust;
 pub mod verdict;
 
 pub use context::{AnalysisContext, MetricSpec, OwnerReference, PLUGIN_NAME};

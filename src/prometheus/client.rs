@@ -6,19 +6,21 @@
 //! the server answers 405 or 501.
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Certificate, Identity, RequestBuilder, Response, StatusCode};
-use tokio::io::AsyncReadExt;
 
 use super::coalesce::{round_to_millis, Coalescer};
-use super::endpoint::display_url;
+use super::files::{self, FileAccess};
 use super::resolver::{ResolveFailure, SystemResolver};
-use super::response::{decode_query_response, excerpt, http_error_detail, MAX_RESPONSE_BODY_BYTES};
+use super::response::{
+    decode_query_response, excerpt, prometheus_error_detail, BodyShape, MAX_RESPONSE_BODY_BYTES,
+};
 use super::{Auth, Endpoint, QueryData, QueryError, Secret, TlsConfig};
 
 /// How long a TCP (and TLS) connection may take to establish.
@@ -146,7 +148,7 @@ impl Client {
         // Prometheus evaluates at millisecond resolution; rounding here lets identical queries coalesce.
         let at = round_to_millis(at);
         let target = endpoint.request_target(QUERY_PATH)?;
-        let authorization = authorization(&endpoint.auth, target.userinfo).await?;
+        let authorization = authorization(&endpoint.auth, &endpoint.files, target.userinfo).await?;
         // What a server or proxy might echo back: header values, the token, the password, and the encoded
         // basic credentials (from which the password is one base64 decode away).
         let mut secrets: Vec<String> = endpoint
@@ -217,27 +219,40 @@ impl Client {
         }
 
         let status = response.status();
+        let shape = BodyShape::of(status.as_u16(), content_type(&response));
         if status.is_success() {
             let body = read_capped(&mut response, MAX_RESPONSE_BODY_BYTES, address).await?;
-            return decode_query_response(&body);
+            return decode_query_response(&body).map_err(|error| match error {
+                QueryError::NotPrometheus { .. } => shape.not_prometheus(address, &body, false),
+                other => other,
+            });
         }
-        let detail = if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| url.join(value).ok())
-                .map(|target| display_url(&target))
-                .unwrap_or_else(|| "an unknown location".to_owned());
-            format!("redirects are not followed (to {location}); configure the final address")
-        } else {
-            http_error_detail(&read_prefix(&mut response, MAX_ERROR_BODY_BYTES).await)
-        };
-        Err(QueryError::Http {
-            address: address.to_owned(),
-            status: status.as_u16(),
-            detail,
-        })
+        if status.is_redirection() {
+            // Not followed: the request may carry credentials, and the new location is the server's choice.
+            // The location itself is not shown either (it is part of a non-Prometheus answer).
+            read_prefix(&mut response, MAX_ERROR_BODY_BYTES).await;
+            return Err(QueryError::Http {
+                address: address.to_owned(),
+                status: status.as_u16(),
+                detail: "redirects are not followed; configure the final address".to_owned(),
+            });
+        }
+        let body = read_prefix(&mut response, MAX_ERROR_BODY_BYTES + 1).await;
+        match prometheus_error_detail(&body) {
+            Some(detail) => Err(QueryError::Http {
+                address: address.to_owned(),
+                status: status.as_u16(),
+                detail,
+            }),
+            None => {
+                let capped = body.len() > MAX_ERROR_BODY_BYTES;
+                Err(shape.not_prometheus(
+                    address,
+                    &body[..body.len().min(MAX_ERROR_BODY_BYTES)],
+                    capped,
+                ))
+            }
+        }
     }
 
     /// The connection pool for `tls`, built (reading its PEM files) on first use.
@@ -265,6 +280,7 @@ impl Client {
 /// Resolves the request's `Authorization`, reading credential files now (they rotate).
 async fn authorization(
     auth: &Auth,
+    files: &FileAccess,
     userinfo: Option<(String, Secret)>,
 ) -> Result<Authorization, QueryError> {
     match (auth, userinfo) {
@@ -276,7 +292,7 @@ async fn authorization(
         }),
         (Auth::Bearer(token), None) => Ok(Authorization::Bearer(token.clone())),
         (Auth::BearerFile(path), None) => Ok(Authorization::Bearer(
-            read_secret_file(path, "bearer token").await?,
+            read_secret_file(path, "bearer token", files).await?,
         )),
         (Auth::Basic { username, password }, None) => Ok(Authorization::Basic {
             username: username.clone(),
@@ -290,35 +306,61 @@ async fn authorization(
             None,
         ) => Ok(Authorization::Basic {
             username: username.clone(),
-            password: read_secret_file(password_file, "basic auth password").await?,
+            password: read_secret_file(password_file, "basic auth password", files).await?,
         }),
     }
 }
 
-/// Reads a credential file, trimmed of surrounding whitespace. Errors name the file, never its content.
-async fn read_secret_file(path: &Path, what: &str) -> Result<Secret, QueryError> {
-    let config = |problem: String| QueryError::Config {
+/// Reads a credential file under `access`, trimmed of surrounding whitespace. Errors name the file, never its
+/// content. The read is small and bounded, so it runs on the blocking pool rather than through tokio's file API
+/// (which could not use [`files::open`]).
+async fn read_secret_file(
+    path: &Path,
+    what: &str,
+    access: &FileAccess,
+) -> Result<Secret, QueryError> {
+    let (owned_path, owned_access) = (path.to_owned(), access.clone());
+    let bytes = tokio::task::spawn_blocking(move || {
+        read_bounded(&owned_path, &owned_access, MAX_CREDENTIAL_FILE_BYTES)
+    })
+    .await
+    .map_err(|_| QueryError::Config {
+        detail: format!("{what} file {}: the read was cancelled", path.display()),
+    })?
+    .map_err(|problem| QueryError::Config {
+        detail: format!("{what} file {}: {problem}", path.display()),
+    })?;
+    let config = |problem: &str| QueryError::Config {
         detail: format!("{what} file {}: {problem}", path.display()),
     };
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| config(format!("cannot open: {e}")))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| config(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
-        return Err(config(format!(
-            "larger than {MAX_CREDENTIAL_FILE_BYTES} bytes"
-        )));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| config("not utf-8".to_owned()))?;
+    let text = String::from_utf8(bytes).map_err(|_| config("not utf-8"))?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(config("empty".to_owned()));
+        return Err(config("empty"));
     }
     Ok(Secret::new(trimmed))
+}
+
+/// At most `limit` bytes of the file at `path` opened under `access`; a longer file is an error.
+fn read_bounded(path: &Path, access: &FileAccess, limit: u64) -> Result<Vec<u8>, String> {
+    let file = files::open(path, access).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// The `Content-Type` of an answer, if it is readable text.
+fn content_type(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Custom headers (marked sensitive, so no `Debug` of the request shows them) and the tenant header.
@@ -494,7 +536,7 @@ fn build_pool(tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
         .dns_resolver(Arc::new(SystemResolver))
         .user_agent(USER_AGENT);
     if let Some(ca_file) = &tls.ca_file {
-        let pem = read_pem_file(ca_file, "ca")?;
+        let pem = read_pem_file(ca_file, "ca", &tls.files)?;
         let roots = Certificate::from_pem_bundle(&pem).map_err(|_| QueryError::Config {
             detail: format!(
                 "ca file {} is not a PEM certificate bundle",
@@ -512,9 +554,9 @@ fn build_pool(tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
     }
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert_file), Some(key_file)) => {
-            let mut pem = read_pem_file(cert_file, "certificate")?;
+            let mut pem = read_pem_file(cert_file, "certificate", &tls.files)?;
             pem.push(b'\n');
-            pem.extend(read_pem_file(key_file, "key")?);
+            pem.extend(read_pem_file(key_file, "key", &tls.files)?);
             let identity = Identity::from_pem(&pem).map_err(|_| QueryError::Config {
                 detail: format!(
                     "certificate file {} and key file {} do not hold a PEM certificate and private key",
@@ -542,20 +584,10 @@ fn build_pool(tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
     })
 }
 
-fn read_pem_file(path: &Path, what: &str) -> Result<Vec<u8>, QueryError> {
-    use std::io::Read;
-    let config = |problem: String| QueryError::Config {
+fn read_pem_file(path: &Path, what: &str, access: &FileAccess) -> Result<Vec<u8>, QueryError> {
+    read_bounded(path, access, MAX_PEM_FILE_BYTES).map_err(|problem| QueryError::Config {
         detail: format!("{what} file {}: {problem}", path.display()),
-    };
-    let file = std::fs::File::open(path).map_err(|e| config(format!("cannot open: {e}")))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| config(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
-        return Err(config(format!("larger than {MAX_PEM_FILE_BYTES} bytes")));
-    }
-    Ok(bytes)
+    })
 }
 
 #[cfg(test)]
@@ -641,7 +673,7 @@ mod tests {
         let token = dir.path().join("token");
         std::fs::write(&token, "  tok-abc\n").expect("write");
         assert_eq!(
-            read_secret_file(&token, "bearer token")
+            read_secret_file(&token, "bearer token", &FileAccess::Unrestricted)
                 .await
                 .expect("token")
                 .expose(),
@@ -653,7 +685,7 @@ mod tests {
         let big = dir.path().join("big");
         std::fs::write(&big, "s".repeat(MAX_CREDENTIAL_FILE_BYTES as usize + 1)).expect("write");
         for path in [empty, big, dir.path().join("missing")] {
-            match read_secret_file(&path, "bearer token").await {
+            match read_secret_file(&path, "bearer token", &FileAccess::Unrestricted).await {
                 Err(QueryError::Config { detail }) => {
                     assert!(detail.contains(&path.display().to_string()), "{detail}");
                     assert!(!detail.contains("sss"), "{detail}");

@@ -189,8 +189,16 @@ fn clone_error(error: &QueryError) -> QueryError {
             error_type: error_type.clone(),
             error: error.clone(),
         },
-        QueryError::NotJson { detail } => QueryError::NotJson {
-            detail: detail.clone(),
+        QueryError::NotPrometheus {
+            address,
+            status,
+            content_type,
+            size,
+        } => QueryError::NotPrometheus {
+            address: address.clone(),
+            status: *status,
+            content_type: content_type.clone(),
+            size: size.clone(),
         },
         QueryError::Truncated => QueryError::Truncated,
         QueryError::Malformed { detail } => QueryError::Malformed {
@@ -290,7 +298,12 @@ mod tests {
                 error_type: "t".into(),
                 error: "e".into(),
             },
-            QueryError::NotJson { detail: "d".into() },
+            QueryError::NotPrometheus {
+                address: "a".into(),
+                status: 200,
+                content_type: "text/html".into(),
+                size: "1 B".into(),
+            },
             QueryError::Truncated,
             QueryError::Malformed { detail: "d".into() },
             QueryError::Warnings {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use super::{QueryError, Secret};
+use super::{FileAccess, QueryError, Secret};
 
 /// One Prometheus-compatible API (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics). `Debug` prints the
 /// [display address](Endpoint::display_address), never userinfo, a query string or a header value.
@@ -20,6 +20,9 @@ pub struct Endpoint {
     /// Sent as `X-Scope-OrgID` (Mimir, Cortex, Loki-style multi-tenancy).
     pub tenant: Option<String>,
     pub tls: TlsConfig,
+    /// Where the files of [`Auth::BearerFile`] and [`Auth::BasicFile`] may be read from (the engine's trust
+    /// policy confines a template's files; see `engine::trust`).
+    pub files: FileAccess,
 }
 
 /// How requests authenticate. Files are re-read on every request, because mounted secrets rotate.
@@ -51,6 +54,8 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// Accept any server certificate. For laboratories only.
     pub insecure_skip_verify: bool,
+    /// Where the three files above may be read from.
+    pub files: FileAccess,
 }
 
 /// The URL to send a request to, with the credentials that were embedded in the address taken out of it.
@@ -69,6 +74,7 @@ impl fmt::Debug for Endpoint {
             .field("auth", &self.auth)
             .field("tenant", &self.tenant)
             .field("tls", &self.tls)
+            .field("files", &self.files)
             .finish()
     }
 }
@@ -82,6 +88,7 @@ impl Endpoint {
             auth: Auth::None,
             tenant: None,
             tls: TlsConfig::default(),
+            files: FileAccess::Unrestricted,
         }
     }
 

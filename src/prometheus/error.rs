@@ -16,8 +16,8 @@ pub enum QueryError {
     /// The client's own per-request guard (connect timeout or whole-request timeout) fired.
     #[error("prometheus at {address} did not answer in time")]
     Timeout { address: String },
-    /// A non-2xx HTTP status. `detail` is Prometheus' own error when the body is its JSON, else a short
-    /// sanitized excerpt of the body.
+    /// A non-2xx HTTP status whose body is Prometheus' JSON error (`detail`, bounded and scrubbed), or a
+    /// redirect (never followed).
     #[error("prometheus at {address} answered http {status}: {detail}")]
     Http {
         address: String,
@@ -27,9 +27,16 @@ pub enum QueryError {
     /// A 2xx answer with `"status": "error"`.
     #[error("prometheus rejected the query ({error_type}): {error}")]
     Api { error_type: String, error: String },
-    /// The body is not JSON at all (an HTML error page, a proxy's text, an empty body).
-    #[error("prometheus answer is not json: {detail}")]
-    NotJson { detail: String },
+    /// The body is not a Prometheus API answer (an HTML page, a proxy's text, an empty body, JSON of another
+    /// API): described by status, declared media type and size only, never by its content, because the
+    /// address may be a template's choice and the body an internal page.
+    #[error("not a Prometheus API answer from {address}: HTTP {status}, {content_type}, {size}")]
+    NotPrometheus {
+        address: String,
+        status: u16,
+        content_type: String,
+        size: String,
+    },
     /// The body ended before the JSON did (connection dropped mid-body, short Content-Length).
     #[error("prometheus answer was truncated: the body ended early")]
     Truncated,
@@ -68,7 +75,7 @@ impl QueryError {
             | QueryError::Dns { .. }
             | QueryError::Http { .. }
             | QueryError::Api { .. }
-            | QueryError::NotJson { .. }
+            | QueryError::NotPrometheus { .. }
             | QueryError::Truncated
             | QueryError::Malformed { .. }
             | QueryError::Warnings { .. }
@@ -98,9 +105,6 @@ impl QueryError {
                 error_type: scrub(error_type),
                 error: scrub(error),
             },
-            QueryError::NotJson { detail } => QueryError::NotJson {
-                detail: scrub(detail),
-            },
             QueryError::Malformed { detail } => QueryError::Malformed {
                 detail: scrub(detail),
             },
@@ -112,6 +116,7 @@ impl QueryError {
             },
             other @ (QueryError::Dns { .. }
             | QueryError::Timeout { .. }
+            | QueryError::NotPrometheus { .. }
             | QueryError::Truncated
             | QueryError::TooLarge { .. }) => other,
         }

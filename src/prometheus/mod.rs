@@ -4,6 +4,7 @@
 //! In the order a query flows:
 //! - [`endpoint`]: where and how to reach a Prometheus ([`Endpoint`], [`Auth`], [`TlsConfig`]) and its
 //!   safe-to-print address.
+//! - [`files`]: [`FileAccess`], which credential files may be read, and an open that cannot be raced.
 //! - [`secret`]: [`Secret`], a credential that prints as `<redacted>`.
 //! - [`client`]: [`Client`], one pooled HTTP client per TLS configuration; sends the query, reads the body
 //!   under a cap.
@@ -15,6 +16,7 @@ pub mod client;
 mod coalesce;
 pub mod endpoint;
 pub mod error;
+pub mod files;
 mod resolver;
 pub mod response;
 pub mod secret;
@@ -22,5 +24,6 @@ pub mod secret;
 pub use client::Client;
 pub use endpoint::{Auth, Endpoint, TlsConfig};
 pub use error::{FailureClass, QueryError};
+pub use files::FileAccess;
 pub use response::{QueryData, Sample, Series};
 pub use secret::Secret;

@@ -106,7 +106,7 @@ pub fn decode_query_response(body: &[u8]) -> Result<QueryData, QueryError> {
                 error: excerpt(envelope.error.as_deref().unwrap_or("<missing error>")),
             })
         }
-        other => return Err(malformed(format!("unknown status {:?}", excerpt(other)))),
+        _ => return Err(not_prometheus(body)),
     }
     if let Some(warnings) = envelope.warnings.filter(|w| !w.is_empty()) {
         return Err(QueryError::Warnings {
@@ -115,8 +115,14 @@ pub fn decode_query_response(body: &[u8]) -> Result<QueryData, QueryError> {
     }
     // The first pass read the whole body as JSON, so whatever fails now is the shape of `data` (serde_json
     // reports an over-long `[ts, "v", x]` as a syntax error, hence no `json_error` here).
-    let success: SuccessBody =
-        serde_json::from_slice(body).map_err(|e| malformed(excerpt(&e.to_string())))?;
+    // serde's message may quote a value of the body, so only where it failed is said.
+    let success: SuccessBody = serde_json::from_slice(body).map_err(|e| {
+        malformed(format!(
+            "`data` is not a query result of the shape its resultType names (at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
     match success.data {
         Data::Vector(samples) => samples
             .into_iter()
@@ -137,23 +143,89 @@ pub fn decode_query_response(body: &[u8]) -> Result<QueryData, QueryError> {
     }
 }
 
-/// What a non-2xx answer says: `"<errorType>: <error>"` when the body is Prometheus' JSON error, else a short
-/// printable excerpt of the body.
-pub fn http_error_detail(body: &[u8]) -> String {
-    if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
-        if let Some(error) = envelope.error {
-            return match envelope.error_type {
-                Some(error_type) => excerpt(&format!("{error_type}: {error}")),
-                None => excerpt(&error),
+/// Prometheus' own error in a non-2xx body (`"<errorType>: <error>"`, bounded and printable), or `None` when
+/// the body is not Prometheus' JSON error: such a body is described by [`BodyShape`], never quoted.
+pub fn prometheus_error_detail(body: &[u8]) -> Option<String> {
+    let envelope = serde_json::from_slice::<Envelope>(body).ok()?;
+    if envelope.status != "error" {
+        return None;
+    }
+    let error = envelope.error?;
+    Some(match envelope.error_type {
+        Some(error_type) => excerpt(&format!("{error_type}: {error}")),
+        None => excerpt(&error),
+    })
+}
+
+/// What may be said about an answer that is not Prometheus': its status, the media type it declared and its
+/// size. Never a byte of the body: the address may be one a template chose, and the body an internal page
+/// (a cloud metadata endpoint, an admin UI) that the tenant reading the measurement must not see.
+#[derive(Debug, Clone)]
+pub struct BodyShape {
+    status: u16,
+    /// `type/subtype` of `Content-Type`, lowercased, only if it is a plain token pair (parameters dropped:
+    /// they are the server's free text).
+    content_type: Option<String>,
+}
+
+/// The longest media type shown.
+const MAX_MEDIA_TYPE_CHARS: usize = 64;
+
+impl BodyShape {
+    pub fn of(status: u16, content_type: Option<String>) -> BodyShape {
+        let content_type = content_type.and_then(|value| {
+            let media = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let token = |part: &str| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
             };
+            let valid = media.len() <= MAX_MEDIA_TYPE_CHARS
+                && media
+                    .split_once('/')
+                    .is_some_and(|(a, b)| token(a) && token(b));
+            valid.then_some(media)
+        });
+        BodyShape {
+            status,
+            content_type,
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let text = excerpt(text.trim());
-    if text.is_empty() {
-        "empty body".to_owned()
+
+    /// The error for `body` (of which more arrived than was read when `capped`).
+    pub fn not_prometheus(&self, address: &str, body: &[u8], capped: bool) -> QueryError {
+        QueryError::NotPrometheus {
+            address: address.to_owned(),
+            status: self.status,
+            content_type: self
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "no content type".to_owned()),
+            size: if capped {
+                format!("more than {}", format_size(body.len()))
+            } else {
+                format_size(body.len())
+            },
+        }
+    }
+}
+
+/// `523 B`, `1.2 KiB`, `3.4 MiB`.
+pub fn format_size(bytes: usize) -> String {
+    const KIB: f64 = 1024.0;
+    let n = bytes as f64;
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if n < KIB * KIB {
+        format!("{:.1} KiB", n / KIB)
     } else {
-        text
+        format!("{:.1} MiB", n / (KIB * KIB))
     }
 }
 
@@ -200,22 +272,27 @@ fn matrix_series(raw: RawSeries) -> Result<Series, QueryError> {
     })
 }
 
+/// A body that does not even parse as Prometheus' envelope is not a Prometheus answer; only a JSON text cut
+/// short is reported as truncated.
 fn json_error(body: &[u8], error: serde_json::Error) -> QueryError {
-    use serde_json::error::Category;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return QueryError::NotJson {
-            detail: "empty body".to_owned(),
-        };
-    }
+    let json_prefix = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
     match error.classify() {
-        Category::Eof => QueryError::Truncated,
-        Category::Syntax | Category::Io => QueryError::NotJson {
-            detail: format!(
-                "{error}; body starts with {:?}",
-                excerpt(&String::from_utf8_lossy(&body[..body.len().min(64)]))
-            ),
-        },
-        Category::Data => malformed(excerpt(&error.to_string())),
+        serde_json::error::Category::Eof if json_prefix => QueryError::Truncated,
+        _ => not_prometheus(body),
+    }
+}
+
+/// What the pure decoder knows; the client fills in the address, status and content type (see
+/// [`BodyShape::not_prometheus`]).
+fn not_prometheus(body: &[u8]) -> QueryError {
+    QueryError::NotPrometheus {
+        address: String::new(),
+        status: 200,
+        content_type: String::new(),
+        size: format_size(body.len()),
     }
 }
 
@@ -368,9 +445,6 @@ mod tests {
             br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{}]}]}}"#,
             br#"{"status":"success","data":{"resultType":"scalar","result":[1]}}"#,
             br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}}]}}"#,
-            br#"{"status":"partial","data":{"resultType":"vector","result":[]}}"#,
-            br#"{"data":{"resultType":"vector","result":[]}}"#,
-            br#"[1,2,3]"#,
         ];
         for body in cases {
             let result = decode_query_response(body);
@@ -394,37 +468,74 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        assert!(matches!(
-            decode_query_response(b"<html>bad gateway</html>"),
-            Err(QueryError::NotJson { .. })
-        ));
-        assert!(matches!(
-            decode_query_response(b""),
-            Err(QueryError::NotJson { .. })
-        ));
-        assert!(matches!(
-            decode_query_response(b" \n"),
-            Err(QueryError::NotJson { .. })
-        ));
+        let others: &[&[u8]] = &[
+            b"<html>bad gateway</html>",
+            b"",
+            b" \n",
+            b"MARKER plain text",
+            br#"{"status":"partial","data":{"resultType":"vector","result":[]}}"#,
+            br#"{"data":{"resultType":"vector","result":[]}}"#,
+            br#"{"status":5,"MARKER":"x"}"#,
+            br#"[1,2,3]"#,
+        ];
+        for body in others {
+            let result = decode_query_response(body);
+            assert!(
+                matches!(result, Err(QueryError::NotPrometheus { .. })),
+                "{}: {result:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
-    fn http_error_detail_prefers_prometheus_json() {
-        let json = br#"{"status":"error","errorType":"execution","error":"query timed out"}"#;
-        assert_eq!(http_error_detail(json), "execution: query timed out");
+    fn no_byte_of_a_foreign_body_reaches_a_message() {
+        for body in [
+            &b"<html>MARKER-1</html>"[..],
+            br#"{"status":"MARKER-1"}"#,
+            br#"{"status":"success","data":"MARKER-1"}"#,
+            br#"{"status":"success","data":{"resultType":"MARKER-1","result":[]}}"#,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"],"MARKER-1":true,"x":{"y":"MARKER-1"}}], "z": ["MARKER-1"]}}"#,
+        ] {
+            let text = format!("{:?}", decode_query_response(body));
+            assert!(!text.contains("MARKER"), "{text}");
+        }
+        let shape = BodyShape::of(200, Some("text/html; charset=MARKER".into()));
+        let err = shape.not_prometheus("http://h/", &[b'x'; 1300], false);
         assert_eq!(
-            http_error_detail(b"upstream connect error\r\n"),
-            "upstream connect error"
+            err.to_string(),
+            "not a Prometheus API answer from http://h/: HTTP 200, text/html, 1.3 KiB"
         );
-        assert_eq!(http_error_detail(b""), "empty body");
-        let long = "x".repeat(10_000);
+        let shape = BodyShape::of(502, Some("MARKER <script>".into()));
+        let err = shape.not_prometheus("http://h/", b"", true);
         assert_eq!(
-            http_error_detail(long.as_bytes()).chars().count(),
+            err.to_string(),
+            "not a Prometheus API answer from http://h/: HTTP 502, no content type, more than 0 B"
+        );
+    }
+
+    #[test]
+    fn only_prometheus_json_errors_are_quoted() {
+        let json = br#"{"status":"error","errorType":"execution","error":"query timed out"}"#;
+        assert_eq!(
+            prometheus_error_detail(json).as_deref(),
+            Some("execution: query timed out")
+        );
+        assert_eq!(prometheus_error_detail(b"upstream connect error\r\n"), None);
+        assert_eq!(prometheus_error_detail(b""), None);
+        assert_eq!(prometheus_error_detail(br#"{"error":"MARKER"}"#), None);
+        let long = format!(r#"{{"status":"error","error":"{}"}}"#, "x".repeat(10_000));
+        assert_eq!(
+            prometheus_error_detail(long.as_bytes())
+                .expect("error")
+                .chars()
+                .count(),
             MAX_DETAIL_CHARS + 1
         );
         assert_eq!(
-            http_error_detail(b"line1\nforged log line"),
-            "line1 forged log line"
+            prometheus_error_detail(br#"{"status":"error","error":"line1\nforged log line"}"#)
+                .as_deref(),
+            Some("line1 forged log line")
         );
     }
 }

@@ -81,10 +81,28 @@ pub fn plugin_mode(configs: &[Value], env: &[(&str, &str)]) -> Result<PluginSess
     plugin_mode_scraping(configs, env, None)
 }
 
+/// [`plugin_mode`] with the registration `args` on the plugin's command line, as Argo passes them.
+pub fn plugin_mode_with_args(
+    configs: &[Value],
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<PluginSession> {
+    plugin_mode_full(configs, env, args, None)
+}
+
 /// [`plugin_mode`], then a GET of `scrape` while the plugin still runs.
 pub fn plugin_mode_scraping(
     configs: &[Value],
     env: &[(&str, &str)],
+    scrape: Option<&str>,
+) -> Result<PluginSession> {
+    plugin_mode_full(configs, env, &[], scrape)
+}
+
+fn plugin_mode_full(
+    configs: &[Value],
+    env: &[(&str, &str)],
+    args: &[&str],
     scrape: Option<&str>,
 ) -> Result<PluginSession> {
     let mut input = String::new();
@@ -98,6 +116,9 @@ pub fn plugin_mode_scraping(
     let mut command = Command::new(pluginrun()?);
     if let Some(url) = scrape {
         command.args(["-scrape", url]);
+    }
+    for arg in args {
+        command.arg(format!("-arg={arg}"));
     }
     let mut child = command
         .arg("-bin")

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT, e.g. `30s`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_grace)]
     pub shutdown_grace: Duration,
+    /// The controller-side settings (address, credentials, credentials directories, allowed addresses):
+    /// `serve`'s callers are template authors, under the same trust boundary as plugin mode.
+    #[command(flatten)]
+    pub controller: crate::engine::trust::ControllerArgs,
 }
 
 fn parse_grace(text: &str) -> Result<Duration, String> {

@@ -68,7 +68,8 @@ func Run(t *testing.T) {
 	t.Run("GetMetadata", func(t *testing.T) { testGetMetadata(t, p) })
 	t.Run("RunDetails", func(t *testing.T) { testRunDetails(t, p) })
 	t.Run("RunScenarios", func(t *testing.T) { testScenarios(t, p) })
-	t.Run("ExplicitTarget", func(t *testing.T) { testExplicitTarget(t, p) })
+	t.Run("ExplicitTarget", testExplicitTarget)
+	t.Run("Security", testSecurity)
 	t.Run("AddressFromEnv", testAddressFromEnv)
 	t.Run("CredentialsStripped", testCredentialsStripped)
 	t.Run("ResumeTerminate", func(t *testing.T) { testResumeTerminate(t, p) })
@@ -240,8 +241,15 @@ func testScenarios(t *testing.T, p *Plugin) {
 	}
 }
 
-func testExplicitTarget(t *testing.T, p *Plugin) {
-	_, prom := requireEnv(t)
+func testExplicitTarget(t *testing.T) {
+	// A target in another namespace than the AnalysisRun's needs the admin's --allow-cross-namespace
+	// (docs/security.md); without it the same configuration is refused (security.go, OwnNamespaceOnly).
+	bin, prom := requireEnv(t)
+	p, err := Start(bin, Options{Args: []string{"--allow-cross-namespace"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
 	want := Want{Phase: failed, Value: "3", MessageMatches: []*regexp.Regexp{payAPIPod},
 		Target: PayAPI, Prometheus: prom.URL}
 	t.Run("bare AnalysisRun", func(t *testing.T) {

@@ -35,6 +35,10 @@ type Plugin struct {
 
 // Options change how a plugin is started. The zero value starts it exactly as Argo does.
 type Options struct {
+	// Args are the registration's `args` (the metricProviderPlugins entry of argo-rollouts-config). Argo
+	// v1.7+ passes them as the plugin's argv: utils/plugin.GetPluginInfo returns PluginItem.Args and
+	// metricproviders/plugin/client.startPluginSystem builds exec.Command(pluginPath, args...).
+	Args []string
 	// Env is added to the child's environment (Argo adds nothing; go-plugin adds the cookie and its own vars).
 	Env []string
 	// Handshake overrides HandshakeConfig (for the wrong-cookie case).
@@ -45,7 +49,7 @@ type Options struct {
 // a Logger capturing the host-side log (the plugin's stderr as go-plugin re-logs it), which changes nothing on
 // the wire; Argo leaves Logger nil (hclog to os.Stderr).
 func newClient(bin string, opts Options) (*goPlugin.Client, *syncBuffer) {
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, opts.Args...)
 	if len(opts.Env) > 0 {
 		// go-plugin appends os.Environ() and its own variables after these.
 		cmd.Env = append([]string(nil), opts.Env...)

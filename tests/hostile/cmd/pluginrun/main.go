@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rollouts-guardrails/conformance/harness"
@@ -45,18 +46,26 @@ type reply struct {
 func main() {
 	bin := flag.String("bin", os.Getenv("GUARDRAILS_BIN"), "the rollouts-guardrails binary")
 	scrape := flag.String("scrape", "", "a URL to GET after the last measurement, while the plugin runs")
+	var args argList
+	flag.Var(&args, "arg", "a registration arg passed to the plugin's command line, as Argo does (repeatable)")
 	flag.Parse()
-	if err := run(*bin, *scrape); err != nil {
+	if err := run(*bin, *scrape, args); err != nil {
 		fmt.Fprintln(os.Stderr, "pluginrun:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, scrape string) error {
+// argList collects repeated -arg flags.
+type argList []string
+
+func (a *argList) String() string     { return strings.Join(*a, " ") }
+func (a *argList) Set(v string) error { *a = append(*a, v); return nil }
+
+func run(bin, scrape string, args []string) error {
 	if bin == "" {
 		return fmt.Errorf("no binary: pass -bin or set GUARDRAILS_BIN")
 	}
-	plugin, err := harness.Start(bin, harness.Options{})
+	plugin, err := harness.Start(bin, harness.Options{Args: args})
 	if err != nil {
 		return err
 	}

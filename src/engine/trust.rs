@@ -1,0 +1,745 @@
+//! The trust boundary between template authors and the controller's admin (docs/security.md): the
+//! controller-side settings ([`ControllerArgs`], the `args` of the `metricProviderPlugins` registration or
+//! `serve`'s flags), parsed once into a [`TrustPolicy`] that decides, for each template [`Connection`], which
+//! address, credentials and files a measurement uses, and which namespace it may target.
+//!
+//! The rules, each proven in `tests/trust_boundary.rs` and the conformance harness' `security.go`:
+//! - A template's file keys are read only inside a `--credentials-dir` (after `..` and symlinks), never in the
+//!   service-account directory, and through [`files::open`](crate::prometheus::files::open), which verifies
+//!   what it opened. The permissive policy of `check` (a person with their own permissions) reads any file.
+//! - The controller's credentials (`--bearer-token-file`, `--basic-auth-*`, `--tls-cert-file`) go only to the
+//!   controller's address or an `--allowed-address` prefix, and only when the template brings none of its own.
+//! - With `--allowed-address`, a template address outside every prefix (and the controller's) is refused.
+//! - A pinned `--tenant` cannot be replaced by a template on those addresses.
+//! - A guardrail's target namespace is the AnalysisRun's unless `--allow-cross-namespace`.
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser};
+use url::Url;
+
+use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
+use super::verdict::{Failure, FailureClass};
+use crate::prometheus::files::{self, FileAccess, FileError};
+use crate::prometheus::{Auth, Endpoint, TlsConfig};
+
+/// The service-account token directories of a pod: never readable through a template, whatever
+/// `--credentials-dir` says (the token's RBAC usually spans the cluster).
+pub const SERVICE_ACCOUNT_DIRS: [&str; 2] = [
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+    "/run/secrets/kubernetes.io/serviceaccount",
+];
+
+/// The Mimir/Cortex tenant header, compared case-insensitively with a template's custom headers.
+const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// Controller-side settings: what only the cluster admin writes (the registration's `args`, `serve`'s
+/// command line). One struct, one parser, shared by plugin mode and `serve`.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerArgs {
+    /// Prometheus address for templates that set none (overrides GUARDRAILS_PROMETHEUS_ADDRESS).
+    #[arg(long, value_name = "URL")]
+    pub address: Option<String>,
+    /// Bearer token file sent to the controller's address (and --allowed-address prefixes) only.
+    #[arg(long, value_name = "FILE", conflicts_with = "basic_auth_username")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic-auth username for the controller's address (needs --basic-auth-password-file).
+    #[arg(long, value_name = "NAME", requires = "basic_auth_password_file")]
+    pub basic_auth_username: Option<String>,
+    /// Basic-auth password file for the controller's address (needs --basic-auth-username).
+    #[arg(long, value_name = "FILE", requires = "basic_auth_username")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// PEM CA bundle trusted for the controller's address.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to the controller's address (needs --tls-key-file).
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Pinned X-Scope-OrgID for the controller's address: templates cannot replace it there.
+    #[arg(long, value_name = "ORG")]
+    pub tenant: Option<String>,
+    /// A directory whose files templates may name (bearerTokenFile, basicAuth.passwordFile, tls.*File).
+    /// Repeatable. Without it, template file keys are refused.
+    #[arg(long = "credentials-dir", value_name = "DIR")]
+    pub credentials_dirs: Vec<PathBuf>,
+    /// An address prefix templates may use (e.g. https://mimir.internal/prometheus). Repeatable. When given,
+    /// a template address outside every prefix (and the controller's address) is refused.
+    #[arg(long = "allowed-address", value_name = "PREFIX")]
+    pub allowed_addresses: Vec<String>,
+    /// Let a template target pods of another namespace than its AnalysisRun's.
+    #[arg(long)]
+    pub allow_cross_namespace: bool,
+}
+
+/// The registration `args` as Argo passes them: `exec.Command(pluginPath, args...)`, one argv entry each.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rollouts-guardrails",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Registration {
+    #[command(flatten)]
+    controller: ControllerArgs,
+}
+
+/// Why the controller-side settings are unusable. In plugin mode every measurement is Failed with it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TrustError {
+    /// The registration `args` do not parse (unknown flag, missing value, …): clap's explanation, one line.
+    #[error("invalid registration args of the metricProviderPlugins entry: {0}")]
+    Args(String),
+    #[error("{which} `{address}` is not an http:// or https:// URL")]
+    Address { which: String, address: String },
+    #[error("--credentials-dir {dir}: {problem}")]
+    CredentialsDir { dir: String, problem: String },
+}
+
+/// The decisions of the trust boundary, built once. Cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    /// `Err` when the controller-side settings are invalid: every measurement is Failed with the message.
+    rules: Result<Arc<Rules>, TrustError>,
+}
+
+#[derive(Debug)]
+struct Rules {
+    /// Plugin mode and `serve`: template files confined, namespaces pinned. `check`: neither.
+    strict: bool,
+    /// Raw, as configured (`--address`, else the environment), parsed per measurement like a template's.
+    controller_address: Option<String>,
+    controller_auth: Auth,
+    controller_tls: TlsConfig,
+    tenant: Option<String>,
+    /// Where a template's files may be read: `Within` the credentials directories when strict.
+    template_files: FileAccess,
+    /// The credentials directories, for messages.
+    credentials_dirs: Vec<PathBuf>,
+    allowed: Vec<Url>,
+    cross_namespace: bool,
+}
+
+impl TrustPolicy {
+    /// The policy of a person at a terminal (`check`, engine tests): template files read freely, any
+    /// namespace, `default_address` when a template sets none, no controller credentials.
+    pub fn permissive(default_address: Option<String>) -> TrustPolicy {
+        TrustPolicy {
+            rules: Ok(Arc::new(Rules {
+                strict: false,
+                controller_address: default_address,
+                controller_auth: Auth::None,
+                controller_tls: TlsConfig::default(),
+                tenant: None,
+                template_files: FileAccess::Unrestricted,
+                credentials_dirs: Vec::new(),
+                allowed: Vec::new(),
+                cross_namespace: true,
+            })),
+        }
+    }
+
+    /// The policy of plugin mode and `serve`. `env_address` is `GUARDRAILS_PROMETHEUS_ADDRESS`, used when
+    /// `--address` is not given.
+    pub fn strict(
+        args: &ControllerArgs,
+        env_address: Option<String>,
+    ) -> Result<TrustPolicy, TrustError> {
+        let (controller_address, which) = match (&args.address, env_address) {
+            (Some(address), _) => (Some(address.trim().to_owned()), "--address".to_owned()),
+            (None, Some(address)) => (
+                Some(address.trim().to_owned()),
+                super::config::ADDRESS_ENV.to_owned(),
+            ),
+            (None, None) => (None, String::new()),
+        };
+        if let Some(address) = &controller_address {
+            parse_address(address).ok_or_else(|| TrustError::Address {
+                which,
+                address: redact_raw_address(address),
+            })?;
+        }
+        let allowed = args
+            .allowed_addresses
+            .iter()
+            .map(|prefix| {
+                parse_address(prefix).ok_or_else(|| TrustError::Address {
+                    which: "--allowed-address".to_owned(),
+                    address: redact_raw_address(prefix),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let denied = denied_dirs();
+        let credentials_dirs = args
+            .credentials_dirs
+            .iter()
+            .map(|dir| credentials_dir(dir, &denied))
+            .collect::<Result<Vec<_>, _>>()?;
+        let controller_auth = match (
+            &args.bearer_token_file,
+            &args.basic_auth_username,
+            &args.basic_auth_password_file,
+        ) {
+            (Some(file), _, _) => Auth::BearerFile(file.clone()),
+            (None, Some(username), Some(file)) => Auth::BasicFile {
+                username: username.clone(),
+                password_file: file.clone(),
+            },
+            _ => Auth::None,
+        };
+        Ok(TrustPolicy {
+            rules: Ok(Arc::new(Rules {
+                strict: true,
+                controller_address,
+                controller_auth,
+                controller_tls: TlsConfig {
+                    ca_file: args.tls_ca_file.clone(),
+                    cert_file: args.tls_cert_file.clone(),
+                    key_file: args.tls_key_file.clone(),
+                    insecure_skip_verify: false,
+                    files: FileAccess::Unrestricted,
+                },
+                tenant: args.tenant.clone().filter(|t| !t.is_empty()),
+                template_files: FileAccess::Within {
+                    allowed: credentials_dirs.clone().into(),
+                    denied: denied.into(),
+                },
+                credentials_dirs,
+                allowed,
+                cross_namespace: args.allow_cross_namespace,
+            })),
+        })
+    }
+
+    /// Plugin mode: parses the registration `args` (argv after the program name) and builds the strict
+    /// policy; a failure becomes a policy that fails every measurement with it (the plugin still answers).
+    pub fn from_registration<I, T>(args: I, env_address: Option<String>) -> TrustPolicy
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let policy =
+            parse_registration(args).and_then(|args| TrustPolicy::strict(&args, env_address));
+        policy.unwrap_or_else(|error| TrustPolicy { rules: Err(error) })
+    }
+
+    /// Why every measurement fails, when the controller-side settings are invalid.
+    pub fn problem(&self) -> Option<&TrustError> {
+        self.rules.as_ref().err()
+    }
+
+    /// A one-line summary for the startup log (no credential, no path content).
+    pub fn summary(&self) -> String {
+        match &self.rules {
+            Err(error) => format!("invalid: {error}"),
+            Ok(rules) => format!(
+                "address={} credentials={} tenant={} credentials-dirs={} allowed-addresses={} cross-namespace={}",
+                rules
+                    .controller_address
+                    .as_deref()
+                    .and_then(parse_address)
+                    .map(|u| crate::prometheus::Endpoint::new(u).display_address())
+                    .unwrap_or_else(|| "none".to_owned()),
+                match (&rules.controller_auth, &rules.controller_tls.cert_file) {
+                    (Auth::None, None) => "none",
+                    (Auth::None, Some(_)) => "client-certificate",
+                    _ => "configured",
+                },
+                if rules.tenant.is_some() { "pinned" } else { "template" },
+                rules.credentials_dirs.len(),
+                rules.allowed.len(),
+                rules.cross_namespace
+            ),
+        }
+    }
+
+    /// The endpoint a template's connection is measured against, or the `config` failure saying why not.
+    pub fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
+        let rules = self.rules()?;
+        let template_address = connection
+            .address
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        let raw = template_address
+            .or(rules.controller_address.as_deref())
+            .ok_or_else(|| config(ConfigError::NoAddress.to_string()))?;
+        let address = parse_address(raw).ok_or_else(|| {
+            config(format!(
+                "Prometheus address `{}` is not an http:// or https:// URL",
+                redact_raw_address(raw)
+            ))
+        })?;
+        let controller = rules.controller_address.as_deref().and_then(parse_address);
+        let under_controller = controller.as_ref().is_some_and(|c| under(&address, c));
+        let under_allowed = rules.allowed.iter().any(|p| under(&address, p));
+        if template_address.is_some()
+            && !rules.allowed.is_empty()
+            && !under_controller
+            && !under_allowed
+        {
+            return Err(config(format!(
+                "address {} is outside every --allowed-address the controller's admin registered ({}): \
+                 use one of them, or leave `address` unset to use the controller's",
+                display(&address),
+                rules.allowed.iter().map(display).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        // The controller's own address, or one the admin vouches for.
+        let trusted = template_address.is_none() || under_controller || under_allowed;
+        let template_auth = connection.bearer_token.is_some()
+            || connection.bearer_token_file.is_some()
+            || connection.basic_auth.is_some()
+            || !address.username().is_empty()
+            || address.password().is_some();
+        let template_tls = connection.tls != TlsSettings::default();
+        self.check_template_files(rules, connection)?;
+
+        let controller_credentials = trusted
+            && !template_auth
+            && (rules.controller_auth != Auth::None || rules.controller_tls.cert_file.is_some());
+        if controller_credentials && template_tls {
+            return Err(config(format!(
+                "`tls` cannot be set by a template while the controller's credentials are sent to {}: \
+                 the admin's --tls-* registration args apply there",
+                display(&address)
+            )));
+        }
+        let (auth, files) = if template_auth {
+            (template_auth_of(connection), rules.template_files.clone())
+        } else if trusted {
+            (rules.controller_auth.clone(), FileAccess::Unrestricted)
+        } else {
+            (Auth::None, FileAccess::Unrestricted)
+        };
+        let tls = if template_tls {
+            TlsConfig {
+                ca_file: connection.tls.ca_file.clone(),
+                cert_file: connection.tls.cert_file.clone(),
+                key_file: connection.tls.key_file.clone(),
+                insecure_skip_verify: connection.tls.insecure_skip_verify,
+                files: rules.template_files.clone(),
+            }
+        } else if trusted {
+            rules.controller_tls.clone()
+        } else {
+            TlsConfig::default()
+        };
+        let tenant = match &rules.tenant {
+            Some(pinned) if trusted => {
+                let header = connection
+                    .headers
+                    .keys()
+                    .any(|name| name.eq_ignore_ascii_case(TENANT_HEADER));
+                if header || connection.tenant.as_ref().is_some_and(|t| t != pinned) {
+                    return Err(config(format!(
+                        "the tenant of {} is pinned by the controller's admin (--tenant): a template cannot set \
+                         `tenant` or an X-Scope-OrgID header there",
+                        display(&address)
+                    )));
+                }
+                Some(pinned.clone())
+            }
+            _ => connection.tenant.clone(),
+        };
+        Ok(Endpoint {
+            address,
+            headers: connection
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            auth,
+            tenant,
+            tls,
+            files,
+        })
+    }
+
+    /// A guardrail's target namespace (`namespace` of the template, when set) must be the AnalysisRun's,
+    /// unless the admin allows more: otherwise a tenant could watch another team's pods through it.
+    pub fn check_namespace(
+        &self,
+        template_namespace: Option<&str>,
+        run_namespace: &str,
+    ) -> Result<(), Failure> {
+        let rules = self.rules()?;
+        match template_namespace {
+            None => Ok(()),
+            Some(_) if rules.cross_namespace => Ok(()),
+            Some(namespace) if namespace == run_namespace => Ok(()),
+            Some(namespace) if run_namespace.is_empty() => Err(config(format!(
+                "namespace `{namespace}` cannot be checked against the AnalysisRun's, which is unknown: leave \
+                 `namespace` unset, or the controller's admin registers --allow-cross-namespace"
+            ))),
+            Some(namespace) => Err(config(format!(
+                "namespace `{namespace}` is not the AnalysisRun's namespace `{run_namespace}`: a measurement \
+                 targets its own namespace unless the controller's admin registers --allow-cross-namespace"
+            ))),
+        }
+    }
+
+    fn rules(&self) -> Result<&Rules, Failure> {
+        self.rules
+            .as_deref()
+            .map_err(|error| config(error.to_string()))
+    }
+
+    /// Every file key of the template, checked before any request (the client checks again at open).
+    fn check_template_files(&self, rules: &Rules, connection: &Connection) -> Result<(), Failure> {
+        if !rules.strict {
+            return Ok(());
+        }
+        let password_file =
+            connection
+                .basic_auth
+                .as_ref()
+                .and_then(|basic| match &basic.password {
+                    PasswordSource::File(file) => Some(file),
+                    PasswordSource::Inline(_) => None,
+                });
+        let keys = [
+            ("bearerTokenFile", connection.bearer_token_file.as_ref()),
+            ("basicAuth.passwordFile", password_file),
+            ("tls.caFile", connection.tls.ca_file.as_ref()),
+            ("tls.certFile", connection.tls.cert_file.as_ref()),
+            ("tls.keyFile", connection.tls.key_file.as_ref()),
+        ];
+        for (key, path) in keys {
+            let Some(path) = path else { continue };
+            if let Err(problem) = rules.template_files.check(path) {
+                return Err(config(file_refusal(
+                    key,
+                    path,
+                    &problem,
+                    &rules.credentials_dirs,
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the registration `args`; clap's explanation becomes one line.
+pub fn parse_registration<I, T>(args: I) -> Result<ControllerArgs, TrustError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    match Registration::try_parse_from(&args) {
+        Ok(registration) => Ok(registration.controller),
+        Err(error) => {
+            let rendered = error.render().to_string();
+            let mut message = rendered
+                .lines()
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(|line| line.trim().trim_start_matches("error: "))
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            if args
+                .iter()
+                .any(|a| a.to_string_lossy().starts_with("--") && a.to_string_lossy().contains(' '))
+            {
+                message.push_str(
+                    " (each entry of `args` is one argument: write `--flag=value`, or the flag and its value as two entries)",
+                );
+            }
+            Err(TrustError::Args(message))
+        }
+    }
+}
+
+/// The template's own credentials.
+fn template_auth_of(connection: &Connection) -> Auth {
+    match (
+        &connection.bearer_token,
+        &connection.bearer_token_file,
+        &connection.basic_auth,
+    ) {
+        (Some(token), _, _) => Auth::Bearer(token.clone()),
+        (None, Some(file), _) => Auth::BearerFile(file.clone()),
+        (None, None, Some(basic)) => match &basic.password {
+            PasswordSource::Inline(password) => Auth::Basic {
+                username: basic.username.clone(),
+                password: password.clone(),
+            },
+            PasswordSource::File(file) => Auth::BasicFile {
+                username: basic.username.clone(),
+                password_file: file.clone(),
+            },
+        },
+        // Userinfo in the address: the client turns it into basic auth.
+        (None, None, None) => Auth::None,
+    }
+}
+
+fn file_refusal(key: &str, path: &Path, problem: &FileError, dirs: &[PathBuf]) -> String {
+    let registered = if dirs.is_empty() {
+        "none is registered".to_owned()
+    } else {
+        format!(
+            "registered: {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let why = match problem {
+        // Whether the file exists is not said: that would tell a tenant about the controller's files.
+        FileError::Io(_) | FileError::Outside => "is not inside a --credentials-dir".to_owned(),
+        other => other.to_string(),
+    };
+    format!(
+        "`{key}` {} {why}: a template may name only files inside a --credentials-dir that the controller's \
+         admin adds to the `args` of the metricProviderPlugins registration ({registered}); a Secret of the \
+         template's own namespace reaches the plugin inline, as `bearerToken` or `basicAuth.password` from \
+         the template's args (valueFrom.secretKeyRef)",
+        path.display()
+    )
+}
+
+/// A `--credentials-dir`, canonical, refused if it is or lies inside a service-account directory.
+fn credentials_dir(dir: &Path, denied: &[PathBuf]) -> Result<PathBuf, TrustError> {
+    let error = |problem: String| TrustError::CredentialsDir {
+        dir: dir.display().to_string(),
+        problem,
+    };
+    if !dir.is_absolute() {
+        return Err(error("is not an absolute path".to_owned()));
+    }
+    let never = || {
+        error(
+            "is the service-account token directory, which is never readable from a template"
+                .to_owned(),
+        )
+    };
+    if denied.iter().any(|d| files::normalize(dir).starts_with(d)) {
+        return Err(never());
+    }
+    let canonical = std::fs::canonicalize(dir).map_err(|e| error(e.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(error("is not a directory".to_owned()));
+    }
+    if canonical == Path::new("/") {
+        return Err(error("is the root directory".to_owned()));
+    }
+    if denied.iter().any(|d| canonical.starts_with(d)) {
+        return Err(never());
+    }
+    Ok(canonical)
+}
+
+/// The service-account directories, literally and (where they exist) resolved.
+fn denied_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = SERVICE_ACCOUNT_DIRS.iter().map(PathBuf::from).collect();
+    for dir in SERVICE_ACCOUNT_DIRS {
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            dirs.push(real);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+fn parse_address(raw: &str) -> Option<Url> {
+    Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Whether `address` lies under `prefix`: same scheme, host and port, and a path at or below the prefix'
+/// path, component-wise (`/prometheus` covers `/prometheus/api`, not `/prometheus-other`).
+fn under(address: &Url, prefix: &Url) -> bool {
+    if address.scheme() != prefix.scheme()
+        || address.host_str() != prefix.host_str()
+        || address.port_or_known_default() != prefix.port_or_known_default()
+    {
+        return false;
+    }
+    let base = prefix.path().trim_end_matches('/');
+    let path = address.path();
+    base.is_empty() || path == base || path.starts_with(&format!("{base}/"))
+}
+
+fn display(url: &Url) -> String {
+    Endpoint::new(url.clone()).display_address()
+}
+
+fn config(message: String) -> Failure {
+    Failure::new(FailureClass::Config, message)
+}
+
+/// An address that did not parse, shown without anything that looks like userinfo.
+pub(crate) fn redact_raw_address(raw: &str) -> String {
+    let raw = raw.trim();
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<redacted>@{}", &raw[..scheme_end], &raw[at + 1..])
+        }
+        (None, Some(at)) => format!("<redacted>@{}", &raw[at + 1..]),
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::Secret;
+
+    fn strict(args: &[&str]) -> TrustPolicy {
+        TrustPolicy::from_registration(args.iter().copied(), None)
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn registration_args_parse_in_both_spellings_and_typos_are_named() {
+        let args = parse_registration([
+            "--address=http://prom:9090",
+            "--credentials-dir",
+            "/tmp",
+            "--allowed-address",
+            "https://mimir/prometheus",
+            "--allow-cross-namespace",
+        ])
+        .expect("parses");
+        assert_eq!(args.address.as_deref(), Some("http://prom:9090"));
+        assert_eq!(args.credentials_dirs, [PathBuf::from("/tmp")]);
+        assert!(args.allow_cross_namespace);
+        let err = parse_registration(["--adress=http://prom:9090"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("'--adress'") && text.contains("'--address'"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        let err = parse_registration(["--address http://prom:9090"]).unwrap_err();
+        assert!(err.to_string().contains("one argument"), "{err}");
+        let err = parse_registration(["--basic-auth-username", "u"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--basic-auth-password-file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_settings_fail_every_measurement_with_their_message() {
+        let policy = strict(&["--bogus"]);
+        let failure = policy.endpoint(&Connection::default()).unwrap_err();
+        assert_eq!(failure.class, FailureClass::Config);
+        assert!(failure.message.contains("--bogus"), "{}", failure.message);
+        let policy = strict(&["--address=ftp://x"]);
+        assert!(policy.problem().is_some());
+        let policy = strict(&["--credentials-dir=/var/run/secrets/kubernetes.io/serviceaccount"]);
+        assert!(policy.problem().is_some());
+        let policy = strict(&["--credentials-dir=relative"]);
+        assert!(policy.problem().is_some());
+    }
+
+    #[test]
+    fn prefixes_match_whole_path_components() {
+        let prefix = url("https://mimir.internal/prometheus");
+        assert!(under(&url("https://mimir.internal/prometheus"), &prefix));
+        assert!(under(&url("https://mimir.internal/prometheus/"), &prefix));
+        assert!(under(
+            &url("https://mimir.internal:443/prometheus/x"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal/prometheus-other"),
+            &prefix
+        ));
+        assert!(!under(&url("http://mimir.internal/prometheus"), &prefix));
+        assert!(!under(
+            &url("https://mimir.internal:8443/prometheus"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal.evil/prometheus"),
+            &prefix
+        ));
+        assert!(!under(
+            &url("https://mimir.internal@evil/prometheus"),
+            &prefix
+        ));
+        assert!(under(
+            &url("http://prom:9090/any"),
+            &url("http://prom:9090")
+        ));
+    }
+
+    #[test]
+    fn controller_credentials_stay_with_the_controller_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok").expect("write");
+        let policy = TrustPolicy::strict(
+            &ControllerArgs {
+                address: Some("http://prom:9090".into()),
+                bearer_token_file: Some(token.clone()),
+                tenant: Some("org-a".into()),
+                ..ControllerArgs::default()
+            },
+            None,
+        )
+        .expect("policy");
+        let own = policy.endpoint(&Connection::default()).expect("own");
+        assert_eq!(own.auth, Auth::BearerFile(token));
+        assert_eq!(own.tenant.as_deref(), Some("org-a"));
+        let elsewhere = policy
+            .endpoint(&Connection {
+                address: Some("http://evil:80".into()),
+                ..Connection::default()
+            })
+            .expect("elsewhere");
+        assert_eq!(elsewhere.auth, Auth::None);
+        assert_eq!(elsewhere.tenant, None);
+        let replaced = policy.endpoint(&Connection {
+            tenant: Some("org-b".into()),
+            ..Connection::default()
+        });
+        assert!(replaced.unwrap_err().message.contains("--tenant"));
+        let own_token = policy
+            .endpoint(&Connection {
+                bearer_token: Some(Secret::new("mine")),
+                ..Connection::default()
+            })
+            .expect("template token");
+        assert_eq!(own_token.auth, Auth::Bearer(Secret::new("mine")));
+    }
+
+    #[test]
+    fn namespaces_are_pinned_unless_allowed() {
+        let policy = strict(&[]);
+        assert!(policy.check_namespace(None, "shop").is_ok());
+        assert!(policy.check_namespace(Some("shop"), "shop").is_ok());
+        assert!(policy.check_namespace(Some("pay"), "shop").is_err());
+        assert!(policy.check_namespace(Some("pay"), "").is_err());
+        assert!(strict(&["--allow-cross-namespace"])
+            .check_namespace(Some("pay"), "shop")
+            .is_ok());
+        assert!(TrustPolicy::permissive(None)
+            .check_namespace(Some("pay"), "shop")
+            .is_ok());
+    }
+
+    #[test]
+    fn raw_addresses_lose_their_userinfo() {
+        assert_eq!(
+            redact_raw_address("http://user:pw@host:9090"),
+            "http://<redacted>@host:9090"
+        );
+        assert_eq!(redact_raw_address("user:pw@host"), "<redacted>@host");
+        assert_eq!(redact_raw_address("ftp://host"), "ftp://host");
+    }
+}
