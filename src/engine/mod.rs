@@ -14,6 +14,8 @@
 //! - [`gitops`]: `gitops`: the Argo CD Application or Flux object deploying the target is healthy.
 //! - [`image`]: judging image references (`latest`, untagged, digest-pinned).
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
+//! - [`settle`]: how long absence-so-far (no series yet, a pod not Ready yet) is waited for, and how often.
+//! - [`phase`]: `unprovenPhase`, the phase an unproven failure class reports instead of `Failed`.
 //! - [`measure`]: the [`Engine`]: config → target → queries (one timeout) → verdict → measurement.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
 pub mod alerts;
@@ -27,7 +29,9 @@ pub mod image;
 pub mod measure;
 pub mod measurement;
 pub mod promql;
+pub mod phase;
 pub mod regression;
+pub mod settle;
 pub mod traffic;
 pub mod verdict;
 
