@@ -56,8 +56,9 @@ const PHASES: [Phase; 6] = [
     Phase::Error,
     Phase::Inconclusive,
 ];
-const CLASSES: [FailureClass; 6] = [
+const CLASSES: [FailureClass; 7] = [
     FailureClass::NoData,
+    FailureClass::NoTraffic,
     FailureClass::Stale,
     FailureClass::QueryError,
     FailureClass::Timeout,
@@ -223,7 +224,7 @@ impl Telemetry {
         }
         let _ = writeln!(
             out,
-            "# HELP rollouts_guardrails_measurement_failures_total Failed measurements, by failure class."
+            "# HELP rollouts_guardrails_measurement_failures_total Measurements that failed (Failed, or the Inconclusive or Error an unprovenPhase maps), by failure class."
         );
         let _ = writeln!(
             out,
