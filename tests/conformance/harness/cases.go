@@ -72,6 +72,8 @@ func Run(t *testing.T) {
 	t.Run("AddressFromEnv", testAddressFromEnv)
 	t.Run("CredentialsStripped", testCredentialsStripped)
 	t.Run("ResumeTerminate", func(t *testing.T) { testResumeTerminate(t, p) })
+	t.Run("Settle", func(t *testing.T) { testSettle(t, p) })
+	t.Run("UnprovenPhase", func(t *testing.T) { testUnprovenPhase(t, p) })
 	t.Run("GarbageCollect", func(t *testing.T) { testGarbageCollect(t, p) })
 	t.Run("BadConfig", func(t *testing.T) { testBadConfig(t, p) })
 	t.Run("LargeAnalysisRun", func(t *testing.T) { testLargeAnalysisRun(t, p) })
@@ -234,7 +236,7 @@ func testScenarios(t *testing.T, p *Plugin) {
 	_, prom := requireEnv(t)
 	for _, e := range Expectations {
 		t.Run(e.Name(), func(t *testing.T) {
-			runChecked(t, p, NewAnalysisRun(e.Target, "ar-"+e.Target.Rollout), NewMetric(e.Guardrail, e.Config(prom.URL)),
+			runSettled(t, p, NewAnalysisRun(e.Target, "ar-"+e.Target.Rollout), NewMetric(e.Guardrail, e.Config(prom.URL)),
 				Want{Phase: e.Phase, AnyValue: true, Target: e.Target, Prometheus: prom.URL})
 		})
 	}
@@ -281,9 +283,33 @@ func testResumeTerminate(t *testing.T, p *Plugin) {
 	metric := NewMetric("restarts", GuardrailConfig(prom.URL, "restarts"))
 	ar := NewAnalysisRun(ShopWeb, "resume")
 	given := givenMeasurement(prom.URL)
-	if got := p.Provider.Resume(ar, metric, given); len(SameMeasurement(got, given)) > 0 {
-		t.Errorf("Resume returned %s, want the measurement given %s:\n  %s", describe(got), describe(given),
-			strings.Join(SameMeasurement(got, given), "\n  "))
+	// Resume of a Running measurement measures again, on the measurement's own StartedAt (settle is long over
+	// for one started in January), and finishes it: shop/web is healthy.
+	resumedAt := time.Now()
+	resumed := p.Provider.Resume(ar, metric, given)
+	if problems := CheckMeasurement(resumed, Want{Phase: successful, Value: "0", Target: ShopWeb, Prometheus: prom.URL}, resumedAt, time.Now()); len(problems) > 0 {
+		// CheckMeasurement bounds StartedAt by the call; a resumed measurement keeps the given one instead.
+		var rest []string
+		for _, p := range problems {
+			if !strings.HasPrefix(p, "startedAt ") {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 {
+			t.Errorf("Resume(Running) returned %s:\n  %s", describe(resumed), strings.Join(rest, "\n  "))
+		}
+	}
+	if resumed.StartedAt == nil || !resumed.StartedAt.Equal(given.StartedAt) {
+		t.Errorf("Resume(Running) startedAt = %v, want the given %v", resumed.StartedAt, given.StartedAt)
+	}
+	// Resume of a finished measurement returns it as given.
+	done := given.DeepCopy()
+	done.Phase = v1alpha1.AnalysisPhaseFailed
+	doneAt := metav1.NewTime(time.Date(2026, 1, 1, 11, 59, 0, 0, time.UTC))
+	done.FinishedAt = &doneAt
+	if got := p.Provider.Resume(ar, metric, *done); len(SameMeasurement(got, *done)) > 0 {
+		t.Errorf("Resume returned %s, want the finished measurement given %s:\n  %s", describe(got), describe(*done),
+			strings.Join(SameMeasurement(got, *done), "\n  "))
 	}
 	// Terminate marks the measurement finished without error: FinishedAt is set (to the call's time when the
 	// measurement had none), and nothing else changes. In particular the phase is never promoted: a Running
