@@ -18,71 +18,8 @@ use rollouts_guardrails::engine::{
 };
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
-use support::fake_prometheus::{FakePrometheus, RecordedRequest, Reply, Scenario};
-
-const POD: &str = "web-6c8d7f9a1-x7k2p";
-
-/// What kube-state-metrics has reported about the one canary pod, as the fake Prometheus answers it.
-#[derive(Debug, Clone, Copy)]
-struct Cluster {
-    /// Whether kube-state-metrics has scraped the pod yet (no series before).
-    reported: bool,
-    /// Seconds since the pod's last sample (large: the series stopped).
-    sample_age: f64,
-    ready: bool,
-    /// Seconds since the pod was created.
-    pod_age: f64,
-    /// Answer every query with HTTP 503.
-    unavailable: bool,
-}
-
-impl Cluster {
-    fn none_yet() -> Cluster {
-        Cluster {
-            reported: false,
-            sample_age: 0.0,
-            ready: true,
-            pod_age: 5.0,
-            unavailable: false,
-        }
-    }
-
-    fn answer(&self, request: &RecordedRequest) -> Reply {
-        if self.unavailable {
-            return Reply::api_error(503, "unavailable", "the TSDB is starting");
-        }
-        let query = request.param("query").unwrap_or("");
-        let at: f64 = request
-            .param("time")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0.0);
-        let pod: &[(&str, &str)] = &[("namespace", "shop"), ("pod", POD)];
-        if !self.reported {
-            return Reply::vector(&[]);
-        }
-        let value = |v: f64| v.to_string();
-        if query.contains("kube_pod_container_status_waiting_reason") {
-            Reply::vector(&[])
-        } else if query.contains("kube_pod_status_ready") {
-            Reply::vector(&[(pod, at, if self.ready { "1" } else { "0" })])
-        } else if query.contains("kube_pod_created") {
-            Reply::vector(&[(pod, at, &value((at - self.pod_age).floor()))])
-        } else if query.starts_with("timestamp(kube_pod_info") {
-            Reply::vector(&[(pod, at, &value(at - self.sample_age))])
-        } else {
-            Reply::vector(&[])
-        }
-    }
-}
-
-/// The fake Prometheus over a cluster the test changes between measurements.
-async fn prometheus(cluster: &Arc<Mutex<Cluster>>) -> FakePrometheus {
-    let shared = Arc::clone(cluster);
-    FakePrometheus::start(Scenario::handler(move |request| {
-        shared.lock().expect("cluster").answer(request)
-    }))
-    .await
-}
+use support::fake_cluster::{prometheus, Cluster};
+use support::fake_prometheus::FakePrometheus;
 
 fn ctx() -> AnalysisContext {
     AnalysisContext {
@@ -229,13 +166,14 @@ async fn data_that_goes_stale_mid_settle_fails_at_once() {
     let cluster = Arc::new(Mutex::new(Cluster::none_yet()));
     let fake = prometheus(&cluster).await;
     let engine = Engine::new(Client::new(), None);
-    // A long settle: the stale answer must not wait for it.
-    let metric = metric("restarts", &fake, json!({"settle": "10m"}));
+    // A long settle: the stale answer must not wait for it. Prometheus returns a stopped series for its
+    // lookback (5m) after the last sample, so staleness 1m sees a 200 s old one as stale.
+    let metric = metric("restarts", &fake, json!({"settle": "10m", "staleness": "1m"}));
     let taken = run_to_completion(&engine, &metric, Duration::from_secs(600), |n| {
         if n == 1 {
             set(&cluster, |c| {
                 c.reported = true;
-                c.sample_age = 900.0;
+                c.sample_age = 200.0;
             });
         }
     })
