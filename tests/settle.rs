@@ -39,7 +39,8 @@ fn ctx() -> AnalysisContext {
 }
 
 fn metric(guardrail: &str, fake: &FakePrometheus, extra: Value) -> MetricSpec {
-    let mut config = json!({"guardrail": guardrail, "address": fake.url().as_str(), "timeout": "2s"});
+    let mut config =
+        json!({"guardrail": guardrail, "address": fake.url().as_str(), "timeout": "2s"});
     config
         .as_object_mut()
         .expect("object")
@@ -64,9 +65,17 @@ async fn run_to_completion(
     let poll = (settle / 6).clamp(Duration::from_millis(200), Duration::from_secs(10));
     let check = |m: &Measurement, started_at: SystemTime| {
         if m.phase == Phase::Running {
-            let resume_at = m.resume_at.expect("a Running measurement says when to resume");
-            assert!(resume_at <= SystemTime::now() + poll, "resumeAt more than {poll:?} ahead");
-            assert!(resume_at <= started_at + settle, "resumeAt past the settle deadline");
+            let resume_at = m
+                .resume_at
+                .expect("a Running measurement says when to resume");
+            assert!(
+                resume_at <= SystemTime::now() + poll,
+                "resumeAt more than {poll:?} ahead"
+            );
+            assert!(
+                resume_at <= started_at + settle,
+                "resumeAt past the settle deadline"
+            );
         }
     };
     between(0);
@@ -75,10 +84,20 @@ async fn run_to_completion(
     check(&first, started_at);
     let mut taken = vec![first];
     while taken.last().expect("one").phase == Phase::Running {
-        assert!(taken.len() < 100, "a settling measurement must end: {taken:#?}");
+        assert!(
+            taken.len() < 100,
+            "a settling measurement must end: {taken:#?}"
+        );
         let last = taken.last().expect("one");
-        let resume_at = last.resume_at.expect("a Running measurement says when to resume");
-        tokio::time::sleep(resume_at.duration_since(SystemTime::now()).unwrap_or_default()).await;
+        let resume_at = last
+            .resume_at
+            .expect("a Running measurement says when to resume");
+        tokio::time::sleep(
+            resume_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        )
+        .await;
         between(taken.len());
         let next = engine.resume(&ctx(), metric, started_at).await;
         check(&next, started_at);
@@ -117,22 +136,30 @@ async fn data_that_appears_after_the_run_started_is_measured_running_then_succes
     let started_at = taken[0].started_at.expect("startedAt");
     for running in &taken[..2] {
         assert!(
-            running.message.starts_with(
-                "waiting for kube-state-metrics to report the pods (up to 6s, "
-            ),
+            running
+                .message
+                .starts_with("waiting for kube-state-metrics to report the pods (up to 6s, "),
             "{}",
             running.message
         );
         assert!(
-            running.message.contains("no fresh kube-state-metrics series for pods of ReplicaSet shop/web-6c8d7f9a1"),
+            running.message.contains(
+                "no fresh kube-state-metrics series for pods of ReplicaSet shop/web-6c8d7f9a1"
+            ),
             "{}",
             running.message
         );
         assert_eq!(running.metadata[metadata_key::WAITING_FOR], "pod-series");
-        assert_eq!(running.finished_at, None, "argo resumes only unfinished measurements");
+        assert_eq!(
+            running.finished_at, None,
+            "argo resumes only unfinished measurements"
+        );
         assert!(!running.metadata.contains_key(metadata_key::FAILURE));
     }
-    assert!(taken.iter().all(|m| m.started_at == Some(started_at)), "one timeline");
+    assert!(
+        taken.iter().all(|m| m.started_at == Some(started_at)),
+        "one timeline"
+    );
     let done = taken.last().expect("last");
     assert!(done.finished_at.is_some());
     assert_eq!(done.resume_at, None);
@@ -150,15 +177,25 @@ async fn data_that_never_appears_fails_after_settle_saying_what_it_waited_for() 
     assert_eq!(done.phase, Phase::Failed, "{taken:#?}");
     assert_eq!(done.metadata[metadata_key::FAILURE], "no-data");
     assert!(
-        done.message.ends_with("after waiting 2s for kube-state-metrics to report the pods"),
+        done.message
+            .ends_with("after waiting 2s for kube-state-metrics to report the pods"),
         "{}",
         done.message
     );
-    assert!(taken.len() >= 3, "polled while settling: {:?}", phases(&taken));
+    assert!(
+        taken.len() >= 3,
+        "polled while settling: {:?}",
+        phases(&taken)
+    );
     let started_at = done.started_at.expect("startedAt");
     let finished_at = done.finished_at.expect("finishedAt");
-    assert!(finished_at >= started_at + Duration::from_secs(2), "failed only after settle");
-    assert!(taken[..taken.len() - 1].iter().all(|m| m.phase == Phase::Running));
+    assert!(
+        finished_at >= started_at + Duration::from_secs(2),
+        "failed only after settle"
+    );
+    assert!(taken[..taken.len() - 1]
+        .iter()
+        .all(|m| m.phase == Phase::Running));
 }
 
 #[tokio::test]
@@ -168,7 +205,11 @@ async fn data_that_goes_stale_mid_settle_fails_at_once() {
     let engine = Engine::new(Client::new(), None);
     // A long settle: the stale answer must not wait for it. Prometheus returns a stopped series for its
     // lookback (5m) after the last sample, so staleness 1m sees a 200 s old one as stale.
-    let metric = metric("restarts", &fake, json!({"settle": "10m", "staleness": "1m"}));
+    let metric = metric(
+        "restarts",
+        &fake,
+        json!({"settle": "10m", "staleness": "1m"}),
+    );
     let taken = run_to_completion(&engine, &metric, Duration::from_secs(600), |n| {
         if n == 1 {
             set(&cluster, |c| {
@@ -178,10 +219,18 @@ async fn data_that_goes_stale_mid_settle_fails_at_once() {
         }
     })
     .await;
-    assert_eq!(phases(&taken), [Phase::Running, Phase::Failed], "{taken:#?}");
+    assert_eq!(
+        phases(&taken),
+        [Phase::Running, Phase::Failed],
+        "{taken:#?}"
+    );
     let done = &taken[1];
     assert_eq!(done.metadata[metadata_key::FAILURE], "stale");
-    assert!(done.message.starts_with("stale kube-state-metrics data"), "{}", done.message);
+    assert!(
+        done.message.starts_with("stale kube-state-metrics data"),
+        "{}",
+        done.message
+    );
     assert!(!done.message.contains("after waiting"), "{}", done.message);
 }
 
@@ -216,7 +265,9 @@ async fn a_young_pod_not_ready_yet_is_waited_for_and_an_old_one_counts_at_once()
     assert_eq!(young.phase, Phase::Running, "{young:#?}");
     assert_eq!(young.metadata[metadata_key::WAITING_FOR], "readiness");
     assert!(
-        young.message.starts_with("waiting for the pods to become Ready"),
+        young
+            .message
+            .starts_with("waiting for the pods to become Ready"),
         "{}",
         young.message
     );
@@ -224,7 +275,12 @@ async fn a_young_pod_not_ready_yet_is_waited_for_and_an_old_one_counts_at_once()
     let old = engine.measure(&ctx(), &metric).await;
     assert_eq!(old.phase, Phase::Failed, "{old:#?}");
     assert_eq!(old.metadata[metadata_key::FAILURE], "threshold");
-    assert!(old.message.starts_with("1 of 1 pod of ReplicaSet shop/web-6c8d7f9a1 not ready"), "{}", old.message);
+    assert!(
+        old.message
+            .starts_with("1 of 1 pod of ReplicaSet shop/web-6c8d7f9a1 not ready"),
+        "{}",
+        old.message
+    );
 }
 
 #[tokio::test]
@@ -243,7 +299,8 @@ async fn the_young_pod_counts_once_the_measurement_has_settled() {
     assert_eq!(done.phase, Phase::Failed, "{taken:#?}");
     assert_eq!(done.metadata[metadata_key::FAILURE], "threshold");
     assert!(
-        done.message.ends_with("after waiting 2s for the pods to become Ready"),
+        done.message
+            .ends_with("after waiting 2s for the pods to become Ready"),
         "{}",
         done.message
     );
@@ -256,7 +313,11 @@ async fn an_explicit_evaluation_time_and_a_fixed_zero_settle_never_wait() {
     let engine = Engine::new(Client::new(), None);
     let metric = metric("restarts", &fake, json!({"settle": "10m"}));
     let past = engine
-        .measure_at(&ctx(), &metric, Some(UNIX_EPOCH + Duration::from_secs(1_767_268_800)))
+        .measure_at(
+            &ctx(),
+            &metric,
+            Some(UNIX_EPOCH + Duration::from_secs(1_767_268_800)),
+        )
         .await;
     assert_eq!(past.phase, Phase::Failed);
     assert!(!past.message.contains("after waiting"), "{}", past.message);
@@ -279,9 +340,15 @@ async fn the_controller_wide_default_settle_applies_where_the_metric_sets_none()
     let cluster = Arc::new(Mutex::new(Cluster::none_yet()));
     let fake = prometheus(&cluster).await;
     let metric = metric("restarts", &fake, json!({}));
-    let default = Engine::new(Client::new(), None).measure(&ctx(), &metric).await;
+    let default = Engine::new(Client::new(), None)
+        .measure(&ctx(), &metric)
+        .await;
     assert_eq!(default.phase, Phase::Running, "default settle 2m");
-    assert!(default.message.contains("(up to 2m, "), "{}", default.message);
+    assert!(
+        default.message.contains("(up to 2m, "),
+        "{}",
+        default.message
+    );
     let none = Engine::new(Client::new(), None)
         .with_default_settle(Duration::ZERO)
         .measure(&ctx(), &metric)

@@ -43,7 +43,8 @@ fn ctx() -> AnalysisContext {
 }
 
 fn config(fake: &FakePrometheus, extra: Value) -> Value {
-    let mut config = json!({"guardrail": "error-rate", "address": fake.url().as_str(), "timeout": "2s"});
+    let mut config =
+        json!({"guardrail": "error-rate", "address": fake.url().as_str(), "timeout": "2s"});
     config
         .as_object_mut()
         .expect("object")
@@ -85,7 +86,11 @@ async fn a_quiet_canary_is_inconclusive_with_the_reason_and_the_class() {
     );
     assert!(m.finished_at.is_some());
     let unmapped = measure(Cluster::serving(Some(3.0)), json!({})).await;
-    assert_eq!(unmapped.phase, Phase::Failed, "without unprovenPhase: Failed");
+    assert_eq!(
+        unmapped.phase,
+        Phase::Failed,
+        "without unprovenPhase: Failed"
+    );
     assert_eq!(unmapped.metadata[metadata_key::FAILURE], "no-traffic");
 }
 
@@ -164,11 +169,12 @@ async fn through_grpc_the_phase_and_the_class_arrive() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(
-        GrpcServer::new(Engine::new(Client::new(), None)).run(listener, async move {
+    let served = tokio::spawn(GrpcServer::new(Engine::new(Client::new(), None)).run(
+        listener,
+        async move {
             let _ = stopped.await;
-        }),
-    );
+        },
+    ));
     let channel = Channel::from_shared(format!("http://{address}"))
         .expect("endpoint")
         .connect()
@@ -205,7 +211,11 @@ async fn through_grpc_the_phase_and_the_class_arrive() {
         .into_inner()
         .measurement
         .expect("measurement");
-    assert_eq!(inconclusive.phase(), pb::Phase::Inconclusive, "{inconclusive:?}");
+    assert_eq!(
+        inconclusive.phase(),
+        pb::Phase::Inconclusive,
+        "{inconclusive:?}"
+    );
     assert_eq!(inconclusive.metadata["failure"], "no-traffic");
     assert!(inconclusive.finished_at.is_some());
     let error = client
@@ -257,17 +267,36 @@ async fn check_prints_the_phase_and_exits_1_for_anything_not_successful() {
         let url = url.clone();
         tokio::task::spawn_blocking(move || {
             let mut args = vec![
-                "check", "--prometheus", &url, "--guardrail", "error-rate", "--namespace", "shop",
-                "--rollout", "web", "--pod-template-hash", "6c8d7f9a1", "--output", "json",
+                "check",
+                "--prometheus",
+                &url,
+                "--guardrail",
+                "error-rate",
+                "--namespace",
+                "shop",
+                "--rollout",
+                "web",
+                "--pod-template-hash",
+                "6c8d7f9a1",
+                "--output",
+                "json",
             ];
             args.extend(extra);
             Command::new(BIN).args(&args).output().expect("run check")
         })
     };
-    let out = check(vec!["--set", r#"unprovenPhase={"no-traffic":"Inconclusive"}"#])
-        .await
-        .expect("join");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = check(vec![
+        "--set",
+        r#"unprovenPhase={"no-traffic":"Inconclusive"}"#,
+    ])
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(row["phase"], "Inconclusive", "{row}");
     assert_eq!(row["metadata"]["failure"], "no-traffic");
@@ -284,7 +313,9 @@ async fn check_prints_the_phase_and_exits_1_for_anything_not_successful() {
     assert_eq!(row["phase"], "Successful", "{row}\n{stderr}");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
-        stderr.matches("waiting for request series for the canary").count(),
+        stderr
+            .matches("waiting for request series for the canary")
+            .count(),
         2,
         "{stderr}"
     );
@@ -293,7 +324,13 @@ async fn check_prints_the_phase_and_exits_1_for_anything_not_successful() {
     let out = check(vec![]).await.expect("join");
     let row: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(row["phase"], "Failed", "{row}");
-    assert!(!row["message"].as_str().unwrap_or("").contains("after waiting"), "{row}");
+    assert!(
+        !row["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("after waiting"),
+        "{row}"
+    );
     // --settle with --at is refused.
     let out = check(vec!["--settle", "3s", "--at", "2026-01-01T00:00:00Z"])
         .await

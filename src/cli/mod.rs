@@ -173,7 +173,9 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
         let context = &context;
         async move {
             let started_at = SystemTime::now();
-            let mut measurement = engine.measure_when(context, &metric, when(started_at)).await;
+            let mut measurement = engine
+                .measure_when(context, &metric, when(started_at))
+                .await;
             while measurement.phase == Phase::Running {
                 let resume_at = measurement.resume_at.unwrap_or_else(SystemTime::now);
                 eprintln!("{}: {}", metric.name, measurement.message);
@@ -181,7 +183,9 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
                     .duration_since(SystemTime::now())
                     .unwrap_or_default();
                 tokio::time::sleep(pause).await;
-                measurement = engine.measure_when(context, &metric, when(started_at)).await;
+                measurement = engine
+                    .measure_when(context, &metric, when(started_at))
+                    .await;
             }
             Row {
                 metric: metric.name,

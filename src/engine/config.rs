@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::duration;
 use super::phase::{self, PhaseMap};
-use super::settle::{DEFAULT_SETTLE, MAX_SETTLE};
 use super::promql;
+use super::settle::{DEFAULT_SETTLE, MAX_SETTLE};
 use crate::prometheus::Secret;
 
 /// Environment variable a cluster admin sets once on the controller instead of `address` in every template.

@@ -10,11 +10,11 @@ use super::config::{GuardrailKind, Settings, DEFAULT_WAITING_REASONS};
 use super::duration;
 use super::image;
 use super::promql::TargetSelector;
-use super::verdict::{
-    format_number, join_limited, judge_count, unix_seconds, vector, Coverage, Failure, FailureClass,
-    FreshResult, Proof, Verdict, MESSAGE_OFFENDERS,
-};
 use super::settle::Awaiting;
+use super::verdict::{
+    format_number, join_limited, judge_count, unix_seconds, vector, Coverage, Failure,
+    FailureClass, FreshResult, Proof, Verdict, MESSAGE_OFFENDERS,
+};
 use crate::prometheus::{QueryData, Sample};
 
 /// The name of each query in metadata (`query.<name>`) and in the plan.
@@ -373,9 +373,9 @@ fn not_ready(
                 .filter(|((p, _), _)| p == pod)
                 .map(|((_, container), reason)| format!("{container} {reason}"))
                 .collect();
-            let failing = reasons
-                .iter()
-                .any(|((p, _), reason)| p == pod && DEFAULT_WAITING_REASONS.contains(&reason.as_str()));
+            let failing = reasons.iter().any(|((p, _), reason)| {
+                p == pod && DEFAULT_WAITING_REASONS.contains(&reason.as_str())
+            });
             let young = match created.get(pod).and_then(|s| s.first()) {
                 Some(sample) => finite(sample, query_name::CREATED)? > young_since,
                 // An unknown creation time is not proof of youth.
@@ -856,7 +856,13 @@ mod tests {
         };
         assert_eq!(waiting.awaiting, Some(Awaiting::Readiness));
         assert_eq!(waiting.class, FailureClass::Threshold);
-        assert!(waiting.message.contains("not Ready yet, younger than settle 2m"), "{}", waiting.message);
+        assert!(
+            waiting
+                .message
+                .contains("not Ready yet, younger than settle 2m"),
+            "{}",
+            waiting.message
+        );
         let Verdict::Fail(counted) = judge_at(&readiness(AT - 300.0), 120) else {
             panic!()
         };
@@ -869,14 +875,21 @@ mod tests {
         crashing.insert(
             query_name::WAITING,
             QueryData::Vector(vec![s(
-                &[("pod", "young"), ("container", "api"), ("reason", "CrashLoopBackOff")],
+                &[
+                    ("pod", "young"),
+                    ("container", "api"),
+                    ("reason", "CrashLoopBackOff"),
+                ],
                 1.0,
             )]),
         );
         let Verdict::Fail(crash) = judge_at(&crashing, 120) else {
             panic!()
         };
-        assert_eq!(crash.awaiting, None, "a CrashLoopBackOff is a verdict, not a start");
+        assert_eq!(
+            crash.awaiting, None,
+            "a CrashLoopBackOff is a verdict, not a start"
+        );
     }
 
     #[test]

@@ -167,10 +167,20 @@ impl Engine {
             started_at,
             settle: match (when, &config) {
                 (When::At(_), _) | (_, Err(_)) => Duration::ZERO,
-                (When::Now { settle: SettlePolicy::Fixed(settle), .. }, _) => settle,
-                (When::Now { settle: SettlePolicy::Configured, .. }, Ok(config)) => {
-                    config.settle.unwrap_or(self.default_settle)
-                }
+                (
+                    When::Now {
+                        settle: SettlePolicy::Fixed(settle),
+                        ..
+                    },
+                    _,
+                ) => settle,
+                (
+                    When::Now {
+                        settle: SettlePolicy::Configured,
+                        ..
+                    },
+                    Ok(config),
+                ) => config.settle.unwrap_or(self.default_settle),
             },
         };
         let verdict = match &config {
@@ -199,7 +209,9 @@ impl Engine {
                         failure.offenders.join("\n"),
                     );
                 }
-                let settling = failure.awaiting.map(|a| (a, timeline.settle(SystemTime::now())));
+                let settling = failure
+                    .awaiting
+                    .map(|a| (a, timeline.settle(SystemTime::now())));
                 match settling {
                     Some((awaiting, Settling::Wait { resume_at: next })) => {
                         metadata.insert(
@@ -207,7 +219,8 @@ impl Engine {
                             awaiting.name().to_string(),
                         );
                         resume_at = Some(next);
-                        let message = settle::waiting_message(&failure.message, &timeline, now, awaiting);
+                        let message =
+                            settle::waiting_message(&failure.message, &timeline, now, awaiting);
                         (Phase::Running, failure.value, message, None)
                     }
                     expired => {
@@ -407,28 +420,28 @@ impl Engine {
             }
         }
         if config.guardrail == GuardrailKind::Gitops {
-            let plan = gitops::plan(&config, &settings)?;
+            let plan = gitops::plan(config, &settings)?;
             record_plan(metadata, &plan);
             let answers = self.ask(&endpoint, plan, at, &settings).await?;
-            return Ok(gitops::judge(&config, &answers, &settings, at));
+            return Ok(gitops::judge(config, &answers, &settings, at));
         }
         if config.guardrail == GuardrailKind::Alerts {
-            let namespace = resolve_namespace(&config, ctx)?;
+            let namespace = resolve_namespace(config, ctx)?;
             metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
-            let plan = alerts::plan(&config, &namespace)?;
+            let plan = alerts::plan(config, &namespace)?;
             record_plan(metadata, &plan);
             let answers = self.ask(&endpoint, plan, at, &settings).await?;
             return Ok(alerts::judge(&namespace, &answers, &settings, at));
         }
-        let target = resolve_target(&config, ctx)?;
+        let target = resolve_target(config, ctx)?;
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
         if config.guardrail == GuardrailKind::Regression {
             return self
-                .regression(&config, &target, &endpoint, &settings, at, metadata)
+                .regression(config, &target, &endpoint, &settings, at, metadata)
                 .await;
         }
         let traffic_plan = if config.guardrail.is_traffic() {
-            Some(traffic::plan(&config, &target, &settings)?)
+            Some(traffic::plan(config, &target, &settings)?)
         } else {
             None
         };
@@ -633,7 +646,10 @@ pub fn settle_from_env() -> Result<Option<Duration>, String> {
 pub fn parse_settle(text: &str) -> Result<Duration, String> {
     let settle = duration::parse(text).map_err(|e| e.to_string())?;
     if settle > MAX_SETTLE {
-        return Err(format!("settle {text} is longer than {}", duration::format(MAX_SETTLE)));
+        return Err(format!(
+            "settle {text} is longer than {}",
+            duration::format(MAX_SETTLE)
+        ));
     }
     Ok(settle)
 }

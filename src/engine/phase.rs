@@ -121,9 +121,7 @@ impl PhaseMap {
 }
 
 fn mappable_list() -> String {
-    MAPPABLE
-        .map(|c| format!("`{}`", c.name()))
-        .join(", ")
+    MAPPABLE.map(|c| format!("`{}`", c.name())).join(", ")
 }
 
 /// The mappable class nearest to a misspelt one (`no-trafic` → `no-traffic`).
@@ -139,7 +137,8 @@ mod tests {
 
     #[test]
     fn unproven_classes_map_and_the_rest_stay_failed() {
-        let map = PhaseMap::parse(&json!({"no-traffic": "Inconclusive", "timeout": "Error"})).unwrap();
+        let map =
+            PhaseMap::parse(&json!({"no-traffic": "Inconclusive", "timeout": "Error"})).unwrap();
         assert_eq!(map.phase_of(FailureClass::NoTraffic), Phase::Inconclusive);
         assert_eq!(map.phase_of(FailureClass::Timeout), Phase::Error);
         assert_eq!(map.phase_of(FailureClass::NoData), Phase::Failed);
@@ -150,12 +149,30 @@ mod tests {
     #[test]
     fn refusals_name_the_key_and_say_why() {
         let cases = [
-            (json!({"no-traffic": "Successful"}), "key `unprovenPhase.no-traffic`: `Successful` is never allowed"),
-            (json!({"no-trafic": "Inconclusive"}), "unknown key `unprovenPhase.no-trafic`; did you mean `no-traffic`?"),
-            (json!({"threshold": "Inconclusive"}), "key `unprovenPhase.threshold`: `threshold` is always Failed (a proven violation)"),
-            (json!({"config": "Error"}), "key `unprovenPhase.config`: `config` is always Failed (a configuration error)"),
-            (json!({"stale": "Paused"}), "key `unprovenPhase.stale`: unknown phase `Paused`"),
-            (json!({"stale": 1}), "key `unprovenPhase.stale` must be `Inconclusive` or `Error`"),
+            (
+                json!({"no-traffic": "Successful"}),
+                "key `unprovenPhase.no-traffic`: `Successful` is never allowed",
+            ),
+            (
+                json!({"no-trafic": "Inconclusive"}),
+                "unknown key `unprovenPhase.no-trafic`; did you mean `no-traffic`?",
+            ),
+            (
+                json!({"threshold": "Inconclusive"}),
+                "key `unprovenPhase.threshold`: `threshold` is always Failed (a proven violation)",
+            ),
+            (
+                json!({"config": "Error"}),
+                "key `unprovenPhase.config`: `config` is always Failed (a configuration error)",
+            ),
+            (
+                json!({"stale": "Paused"}),
+                "key `unprovenPhase.stale`: unknown phase `Paused`",
+            ),
+            (
+                json!({"stale": 1}),
+                "key `unprovenPhase.stale` must be `Inconclusive` or `Error`",
+            ),
             (json!(["no-traffic"]), "key `unprovenPhase` must be a map"),
         ];
         for (value, expected) in cases {

@@ -118,10 +118,13 @@ pub fn expired_message(message: &str, waited: Duration, awaiting: Awaiting) -> S
 }
 
 /// "waiting for kube-state-metrics to report the pods (up to 2m, 40s so far): …".
-pub fn waiting_message(message: &str, timeline: &Timeline, now: SystemTime, awaiting: Awaiting) -> String {
-    let so_far = now
-        .duration_since(timeline.started_at)
-        .unwrap_or_default();
+pub fn waiting_message(
+    message: &str,
+    timeline: &Timeline,
+    now: SystemTime,
+    awaiting: Awaiting,
+) -> String {
+    let so_far = now.duration_since(timeline.started_at).unwrap_or_default();
     format!(
         "waiting for {} (up to {}, {} so far): {message}",
         awaiting.describe(),
@@ -141,9 +144,18 @@ mod tests {
 
     #[test]
     fn the_poll_interval_is_a_sixth_of_settle_within_bounds() {
-        assert_eq!(poll_interval(Duration::from_secs(120)), Duration::from_secs(10));
-        assert_eq!(poll_interval(Duration::from_secs(30)), Duration::from_secs(5));
-        assert_eq!(poll_interval(Duration::from_secs(3)), Duration::from_millis(500));
+        assert_eq!(
+            poll_interval(Duration::from_secs(120)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(30)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(3)),
+            Duration::from_millis(500)
+        );
         assert_eq!(poll_interval(Duration::from_millis(300)), MIN_POLL_INTERVAL);
     }
 
@@ -154,7 +166,10 @@ mod tests {
             settle: Duration::from_secs(120),
         };
         assert_eq!(timeline.settle(t(0)), Settling::Wait { resume_at: t(10) });
-        assert_eq!(timeline.settle(t(115)), Settling::Wait { resume_at: t(120) });
+        assert_eq!(
+            timeline.settle(t(115)),
+            Settling::Wait { resume_at: t(120) }
+        );
         assert_eq!(
             timeline.settle(t(120)),
             Settling::Expired {
@@ -172,7 +187,10 @@ mod tests {
         let Settling::Expired { waited } = timeline.settle(t(0)) else {
             panic!("zero settle must not wait");
         };
-        assert_eq!(expired_message("no series", waited, Awaiting::PodSeries), "no series");
+        assert_eq!(
+            expired_message("no series", waited, Awaiting::PodSeries),
+            "no series"
+        );
         assert_eq!(
             expired_message("no series", Duration::from_secs(120), Awaiting::PodSeries),
             "no series after waiting 2m for kube-state-metrics to report the pods"

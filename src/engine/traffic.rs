@@ -8,7 +8,8 @@ use super::duration::{self, promql_range};
 use super::guardrail::{self, Answers};
 use super::promql::{Selector, SelectorError, TargetSelector};
 use super::verdict::{
-    format_number, judge_limit, round3, unix_seconds, vector, Coverage, Failure, FailureClass, Traffic, Verdict,
+    format_number, judge_limit, round3, unix_seconds, vector, Coverage, Failure, FailureClass,
+    Traffic, Verdict,
 };
 use crate::prometheus::QueryData;
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::duration;
-use super::settle::Awaiting;
 use super::promql::TargetSelector;
+use super::settle::Awaiting;
 use crate::prometheus::{QueryData, Sample};
 
 /// Why a measurement failed, as a small closed set (used in messages, metadata and metrics).
@@ -810,20 +810,43 @@ mod tests {
         let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
         let w = Duration::from_secs(300);
         let s = Duration::from_secs(300);
-        let ok =
-            Traffic::prove(&c, &one(120.0), &one(AT as f64 - 30.0), at(), w, s, 10, "m", None).unwrap();
+        let ok = Traffic::prove(
+            &c,
+            &one(120.0),
+            &one(AT as f64 - 30.0),
+            at(),
+            w,
+            s,
+            10,
+            "m",
+            None,
+        )
+        .unwrap();
         assert_eq!(ok.requests, 120.0);
         let quiet =
             Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", None).unwrap_err();
         assert_eq!(quiet.class, FailureClass::NoTraffic);
-        assert_eq!(quiet.awaiting, None, "an unknown canary age is not proof of youth");
+        assert_eq!(
+            quiet.awaiting, None,
+            "an unknown canary age is not proof of youth"
+        );
         assert!(
             quiet.message.starts_with("not enough traffic"),
             "{}",
             quiet.message
         );
-        let young = Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", Some(Duration::from_secs(60)))
-            .unwrap_err();
+        let young = Traffic::prove(
+            &c,
+            &one(3.0),
+            &one(AT as f64),
+            at(),
+            w,
+            s,
+            10,
+            "m",
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap_err();
         assert_eq!(young.awaiting, Some(Awaiting::Requests));
         let old = Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", Some(w))
             .unwrap_err();
@@ -842,11 +865,31 @@ mod tests {
         .unwrap_err();
         assert_eq!(none.class, FailureClass::NoTraffic);
         assert_eq!(none.awaiting, Some(Awaiting::RequestSeries));
-        let stale = Traffic::prove(&c, &one(500.0), &one(AT as f64 - 900.0), at(), w, s, 1, "m", None)
-            .unwrap_err();
+        let stale = Traffic::prove(
+            &c,
+            &one(500.0),
+            &one(AT as f64 - 900.0),
+            at(),
+            w,
+            s,
+            1,
+            "m",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(stale.class, FailureClass::Stale);
-        let nan =
-            Traffic::prove(&c, &one(f64::NAN), &one(AT as f64), at(), w, s, 1, "m", None).unwrap_err();
+        let nan = Traffic::prove(
+            &c,
+            &one(f64::NAN),
+            &one(AT as f64),
+            at(),
+            w,
+            s,
+            1,
+            "m",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(nan.class, FailureClass::QueryError);
     }
 

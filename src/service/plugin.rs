@@ -84,7 +84,10 @@ impl PluginService {
             ))
         });
         let measurement = match mapped {
-            Ok((ctx, metric)) => self.guarded(&metric, self.provider.run(&ctx, &metric)).await,
+            Ok((ctx, metric)) => {
+                self.guarded(&metric, self.provider.run(&ctx, &metric))
+                    .await
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "Plugin.Run arguments cannot be mapped");
                 Measurement::failed(format!("cannot read the Run arguments: {reason}"))
@@ -125,7 +128,8 @@ impl PluginService {
             }
             Err(reason) => {
                 tracing::warn!(%reason, "Plugin.Resume arguments cannot be mapped");
-                let failed = Measurement::failed(format!("cannot read the Resume arguments: {reason}"));
+                let failed =
+                    Measurement::failed(format!("cannot read the Resume arguments: {reason}"));
                 measurement_value(&stamped(failed, SystemTime::now()))
             }
         }

@@ -81,11 +81,17 @@ impl Cluster {
         } else if query.starts_with("timestamp(kube_pod_info") {
             Reply::vector(&[(pod, at, &text(at - self.sample_age))])
         } else if query.contains("http_requests_total") {
-            let requests = self.requests.filter(|_| request.index >= self.requests_from);
+            let requests = self
+                .requests
+                .filter(|_| request.index >= self.requests_from);
             match requests {
                 None => Reply::vector(&[]),
-                Some(_) if query.starts_with("max(") => Reply::vector(&[(whole, at, &text(at - 5.0))]),
-                Some(_) if query.contains("5..") => Reply::vector(&[(whole, at, &text(self.errors))]),
+                Some(_) if query.starts_with("max(") => {
+                    Reply::vector(&[(whole, at, &text(at - 5.0))])
+                }
+                Some(_) if query.contains("5..") => {
+                    Reply::vector(&[(whole, at, &text(self.errors))])
+                }
                 Some(requests) => Reply::vector(&[(whole, at, &text(requests))]),
             }
         } else {
