@@ -191,7 +191,7 @@ func testRunDetails(t *testing.T, p *Plugin) {
 	run := func(g string, target Target, want Want) {
 		t.Run(g+" "+target.String(), func(t *testing.T) {
 			want.Target, want.Prometheus = target, prom.URL
-			runChecked(t, p, NewAnalysisRun(target, "ar-"+target.Rollout), NewMetric(g, GuardrailConfig(prom.URL, g)), want)
+			runSettled(t, p, NewAnalysisRun(target, "ar-"+target.Rollout), NewMetric(g, GuardrailConfig(prom.URL, g)), want)
 		})
 	}
 	// The healthy canary, with the target defaulted from the AnalysisRun.
@@ -205,7 +205,7 @@ func testRunDetails(t *testing.T, p *Plugin) {
 	// media/uploader: untagged image stuck in ImagePullBackOff.
 	run("latest-image", MediaUploader, Want{Phase: failed, Value: "1",
 		MessageMatches: []*regexp.Regexp{uploaderPod}, MessageContains: []string{"uploader", "ImagePullBackOff"}})
-	// ops/ghost: no series at all: fail closed, and say for which target.
+	// ops/ghost: no series at all: Running while it settles (2s here), then fail closed, and say for which target.
 	for _, g := range Guardrails {
 		run(g, OpsGhost, Want{Phase: failed, AnyValue: true, MessageMatches: []*regexp.Regexp{ghostTarget}})
 	}
