@@ -462,6 +462,47 @@ mod tests {
     }
 
     #[test]
+    fn settling_and_unproven_phases_are_counted_with_their_class() {
+        let t = Telemetry::default();
+        t.record_measurement(Some("not-ready"), Phase::Running, None);
+        t.record_measurement(
+            Some("not-ready"),
+            Phase::Inconclusive,
+            Some(FailureClass::NoTraffic),
+        );
+        t.record_measurement(Some("restarts"), Phase::Error, Some(FailureClass::Timeout));
+        let text = t.render();
+        for (series, expected) in [
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Running"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Inconclusive"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Error"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="no-traffic"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="timeout"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="no-data"}"#,
+                0.0,
+            ),
+        ] {
+            assert_eq!(value(&text, series), expected, "{series}");
+        }
+    }
+
+    #[test]
     fn measurements_count_by_guardrail_phase_and_class() {
         let t = Telemetry::default();
         t.record_measurement(Some("restarts"), Phase::Successful, None);

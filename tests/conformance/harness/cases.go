@@ -73,6 +73,7 @@ func Run(t *testing.T) {
 	t.Run("CredentialsStripped", testCredentialsStripped)
 	t.Run("ResumeTerminate", func(t *testing.T) { testResumeTerminate(t, p) })
 	t.Run("Settle", func(t *testing.T) { testSettle(t, p) })
+	t.Run("SettleFromEnv", testSettleFromEnv)
 	t.Run("UnprovenPhase", func(t *testing.T) { testUnprovenPhase(t, p) })
 	t.Run("GarbageCollect", func(t *testing.T) { testGarbageCollect(t, p) })
 	t.Run("BadConfig", func(t *testing.T) { testBadConfig(t, p) })

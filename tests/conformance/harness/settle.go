@@ -149,3 +149,29 @@ func testUnprovenPhase(t *testing.T, p *Plugin) {
 		}
 	})
 }
+
+// testSettleFromEnv: GUARDRAILS_SETTLE in the plugin's environment is the controller-wide default `settle` for
+// metrics that set none (the registration has no arg parser yet): 0s answers absence at once; unset, the
+// default 2m applies (Running first).
+func testSettleFromEnv(t *testing.T) {
+	bin, prom := requireEnv(t)
+	noSettle := map[string]any{"address": prom.URL, "guardrail": "restarts"}
+	zero, err := Start(bin, Options{Env: []string{"GUARDRAILS_SETTLE=0s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zero.Kill()
+	m := zero.Provider.Run(NewAnalysisRun(OpsGhost, "env-settle"), NewMetric("restarts", noSettle))
+	if m.Phase != failed || m.Metadata["failure"] != "no-data" || strings.Contains(m.Message, "after waiting") {
+		t.Errorf("GUARDRAILS_SETTLE=0s: want Failed no-data at once, got %s", describe(m))
+	}
+	byDefault, err := Start(bin, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byDefault.Kill()
+	m = byDefault.Provider.Run(NewAnalysisRun(OpsGhost, "default-settle"), NewMetric("restarts", noSettle))
+	if m.Phase != v1alpha1.AnalysisPhaseRunning || !strings.Contains(m.Message, "(up to 2m, ") || m.ResumeAt == nil || m.FinishedAt != nil {
+		t.Errorf("default settle: want Running up to 2m with resumeAt, got %s", describe(m))
+	}
+}
