@@ -254,6 +254,23 @@ async fn through_grpc_the_phase_and_the_class_arrive() {
     assert_eq!(resumed.phase(), pb::Phase::Successful, "{resumed:?}");
     assert_eq!(resumed.started_at, running.started_at, "one timeline");
     assert!(resumed.finished_at.is_some() && resumed.resume_at.is_none());
+    // Terminated while settling: Failed (never left Running with a finish time), the reason kept.
+    let terminated = client
+        .terminate(pb::TerminateRequest {
+            analysis: None,
+            metric: None,
+            measurement: Some(running.clone()),
+        })
+        .await
+        .expect("terminate")
+        .into_inner()
+        .measurement
+        .expect("measurement");
+    assert_eq!(terminated.phase(), pb::Phase::Failed, "{terminated:?}");
+    assert!(terminated.message.starts_with(
+        "terminated by the controller before the measurement was proven: waiting for"
+    ));
+    assert!(terminated.finished_at.is_some() && terminated.resume_at.is_none());
     let _ = stop.send(());
     served.await.expect("server task").expect("served");
 }

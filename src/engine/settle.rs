@@ -133,6 +133,13 @@ pub fn waiting_message(
     )
 }
 
+/// The message of a settling measurement the controller terminated (rollout aborted, promoted or replaced)
+/// before it was proven: it becomes `Failed`, because a `Running` measurement with `FinishedAt` would stay
+/// in flight for the controller forever, and nothing was proven.
+pub fn terminated_message(message: &str) -> String {
+    format!("terminated by the controller before the measurement was proven: {message}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,9 @@
 //!   ([`Provider::resume`]); a completed measurement (any other phase, or `FinishedAt` set) is returned as
 //!   given.
 //! - `Terminate` returns the measurement with its phase unchanged (as the sample plugins do) but stamps
-//!   `FinishedAt` when it is unset, so a terminated measurement always carries a finish time.
+//!   `FinishedAt` when it is unset, so a terminated measurement always carries a finish time. A `Running`
+//!   (settling) measurement becomes `Failed` ("terminated … before the measurement was proven"): left Running
+//!   with a `FinishedAt`, argo's controller would count it as in flight forever.
 //! - `GarbageCollect` and `InitPlugin` succeed with an empty `RpcError` (nothing is stored).
 //! - `Type` returns `"RPCPlugin"`: argo's `metricproviders/plugin.ProviderType`, which every sample plugin
 //!   returns; the controller uses it as the provider type label, not as the plugin name.
@@ -30,6 +32,7 @@ use futures::FutureExt;
 
 use crate::codec::gob::{self, Struct, StructType, Type, Value};
 use crate::engine::context::PLUGIN_NAME;
+use crate::engine::settle;
 use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference, Phase};
 use crate::transport::netrpc::{Reply, Service};
 
@@ -161,6 +164,26 @@ impl PluginService {
         match given {
             Ok(mut measurement) => {
                 if finish && !measurement.fields.iter().any(|(n, _)| n == "FinishedAt") {
+                    let settling = measurement.field("Phase").and_then(Value::as_str)
+                        == Some(Phase::Running.as_str());
+                    if settling {
+                        // Terminated while settling: Failed (see `settle::terminated_message`).
+                        let message = measurement
+                            .field("Message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        measurement.fields.retain(|(n, _)| {
+                            !matches!(n.as_str(), "Phase" | "Message" | "ResumeAt")
+                        });
+                        measurement
+                            .fields
+                            .push(("Phase".into(), Value::String(Phase::Failed.as_str().into())));
+                        measurement.fields.push((
+                            "Message".into(),
+                            Value::String(settle::terminated_message(&message)),
+                        ));
+                    }
                     measurement
                         .fields
                         .push(("FinishedAt".into(), time_value(SystemTime::now())));
@@ -512,19 +535,34 @@ mod tests {
 
     #[test]
     fn terminate_stamps_finished_at_and_keeps_the_phase() {
-        let measurement = st("Measurement", vec![("Phase", s("Running"))]);
-        let args = Value::Interface(Some(Box::new(Interface {
-            name: "TerminateAndResumeArgs".into(),
-            value: st("TerminateAndResumeArgs", vec![("Measurement", measurement)]),
-        })));
-        let terminated = PluginService::given_measurement(&args, true);
-        assert_eq!(terminated.field("Phase"), Some(&s("Running")));
+        let terminate = |phase: &str| {
+            let measurement = st(
+                "Measurement",
+                vec![("Phase", s(phase)), ("Message", s("waiting for x"))],
+            );
+            let args = Value::Interface(Some(Box::new(Interface {
+                name: "TerminateAndResumeArgs".into(),
+                value: st("TerminateAndResumeArgs", vec![("Measurement", measurement)]),
+            })));
+            PluginService::given_measurement(&args, true)
+        };
+        let failed = terminate("Failed");
+        assert_eq!(failed.field("Phase"), Some(&s("Failed")));
+        assert_eq!(failed.field("Message"), Some(&s("waiting for x")));
         assert!(matches!(
-            terminated.field("FinishedAt"),
+            failed.field("FinishedAt"),
             Some(Value::Encoded { .. })
         ));
-        let resumed = PluginService::given_measurement(&args, false);
-        assert_eq!(resumed.field("FinishedAt"), None);
+        // A settling measurement terminated before its proof is Failed, never left in flight.
+        let settling = terminate("Running");
+        assert_eq!(settling.field("Phase"), Some(&s("Failed")));
+        assert_eq!(
+            settling.field("Message"),
+            Some(&s(
+                "terminated by the controller before the measurement was proven: waiting for x"
+            ))
+        );
+        assert!(settling.field("FinishedAt").is_some());
     }
 
     /// Records what it was asked and answers Successful; panics for the metric named "boom".

@@ -14,7 +14,7 @@ use super::convert::{self, MalformedRequest};
 use super::deadline::request_deadline;
 use super::pb;
 use super::pb::metric_provider_server::MetricProvider;
-use crate::engine::{Engine, Measurement, Phase, PLUGIN_NAME};
+use crate::engine::{settle, Engine, Measurement, Phase, PLUGIN_NAME};
 
 /// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED reaches the caller
 /// (and beats tonic's own timeout layer, which would answer a bare CANCELLED at the deadline itself).
@@ -209,8 +209,14 @@ fn given_measurement(
             m
         }
     };
-    if finish {
-        measurement.finished_at.get_or_insert_with(SystemTime::now);
+    if finish && measurement.finished_at.is_none() {
+        if measurement.phase == Phase::Running {
+            // Terminated while settling: Failed, as in plugin mode (`settle::terminated_message`).
+            measurement.phase = Phase::Failed;
+            measurement.message = settle::terminated_message(&measurement.message);
+            measurement.resume_at = None;
+        }
+        measurement.finished_at = Some(SystemTime::now());
     }
     Ok(convert::measurement_message(&measurement))
 }

@@ -324,10 +324,15 @@ func testResumeTerminate(t *testing.T, p *Plugin) {
 	if f := got.FinishedAt.Time; f.Before(calledAt.Add(-time.Second)) || f.After(returnedAt.Add(time.Second)) {
 		t.Errorf("Terminate set FinishedAt %s, outside the call [%s, %s]", f, calledAt, returnedAt)
 	}
+	// A Running (settling) measurement that is terminated is Failed, not proven; left Running with a FinishedAt
+	// the controller would count it as in flight forever (assessMetricStatus).
 	want := given.DeepCopy()
 	want.FinishedAt = got.FinishedAt
+	want.Phase = failed
+	want.Message = "terminated by the controller before the measurement was proven: " + given.Message
+	want.ResumeAt = nil
 	if diff := SameMeasurement(got, *want); len(diff) > 0 {
-		t.Errorf("Terminate returned %s, want the measurement given plus FinishedAt:\n  %s", describe(got), strings.Join(diff, "\n  "))
+		t.Errorf("Terminate returned %s, want the measurement given, Failed, plus FinishedAt:\n  %s", describe(got), strings.Join(diff, "\n  "))
 	}
 	// A measurement already finished keeps its FinishedAt.
 	finished := given.DeepCopy()
