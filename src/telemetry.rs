@@ -56,8 +56,9 @@ const PHASES: [Phase; 6] = [
     Phase::Error,
     Phase::Inconclusive,
 ];
-const CLASSES: [FailureClass; 6] = [
+const CLASSES: [FailureClass; 7] = [
     FailureClass::NoData,
+    FailureClass::NoTraffic,
     FailureClass::Stale,
     FailureClass::QueryError,
     FailureClass::Timeout,
@@ -223,7 +224,7 @@ impl Telemetry {
         }
         let _ = writeln!(
             out,
-            "# HELP rollouts_guardrails_measurement_failures_total Failed measurements, by failure class."
+            "# HELP rollouts_guardrails_measurement_failures_total Measurements that failed (Failed, or the Inconclusive or Error an unprovenPhase maps), by failure class."
         );
         let _ = writeln!(
             out,
@@ -458,6 +459,47 @@ mod tests {
             .next()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("series {series} has no number"))
+    }
+
+    #[test]
+    fn settling_and_unproven_phases_are_counted_with_their_class() {
+        let t = Telemetry::default();
+        t.record_measurement(Some("not-ready"), Phase::Running, None);
+        t.record_measurement(
+            Some("not-ready"),
+            Phase::Inconclusive,
+            Some(FailureClass::NoTraffic),
+        );
+        t.record_measurement(Some("restarts"), Phase::Error, Some(FailureClass::Timeout));
+        let text = t.render();
+        for (series, expected) in [
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Running"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Inconclusive"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Error"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="no-traffic"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="timeout"}"#,
+                1.0,
+            ),
+            (
+                r#"rollouts_guardrails_measurement_failures_total{class="no-data"}"#,
+                0.0,
+            ),
+        ] {
+            assert_eq!(value(&text, series), expected, "{series}");
+        }
     }
 
     #[test]

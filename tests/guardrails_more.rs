@@ -227,7 +227,7 @@ async fn error_rate_without_enough_traffic_or_any_series_fails() {
     )
     .await;
     assert_phase(&m, Phase::Failed, "", &["no request series"]);
-    assert_eq!(m.metadata["failure"], "no-data");
+    assert_eq!(m.metadata["failure"], "no-traffic");
     // A wrong error label is "no request series", never "no errors".
     let m = traffic(
         &scenarios::CHECKOUT_PRICING,
@@ -239,7 +239,7 @@ async fn error_rate_without_enough_traffic_or_any_series_fails() {
     let m = canonical(&scenarios::SHOP_WEB, json!({"guardrail": "error-rate"})).await;
     assert_eq!(
         (m.phase, m.metadata["failure"].as_str()),
-        (Phase::Failed, "no-data"),
+        (Phase::Failed, "no-traffic"),
         "{m:#?}"
     );
 }
@@ -937,7 +937,7 @@ async fn evaluated_now_as_plugin_mode_does() {
         (
             analysis_run(&scenarios::CHECKOUT_QUIET),
             json!({"guardrail": "latency", "threshold": 0.3}),
-            (Phase::Failed, "no-data"),
+            (Phase::Failed, "no-traffic"),
         ),
         (
             analysis_run(&scenarios::CHECKOUT_PRICING),

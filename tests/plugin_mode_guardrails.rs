@@ -70,7 +70,7 @@ fn every_request_alert_regression_and_gitops_guardrail_through_the_real_controll
                 json!({"guardrail": "latency", "threshold": 0.3}),
             ),
             "Failed",
-            "no-data",
+            "no-traffic",
         ),
         (
             target(

@@ -4,7 +4,12 @@
 //! `rollouts-guardrails check --prometheus URL --guardrail NAME [--namespace NS] [--rollout NAME]
 //! [--pod-template-hash HASH] [--set KEY=VALUE]... [--at TIME] [--output table|json]`, or
 //! `--template FILE [--arg NAME=VALUE]...` instead of `--guardrail` to evaluate every metric of an
-//! (Cluster)AnalysisTemplate that uses this plugin. Exit status: 0 all Successful, 1 any Failed, 2 usage error.
+//! (Cluster)AnalysisTemplate that uses this plugin. Exit status: 0 all Successful, 1 any other phase (Failed,
+//! or the Inconclusive/Error an `unprovenPhase` names), 2 usage error.
+//!
+//! `check` does not settle unless asked: absence (no series yet) is answered at once. `--settle 2m` waits as
+//! the controller would, measuring again every `min(10s, settle/6)` until the data is there or `settle` has
+//! passed; it is refused with `--at` (data cannot appear at a fixed instant).
 //!
 //! # Layout
 //! - [`template`]: reading AnalysisTemplates and Argo's `{{args.NAME}}` substitution.
@@ -19,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 
-use crate::engine::measure::POD_TEMPLATE_HASH_LABEL;
+use crate::engine::measure::{SettlePolicy, When, POD_TEMPLATE_HASH_LABEL};
 use crate::engine::{AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase};
 
 /// Exit status when every measurement is Successful.
@@ -59,6 +64,10 @@ pub struct CheckArgs {
     /// Evaluate at a past instant (RFC 3339 or unix seconds): every query uses it.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// Wait up to DUR for data that does not exist yet (no pod or request series, a pod not Ready yet), as
+    /// the controller would with `settle`; default: answer at once. Not with --at.
+    #[arg(long, value_name = "DUR", conflicts_with = "at")]
+    pub settle: Option<String>,
     /// table (for people) or json (one object per metric and line).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -85,6 +94,8 @@ pub enum UsageError {
     SetPath { key: String, parent: String },
     #[error("--at {0}: expected RFC 3339 (2026-01-01T12:00:00Z) or unix seconds")]
     At(String),
+    #[error("--settle {0}")]
+    Settle(String),
     #[error("--arg is for --template (use --set KEY=VALUE to set configuration keys)")]
     ArgWithoutTemplate,
     #[error(transparent)]
@@ -104,6 +115,24 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
         return Err(UsageError::ArgWithoutTemplate);
     }
     let at = args.at.as_deref().map(parse_at).transpose()?;
+    let settle = args
+        .settle
+        .as_deref()
+        .map(|text| crate::engine::measure::parse_settle(text).map_err(UsageError::Settle))
+        .transpose()?;
+    if settle.is_some() && at.is_some() {
+        // clap refuses the pair too; the library contract does not rely on it.
+        return Err(UsageError::Settle(
+            "cannot be combined with --at: data cannot appear at a fixed instant".into(),
+        ));
+    }
+    let when = |started_at| match at {
+        Some(at) => When::At(at),
+        None => When::Now {
+            started_at: Some(started_at),
+            settle: SettlePolicy::Fixed(settle.unwrap_or_default()),
+        },
+    };
     let context = context(args);
     let metrics = match &args.template {
         Some(path) => {
@@ -139,15 +168,32 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
             }]
         }
     };
-    let mut rows = Vec::new();
-    for metric in metrics {
-        let measurement = engine.measure_at(&context, &metric, at).await;
-        rows.push(Row {
-            metric: metric.name,
-            measurement,
-        });
-    }
-    Ok(rows)
+    // Every metric on its own timeline, concurrently, as the controller measures a template's metrics.
+    let measured = metrics.into_iter().map(|metric| {
+        let context = &context;
+        async move {
+            let started_at = SystemTime::now();
+            let mut measurement = engine
+                .measure_when(context, &metric, when(started_at))
+                .await;
+            while measurement.phase == Phase::Running {
+                let resume_at = measurement.resume_at.unwrap_or_else(SystemTime::now);
+                eprintln!("{}: {}", metric.name, measurement.message);
+                let pause = resume_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::sleep(pause).await;
+                measurement = engine
+                    .measure_when(context, &metric, when(started_at))
+                    .await;
+            }
+            Row {
+                metric: metric.name,
+                measurement,
+            }
+        }
+    });
+    Ok(futures::future::join_all(measured).await)
 }
 
 /// The exit status for a set of rows: 0 when every one is Successful (and there is at least one).

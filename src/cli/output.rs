@@ -34,10 +34,13 @@ pub fn table(rows: &[Row]) -> String {
                 .get(metadata_key::TARGET)
                 .cloned()
                 .unwrap_or_else(|| "-".into());
-            let result = if m.phase == Phase::Successful {
-                "PASS"
-            } else {
-                "FAIL"
+            let result = match m.phase {
+                Phase::Successful => "PASS",
+                Phase::Failed => "FAIL",
+                // An `unprovenPhase` answer: not a pass, and not the same as a violation.
+                Phase::Inconclusive => "INCONCLUSIVE",
+                Phase::Error => "ERROR",
+                Phase::Running | Phase::Pending => "UNFINISHED",
             };
             let value = if m.value.is_empty() {
                 "-".to_string()

@@ -104,6 +104,7 @@ pub fn judge(namespace: &str, answers: &Answers, settings: &Settings, at: System
                 message,
                 value,
                 offenders,
+                awaiting: None,
             }));
         }
         Ok(proof.pass(value, message, offenders))

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::duration;
+use super::phase::{self, PhaseMap};
 use super::promql;
+use super::settle::{DEFAULT_SETTLE, MAX_SETTLE};
 use crate::prometheus::Secret;
 
 /// Environment variable a cluster admin sets once on the controller instead of `address` in every template.
@@ -220,6 +222,10 @@ pub struct Config {
     pub tolerance: Option<f64>,
     /// `gitops`: the reconciled object.
     pub gitops: Option<GitopsObject>,
+    /// How long absence so far may settle (`None`: the controller-wide default).
+    pub settle: Option<Duration>,
+    /// `unprovenPhase`: the phase an unproven failure class reports instead of `Failed`.
+    pub unproven_phase: PhaseMap,
     pub connection: Connection,
 }
 
@@ -378,6 +384,10 @@ pub struct Settings {
     pub min_severity: Severity,
     /// `regression`: canary fails above stable × (1 + tolerance).
     pub tolerance: f64,
+    /// How long absence so far (no series yet, a pod not Ready yet) is waited for. The engine replaces it
+    /// with the effective value (the metric's `settle`, else the controller's default; `check`: zero unless
+    /// `--settle`) before judging.
+    pub settle: Duration,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -417,6 +427,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "basicAuth",
     "tls",
     "tenant",
+    "settle",
+    "unprovenPhase",
 ];
 const BASIC_AUTH_KEYS: &[&str] = &["username", "password", "passwordFile"];
 const TLS_KEYS: &[&str] = &["caFile", "certFile", "keyFile", "insecureSkipVerify"];
@@ -485,6 +497,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "staleness".into(),
                 reason: "must be greater than 0".into(),
+            });
+        }
+        let settle = duration_key(map, "settle")?;
+        if settle.is_some_and(|s| s > MAX_SETTLE) {
+            return Err(ConfigError::Invalid {
+                key: "settle".into(),
+                reason: format!("must be at most {}", duration::format(MAX_SETTLE)),
             });
         }
         let threshold = number(map, "threshold")?;
@@ -606,6 +625,8 @@ impl Config {
             stable_pod_template_hash,
             tolerance,
             gitops: gitops.pop(),
+            settle,
+            unproven_phase: PhaseMap::parse(map.get(phase::KEY).unwrap_or(&Value::Null))?,
             connection: connection(map)?,
         })
     }
@@ -658,6 +679,7 @@ impl Config {
                 .tolerance
                 .or(self.signal.map(Signal::default_tolerance))
                 .unwrap_or(0.0),
+            settle: self.settle.unwrap_or(DEFAULT_SETTLE),
         }
     }
 }
@@ -676,7 +698,7 @@ fn check_keys(map: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<
 }
 
 /// The known key closest to `key` by edit distance (case-insensitive), if it is close enough to be a typo.
-fn nearest(key: &str, known: &[&str]) -> Option<String> {
+pub(crate) fn nearest(key: &str, known: &[&str]) -> Option<String> {
     let key_lower = key.to_ascii_lowercase();
     known
         .iter()

@@ -165,6 +165,7 @@ pub fn judge(config: &Config, answers: &Answers, settings: &Settings, at: System
                 message,
                 value: "0".into(),
                 offenders: vec![what],
+                awaiting: None,
             }));
         }
         Ok(proof.pass("1".into(), message, Vec::new()))

@@ -10,9 +10,10 @@ use super::config::{GuardrailKind, Settings, DEFAULT_WAITING_REASONS};
 use super::duration;
 use super::image;
 use super::promql::TargetSelector;
+use super::settle::Awaiting;
 use super::verdict::{
-    format_number, judge_count, unix_seconds, vector, Coverage, Failure, FailureClass, FreshResult,
-    Proof, Verdict,
+    format_number, join_limited, judge_count, unix_seconds, vector, Coverage, Failure,
+    FailureClass, FreshResult, Proof, Verdict, MESSAGE_OFFENDERS,
 };
 use crate::prometheus::{QueryData, Sample};
 
@@ -44,17 +45,24 @@ pub fn plan(
             queries.push((RESTARTS_MIN, target.restarts_min(settings.window)));
             queries.push((CREATED, target.created()));
         }
-        GuardrailKind::NotReady => queries.push((READY, target.ready())),
+        GuardrailKind::NotReady => {
+            queries.push((READY, target.ready()));
+            // A pod younger than `settle` that is not Ready yet is waited for, not counted.
+            queries.push((CREATED, target.created()));
+        }
         GuardrailKind::LatestImage => queries.push((IMAGES, target.container_images())),
         GuardrailKind::WaitingReasons => queries.push((CONTAINERS, target.containers())),
         GuardrailKind::OomKilled => {
             queries.push((CONTAINERS, target.containers()));
             queries.push((OOM_KILLED, target.oom_killed(settings.window)));
         }
-        // The traffic queries come from `traffic::plan`; only the pods' coverage is asked here.
-        GuardrailKind::ErrorRate | GuardrailKind::Latency | GuardrailKind::Regression => {
-            return queries
+        // The traffic queries come from `traffic::plan`; the pods' coverage and, for `error-rate` and
+        // `latency`, their creation (the canary's age decides whether too few requests may still settle).
+        GuardrailKind::ErrorRate | GuardrailKind::Latency => {
+            queries.push((CREATED, target.created()));
+            return queries;
         }
+        GuardrailKind::Regression => return queries,
         GuardrailKind::Alerts | GuardrailKind::Gitops | GuardrailKind::Query => return Vec::new(),
     }
     queries.push((WAITING, target.waiting()));
@@ -131,7 +139,7 @@ pub fn judge(
 ) -> Verdict {
     let result = match kind {
         GuardrailKind::Restarts => restarts(coverage, answers, settings, at),
-        GuardrailKind::NotReady => not_ready(coverage, answers, settings),
+        GuardrailKind::NotReady => not_ready(coverage, answers, settings, at),
         GuardrailKind::LatestImage => latest_image(coverage, answers, settings, static_images),
         GuardrailKind::WaitingReasons => {
             let defaults: Vec<String> = DEFAULT_WAITING_REASONS
@@ -343,10 +351,16 @@ fn not_ready(
     coverage: &Coverage,
     answers: &Answers,
     settings: &Settings,
+    at: SystemTime,
 ) -> Result<Verdict, Failure> {
     let ready = coverage.by_pod(answer(answers, query_name::READY)?);
+    let created = coverage.by_pod(answer(answers, query_name::CREATED)?);
     let reasons = waiting_reasons(answers, coverage)?;
+    // Readiness probes take seconds to minutes: a pod younger than `settle` that is not Ready yet is waited
+    // for, unless it already shows a failing waiting reason (a CrashLoopBackOff is a verdict, not a start).
+    let young_since = unix_seconds(at) - settings.settle.as_secs_f64();
     let mut offenders = Vec::new();
+    let mut starting = Vec::new();
     for pod in &coverage.pods {
         // A pod with no Ready condition reported is not proven ready.
         let is_ready = match ready.get(pod).and_then(|s| s.first()) {
@@ -359,17 +373,46 @@ fn not_ready(
                 .filter(|((p, _), _)| p == pod)
                 .map(|((_, container), reason)| format!("{container} {reason}"))
                 .collect();
+            let failing = reasons.iter().any(|((p, _), reason)| {
+                p == pod && DEFAULT_WAITING_REASONS.contains(&reason.as_str())
+            });
+            let young = match created.get(pod).and_then(|s| s.first()) {
+                Some(sample) => finite(sample, query_name::CREATED)? > young_since,
+                // An unknown creation time is not proof of youth.
+                None => false,
+            };
             let mut text = pod.clone();
             if !ready.contains_key(pod) {
                 text.push_str(" (no Ready condition reported)");
             } else if !waiting.is_empty() {
                 text.push_str(&format!(" ({})", waiting.join(", ")));
             }
-            offenders.push(text);
+            if young && !failing {
+                starting.push(text);
+            } else {
+                offenders.push(text);
+            }
         }
     }
     let count = offenders.len() as f64;
     let limit = threshold(settings);
+    if count <= limit && count + starting.len() as f64 > limit {
+        let message = format!(
+            "{} of {} pod{} of ReplicaSet {} not Ready yet, younger than settle {} (threshold {}): {}",
+            starting.len(),
+            coverage.pods.len(),
+            plural(coverage.pods.len() as f64),
+            coverage.target(),
+            duration::format(settings.settle),
+            format_number(limit),
+            join_limited(starting.iter().map(String::as_str), MESSAGE_OFFENDERS),
+        );
+        return Ok(Verdict::Fail(Failure {
+            value: format_number(count + starting.len() as f64),
+            offenders: starting,
+            ..Failure::new(FailureClass::Threshold, message).awaiting(Awaiting::Readiness)
+        }));
+    }
     let message = format!(
         "{} of {} pod{} of ReplicaSet {} not ready (threshold {})",
         offenders.len(),
@@ -467,6 +510,7 @@ pub fn judge_query(
             message,
             value: value.clone(),
             offenders: Vec::new(),
+            awaiting: None,
         })
     };
     let mut reasons = Vec::new();
@@ -561,6 +605,7 @@ mod tests {
             quantile: 0.95,
             min_severity: crate::engine::config::Severity::Warning,
             tolerance: 0.0,
+            settle: Duration::from_secs(120),
         }
     }
 
@@ -781,6 +826,73 @@ mod tests {
     }
 
     #[test]
+    fn a_young_pod_not_ready_yet_is_waited_for_and_an_old_one_counts() {
+        let c = coverage(&["young", "old"]);
+        let readiness = |created_young: f64| {
+            answers(vec![
+                (
+                    query_name::READY,
+                    vec![s(&[("pod", "young")], 0.0), s(&[("pod", "old")], 1.0)],
+                ),
+                (
+                    query_name::CREATED,
+                    vec![
+                        s(&[("pod", "young")], created_young),
+                        s(&[("pod", "old")], AT - 3600.0),
+                    ],
+                ),
+                (query_name::WAITING, vec![]),
+            ])
+        };
+        let judge_at = |ans: &Answers, settle: u64| {
+            let settings = Settings {
+                settle: Duration::from_secs(settle),
+                ..settings(0, 0.0)
+            };
+            judge(GuardrailKind::NotReady, &c, ans, &settings, &[], at())
+        };
+        let Verdict::Fail(waiting) = judge_at(&readiness(AT - 30.0), 120) else {
+            panic!("a pod not Ready must never pass")
+        };
+        assert_eq!(waiting.awaiting, Some(Awaiting::Readiness));
+        assert_eq!(waiting.class, FailureClass::Threshold);
+        assert!(
+            waiting
+                .message
+                .contains("not Ready yet, younger than settle 2m"),
+            "{}",
+            waiting.message
+        );
+        let Verdict::Fail(counted) = judge_at(&readiness(AT - 300.0), 120) else {
+            panic!()
+        };
+        assert_eq!(counted.awaiting, None, "older than settle: counted at once");
+        let Verdict::Fail(no_settle) = judge_at(&readiness(AT - 30.0), 0) else {
+            panic!()
+        };
+        assert_eq!(no_settle.awaiting, None, "settle 0: counted at once");
+        let mut crashing = readiness(AT - 30.0);
+        crashing.insert(
+            query_name::WAITING,
+            QueryData::Vector(vec![s(
+                &[
+                    ("pod", "young"),
+                    ("container", "api"),
+                    ("reason", "CrashLoopBackOff"),
+                ],
+                1.0,
+            )]),
+        );
+        let Verdict::Fail(crash) = judge_at(&crashing, 120) else {
+            panic!()
+        };
+        assert_eq!(
+            crash.awaiting, None,
+            "a CrashLoopBackOff is a verdict, not a start"
+        );
+    }
+
+    #[test]
     fn not_ready_counts_pods_and_treats_missing_readiness_as_not_ready() {
         let c = coverage(&["a", "b", "c"]);
         let ans = answers(vec![
@@ -788,6 +900,7 @@ mod tests {
                 query_name::READY,
                 vec![s(&[("pod", "a")], 1.0), s(&[("pod", "b")], 0.0)],
             ),
+            (query_name::CREATED, vec![]),
             (
                 query_name::WAITING,
                 vec![s(

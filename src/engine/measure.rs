@@ -3,7 +3,7 @@
 //! Every error becomes a `Failed` measurement here, in one place; nothing below returns a default.
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 
@@ -11,6 +11,7 @@ use super::config::{Config, Connection, GuardrailKind, Settings, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrail::{self, query_name, Answers};
 use super::promql::{validate_namespace, TargetSelector};
+use super::settle::{self, Settling, Timeline, DEFAULT_SETTLE, MAX_SETTLE, SETTLE_ENV};
 use super::trust::TrustPolicy;
 use super::verdict::{self, Coverage, Failure, FailureClass, Verdict};
 use super::{alerts, gitops, regression, traffic};
@@ -29,9 +30,32 @@ pub mod metadata_key {
     pub const PROMETHEUS: &str = "prometheus";
     pub const EVALUATED_AT: &str = "evaluatedAt";
     pub const FAILURE: &str = "failure";
+    /// What a `Running` measurement waits for (`pod-series`, `request-series`, `requests`, `readiness`).
+    pub const WAITING_FOR: &str = "waitingFor";
     pub const OFFENDERS: &str = "offenders";
     /// Prefix of the resolved PromQL of each query: `query.coverage`, `query.restarts-max`, …
     pub const QUERY_PREFIX: &str = "query.";
+}
+
+/// When a measurement is evaluated, and how long it may settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// At a fixed instant (incident reviews, replays): never settles.
+    At(SystemTime),
+    /// Now, on the timeline of a measurement that began at `started_at` (`None`: it begins now).
+    Now {
+        started_at: Option<SystemTime>,
+        settle: SettlePolicy,
+    },
+}
+
+/// How long a measurement evaluated now may settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlePolicy {
+    /// The metric's `settle`, else the engine's default (plugin mode, gRPC).
+    Configured,
+    /// Exactly this long, whatever the metric says (`check`: zero unless `--settle`).
+    Fixed(Duration),
 }
 
 /// The guardrail engine. Cheap to share: the Prometheus client pools its connections.
@@ -40,6 +64,8 @@ pub struct Engine {
     client: Client,
     /// Which address, credentials, files and namespaces a template may use (see [`super::trust`]).
     trust: Arc<TrustPolicy>,
+    /// `settle` for metrics that do not set it: [`DEFAULT_SETTLE`], or the controller's `GUARDRAILS_SETTLE`.
+    default_settle: Duration,
 }
 
 impl Engine {
@@ -59,31 +85,107 @@ impl Engine {
         Engine {
             client,
             trust: Arc::new(trust),
+            default_settle: default_settle_from_env(),
         }
     }
 
-    /// Measures `metric` now.
+    /// The same engine with another controller-wide default `settle`.
+    pub fn with_default_settle(self, default_settle: Duration) -> Engine {
+        Engine {
+            default_settle,
+            ..self
+        }
+    }
+
+    /// Measures `metric` now; absence so far settles for the metric's `settle` (else the engine's default).
     pub async fn measure(&self, ctx: &AnalysisContext, metric: &MetricSpec) -> Measurement {
         self.measure_at(ctx, metric, None).await
     }
 
-    /// Measures `metric`, evaluating every query at `at` (now when `None`).
+    /// Measures `metric`, evaluating every query at `at` (now when `None`). An explicit `at` never settles:
+    /// data cannot appear in the past, so absence there is answered at once.
     pub async fn measure_at(
         &self,
         ctx: &AnalysisContext,
         metric: &MetricSpec,
         at: Option<SystemTime>,
     ) -> Measurement {
+        let when = match at {
+            Some(at) => When::At(at),
+            None => When::Now {
+                started_at: None,
+                settle: SettlePolicy::Configured,
+            },
+        };
+        self.measure_when(ctx, metric, when).await
+    }
+
+    /// `Resume`: measures `metric` again now, on the timeline of the measurement that `started_at` began
+    /// (its `settle` deadline is `started_at + settle`, however often it was resumed).
+    pub async fn resume(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        started_at: SystemTime,
+    ) -> Measurement {
+        let when = When::Now {
+            started_at: Some(started_at),
+            settle: SettlePolicy::Configured,
+        };
+        self.measure_when(ctx, metric, when).await
+    }
+
+    /// The one place a verdict becomes a measurement: `Successful` through a proof; an unproven absence inside
+    /// `settle` is `Running` with `resumeAt`; every other failure is `Failed`, or the `unprovenPhase` phase of
+    /// its class.
+    pub async fn measure_when(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        when: When,
+    ) -> Measurement {
         let _in_flight = telemetry::global().measurement_in_flight();
-        let started_at = SystemTime::now();
-        let at = at.unwrap_or(started_at);
+        let now = SystemTime::now();
+        let (at, started_at) = match when {
+            When::At(at) => (at, now),
+            When::Now { started_at, .. } => (now, started_at.unwrap_or(now)),
+        };
         let mut metadata = BTreeMap::new();
         metadata.insert(
             metadata_key::EVALUATED_AT.to_string(),
             chrono::DateTime::<chrono::Utc>::from(at)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
-        let verdict = self.evaluate(ctx, metric, at, &mut metadata).await;
+        let config = parse_config(metric);
+        let timeline = Timeline {
+            started_at,
+            settle: match (when, &config) {
+                (When::At(_), _) | (_, Err(_)) => Duration::ZERO,
+                (
+                    When::Now {
+                        settle: SettlePolicy::Fixed(settle),
+                        ..
+                    },
+                    _,
+                ) => settle,
+                (
+                    When::Now {
+                        settle: SettlePolicy::Configured,
+                        ..
+                    },
+                    Ok(config),
+                ) => config.settle.unwrap_or(self.default_settle),
+            },
+        };
+        let verdict = match &config {
+            Ok(config) => self
+                .try_evaluate(ctx, metric, config, at, timeline.settle, &mut metadata)
+                .await
+                .unwrap_or_else(Verdict::Fail),
+            Err(failure) => Verdict::Fail(failure.clone()),
+        };
+        let phases = config.map(|c| c.unproven_phase).unwrap_or_default();
+        let mut resume_at = None;
         let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
                 if !pass.offenders.is_empty() {
@@ -95,22 +197,45 @@ impl Engine {
                 (Phase::Successful, pass.value, pass.message, None)
             }
             Verdict::Fail(failure) => {
-                metadata.insert(
-                    metadata_key::FAILURE.to_string(),
-                    failure.class.name().to_string(),
-                );
                 if !failure.offenders.is_empty() {
                     metadata.insert(
                         metadata_key::OFFENDERS.to_string(),
                         failure.offenders.join("\n"),
                     );
                 }
-                (
-                    Phase::Failed,
-                    failure.value,
-                    failure.message,
-                    Some(failure.class),
-                )
+                let settling = failure
+                    .awaiting
+                    .map(|a| (a, timeline.settle(SystemTime::now())));
+                match settling {
+                    Some((awaiting, Settling::Wait { resume_at: next })) => {
+                        metadata.insert(
+                            metadata_key::WAITING_FOR.to_string(),
+                            awaiting.name().to_string(),
+                        );
+                        resume_at = Some(next);
+                        let message =
+                            settle::waiting_message(&failure.message, &timeline, now, awaiting);
+                        (Phase::Running, failure.value, message, None)
+                    }
+                    expired => {
+                        metadata.insert(
+                            metadata_key::FAILURE.to_string(),
+                            failure.class.name().to_string(),
+                        );
+                        let message = match expired {
+                            Some((awaiting, Settling::Expired { waited })) => {
+                                settle::expired_message(&failure.message, waited, awaiting)
+                            }
+                            _ => failure.message,
+                        };
+                        (
+                            phases.phase_of(failure.class),
+                            failure.value,
+                            message,
+                            Some(failure.class),
+                        )
+                    }
+                }
             }
         };
         tracing::info!(
@@ -132,8 +257,9 @@ impl Engine {
             value,
             metadata,
             started_at: Some(started_at),
-            finished_at: Some(SystemTime::now()),
-            resume_at: None,
+            // A Running measurement has no finish time: Argo resumes only measurements without one.
+            finished_at: (phase != Phase::Running).then(SystemTime::now),
+            resume_at,
         }
     }
 
@@ -221,27 +347,15 @@ impl Engine {
         out
     }
 
-    async fn evaluate(
-        &self,
-        ctx: &AnalysisContext,
-        metric: &MetricSpec,
-        at: SystemTime,
-        metadata: &mut BTreeMap<String, String>,
-    ) -> Verdict {
-        match self.try_evaluate(ctx, metric, at, metadata).await {
-            Ok(verdict) => verdict,
-            Err(failure) => Verdict::Fail(failure),
-        }
-    }
-
     async fn try_evaluate(
         &self,
         ctx: &AnalysisContext,
         metric: &MetricSpec,
+        config: &Config,
         at: SystemTime,
+        settle: Duration,
         metadata: &mut BTreeMap<String, String>,
     ) -> Result<Verdict, Failure> {
-        let config = parse_config(metric)?;
         metadata.insert(
             metadata_key::GUARDRAIL.to_string(),
             config.guardrail.name().to_string(),
@@ -250,7 +364,10 @@ impl Engine {
             metadata_key::PROFILE.to_string(),
             config.profile.name().to_string(),
         );
-        let settings = config.settings();
+        let settings = Settings {
+            settle,
+            ..config.settings()
+        };
         let endpoint = self.endpoint(&config.connection)?;
         metadata.insert(
             metadata_key::PROMETHEUS.to_string(),
@@ -297,30 +414,30 @@ impl Engine {
             }
         }
         if config.guardrail == GuardrailKind::Gitops {
-            let plan = gitops::plan(&config, &settings)?;
+            let plan = gitops::plan(config, &settings)?;
             record_plan(metadata, &plan);
             let answers = self.ask(&endpoint, plan, at, &settings).await?;
-            return Ok(gitops::judge(&config, &answers, &settings, at));
+            return Ok(gitops::judge(config, &answers, &settings, at));
         }
         self.trust
             .check_namespace(config.namespace.as_deref(), &ctx.namespace)?;
         if config.guardrail == GuardrailKind::Alerts {
-            let namespace = resolve_namespace(&config, ctx)?;
+            let namespace = resolve_namespace(config, ctx)?;
             metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
-            let plan = alerts::plan(&config, &namespace)?;
+            let plan = alerts::plan(config, &namespace)?;
             record_plan(metadata, &plan);
             let answers = self.ask(&endpoint, plan, at, &settings).await?;
             return Ok(alerts::judge(&namespace, &answers, &settings, at));
         }
-        let target = resolve_target(&config, ctx)?;
+        let target = resolve_target(config, ctx)?;
         metadata.insert(metadata_key::TARGET.to_string(), target.describe());
         if config.guardrail == GuardrailKind::Regression {
             return self
-                .regression(&config, &target, &endpoint, &settings, at, metadata)
+                .regression(config, &target, &endpoint, &settings, at, metadata)
                 .await;
         }
         let traffic_plan = if config.guardrail.is_traffic() {
-            Some(traffic::plan(&config, &target, &settings)?)
+            Some(traffic::plan(config, &target, &settings)?)
         } else {
             None
         };
@@ -462,6 +579,38 @@ pub fn address_from_env() -> Option<String> {
     std::env::var(ADDRESS_ENV)
         .ok()
         .filter(|a| !a.trim().is_empty())
+}
+
+/// The controller-wide default `settle`: `GUARDRAILS_SETTLE` when valid (an invalid value is logged and the
+/// built-in default used: the plugin never exits on bad input), else [`DEFAULT_SETTLE`].
+fn default_settle_from_env() -> Duration {
+    match settle_from_env() {
+        Ok(settle) => settle.unwrap_or(DEFAULT_SETTLE),
+        Err(reason) => {
+            tracing::warn!("ignoring {SETTLE_ENV}: {reason}; using the default settle");
+            DEFAULT_SETTLE
+        }
+    }
+}
+
+/// The controller-wide default `settle` from `GUARDRAILS_SETTLE` (`None` when unset or empty).
+pub fn settle_from_env() -> Result<Option<Duration>, String> {
+    match std::env::var(SETTLE_ENV) {
+        Ok(value) if !value.trim().is_empty() => parse_settle(value.trim()).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A `settle` duration as `--settle` and `GUARDRAILS_SETTLE` take it: `0s` to `30m`.
+pub fn parse_settle(text: &str) -> Result<Duration, String> {
+    let settle = duration::parse(text).map_err(|e| e.to_string())?;
+    if settle > MAX_SETTLE {
+        return Err(format!(
+            "settle {text} is longer than {}",
+            duration::format(MAX_SETTLE)
+        ));
+    }
+    Ok(settle)
 }
 
 fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
@@ -635,5 +784,18 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn settle_is_bounded_wherever_it_is_set() {
+        assert_eq!(parse_settle("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_settle("3m"), Ok(Duration::from_secs(180)));
+        assert!(parse_settle("31m").unwrap_err().contains("longer than 30m"));
+        assert!(parse_settle("soon").is_err());
+        let err = Config::from_json(br#"{"guardrail":"restarts","settle":"2h"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "key `settle`: must be at most 30m");
+        let config = config(r#"{"guardrail":"restarts","settle":"45s"}"#);
+        assert_eq!(config.settle, Some(Duration::from_secs(45)));
+        assert_eq!(config.settings().settle, Duration::from_secs(45));
     }
 }

@@ -16,6 +16,8 @@
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
 //! - [`trust`]: the trust boundary: controller-side settings, which address, credentials, files and
 //!   namespaces a template may use.
+//! - [`settle`]: how long absence-so-far (no series yet, a pod not Ready yet) is waited for, and how often.
+//! - [`phase`]: `unprovenPhase`, the phase an unproven failure class reports instead of `Failed`.
 //! - [`measure`]: the [`Engine`]: config → target → queries (one timeout) → verdict → measurement.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
 pub mod alerts;
@@ -28,8 +30,10 @@ pub mod guardrail;
 pub mod image;
 pub mod measure;
 pub mod measurement;
+pub mod phase;
 pub mod promql;
 pub mod regression;
+pub mod settle;
 pub mod traffic;
 pub mod trust;
 pub mod verdict;

@@ -164,6 +164,7 @@ pub fn judge(
             message,
             value,
             offenders: Vec::new(),
+            awaiting: None,
         });
     }
     proof.pass(value, message, Vec::new())

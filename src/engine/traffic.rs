@@ -1,14 +1,15 @@
 //! The request guardrails, `error-rate` and `latency`: the presets for common request metrics, the PromQL
 //! built from them (through [`Selector`], so every configured name is validated and every value escaped), and
 //! the judges, which pass only through a [`Traffic`] proof (fresh, covering, enough requests).
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::config::{Config, GuardrailKind, Settings, TrafficSource};
 use super::duration::{self, promql_range};
-use super::guardrail::Answers;
+use super::guardrail::{self, Answers};
 use super::promql::{Selector, SelectorError, TargetSelector};
 use super::verdict::{
-    format_number, judge_limit, round3, vector, Coverage, Failure, FailureClass, Traffic, Verdict,
+    format_number, judge_limit, round3, unix_seconds, vector, Coverage, Failure, FailureClass,
+    Traffic, Verdict,
 };
 use crate::prometheus::QueryData;
 
@@ -306,7 +307,24 @@ pub fn prove_traffic(
         settings.staleness,
         settings.min_requests,
         &plan.described,
+        canary_age(coverage, answers, at),
     )
+}
+
+/// How long the canary has existed: since its oldest covered pod was created (`None` without a `created`
+/// answer, as for `regression`, whose plan does not ask it).
+pub fn canary_age(coverage: &Coverage, answers: &Answers, at: SystemTime) -> Option<Duration> {
+    let samples = vector(answers.get(guardrail::query_name::CREATED)?, "created").ok()?;
+    let oldest = coverage
+        .by_pod(samples)
+        .values()
+        .flatten()
+        .map(|s| s.value)
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    oldest
+        .is_finite()
+        .then(|| Duration::from_secs_f64((unix_seconds(at) - oldest).max(0.0)))
 }
 
 /// `(errors, ratio)` over proven traffic.

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::duration;
 use super::promql::TargetSelector;
+use super::settle::Awaiting;
 use crate::prometheus::{QueryData, Sample};
 
 /// Why a measurement failed, as a small closed set (used in messages, metadata and metrics).
@@ -13,6 +14,8 @@ use crate::prometheus::{QueryData, Sample};
 pub enum FailureClass {
     /// Prometheus answered, but not about the target.
     NoData,
+    /// The target's pods are proven, but there is no request series or fewer than `minRequests` requests.
+    NoTraffic,
     /// Data exists but is older than `staleness`.
     Stale,
     /// Prometheus could not be asked or its answer could not be trusted.
@@ -29,6 +32,7 @@ impl FailureClass {
     pub fn name(self) -> &'static str {
         match self {
             FailureClass::NoData => "no-data",
+            FailureClass::NoTraffic => "no-traffic",
             FailureClass::Stale => "stale",
             FailureClass::QueryError => "query-error",
             FailureClass::Timeout => "timeout",
@@ -46,6 +50,9 @@ pub struct Failure {
     pub value: String,
     /// Every offending item (the message names the first few).
     pub offenders: Vec<String>,
+    /// Set when the failure is an absence that is normal while a canary starts (no series *yet*): the
+    /// measurement may settle (see [`super::settle`]). `None`: answered at once.
+    pub awaiting: Option<Awaiting>,
 }
 
 impl Failure {
@@ -55,6 +62,15 @@ impl Failure {
             message: message.into(),
             value: String::new(),
             offenders: Vec::new(),
+            awaiting: None,
+        }
+    }
+
+    /// The same failure, marked as an absence that may still end (it settles instead of failing at once).
+    pub fn awaiting(self, awaiting: Awaiting) -> Failure {
+        Failure {
+            awaiting: Some(awaiting),
+            ..self
         }
     }
 }
@@ -89,6 +105,7 @@ pub fn judge_limit(proof: &dyn Proof, exceeded: bool, value: String, message: St
             message,
             value,
             offenders: Vec::new(),
+            awaiting: None,
         })
     } else {
         proof.pass(value, message, Vec::new())
@@ -122,6 +139,7 @@ pub fn judge_count(
             message,
             value,
             offenders,
+            awaiting: None,
         })
     } else {
         proof.pass(value, message, offenders)
@@ -209,16 +227,20 @@ impl Coverage {
                 ),
             ));
         }
+        // No series yet (or fewer than minPods) is absence so far: kube-state-metrics reports new pods only
+        // after its next scrape. Stale series (above) are data that stopped, and fail at once.
         if fresh.is_empty() {
             return Err(Failure::new(
                 FailureClass::NoData,
                 format!("no fresh kube-state-metrics series for pods of ReplicaSet {target_name} — is kube-state-metrics scraped, and are the namespace, rollout and pod-template hash right?"),
-            ));
+            )
+            .awaiting(Awaiting::PodSeries));
         }
         Err(Failure::new(
             FailureClass::NoData,
             format!("only {} of the required {min_pods} pods of ReplicaSet {target_name} have fresh kube-state-metrics series", fresh.len()),
-        ))
+        )
+        .awaiting(Awaiting::PodSeries))
     }
 
     /// `shop/web-6c8d7f9a1`.
@@ -281,13 +303,16 @@ impl Traffic {
         staleness: Duration,
         min_requests: u64,
         what: &str,
+        canary_age: Option<Duration>,
     ) -> Result<Traffic, Failure> {
         let target = coverage.target();
+        // No request series yet is absence so far: a new canary's first requests need two scrapes to count.
         let no_series = || {
             Failure::new(
-                FailureClass::NoData,
+                FailureClass::NoTraffic,
                 format!("no request series {what} for ReplicaSet {target} in the last {} — is the metric scraped, and do the source and matchers fit?", duration::format(window)),
             )
+            .awaiting(Awaiting::RequestSeries)
         };
         let latest =
             single(vector(latest, "latest-request")?, "latest-request")?.ok_or_else(no_series)?;
@@ -304,10 +329,14 @@ impl Traffic {
             ));
         }
         if requests < min_requests as f64 {
+            // Too few requests is absence so far only while the canary is younger than the window (its window
+            // is still filling); an unknown age is not proof of youth.
+            let young = canary_age.is_some_and(|age| age < window);
             return Err(Failure {
                 value: format_number(round3(requests)),
+                awaiting: young.then_some(Awaiting::Requests),
                 ..Failure::new(
-                    FailureClass::NoData,
+                    FailureClass::NoTraffic,
                     format!(
                         "not enough traffic to judge ReplicaSet {target}: {} request{} in the last {} (minRequests {min_requests})",
                         format_number(round3(requests)),
@@ -476,6 +505,7 @@ impl FreshResult {
                 ),
                 value: format_values(&values, scalar),
                 offenders: Vec::new(),
+                awaiting: None,
             });
         }
         Ok(FreshResult { values, scalar })
@@ -780,17 +810,47 @@ mod tests {
         let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
         let w = Duration::from_secs(300);
         let s = Duration::from_secs(300);
-        let ok =
-            Traffic::prove(&c, &one(120.0), &one(AT as f64 - 30.0), at(), w, s, 10, "m").unwrap();
+        let ok = Traffic::prove(
+            &c,
+            &one(120.0),
+            &one(AT as f64 - 30.0),
+            at(),
+            w,
+            s,
+            10,
+            "m",
+            None,
+        )
+        .unwrap();
         assert_eq!(ok.requests, 120.0);
         let quiet =
-            Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m").unwrap_err();
-        assert_eq!(quiet.class, FailureClass::NoData);
+            Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", None).unwrap_err();
+        assert_eq!(quiet.class, FailureClass::NoTraffic);
+        assert_eq!(
+            quiet.awaiting, None,
+            "an unknown canary age is not proof of youth"
+        );
         assert!(
             quiet.message.starts_with("not enough traffic"),
             "{}",
             quiet.message
         );
+        let young = Traffic::prove(
+            &c,
+            &one(3.0),
+            &one(AT as f64),
+            at(),
+            w,
+            s,
+            10,
+            "m",
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap_err();
+        assert_eq!(young.awaiting, Some(Awaiting::Requests));
+        let old = Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", Some(w))
+            .unwrap_err();
+        assert_eq!(old.awaiting, None);
         let none = Traffic::prove(
             &c,
             &QueryData::Vector(vec![]),
@@ -800,14 +860,36 @@ mod tests {
             s,
             1,
             "m",
+            None,
         )
         .unwrap_err();
-        assert_eq!(none.class, FailureClass::NoData);
-        let stale = Traffic::prove(&c, &one(500.0), &one(AT as f64 - 900.0), at(), w, s, 1, "m")
-            .unwrap_err();
+        assert_eq!(none.class, FailureClass::NoTraffic);
+        assert_eq!(none.awaiting, Some(Awaiting::RequestSeries));
+        let stale = Traffic::prove(
+            &c,
+            &one(500.0),
+            &one(AT as f64 - 900.0),
+            at(),
+            w,
+            s,
+            1,
+            "m",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(stale.class, FailureClass::Stale);
-        let nan =
-            Traffic::prove(&c, &one(f64::NAN), &one(AT as f64), at(), w, s, 1, "m").unwrap_err();
+        let nan = Traffic::prove(
+            &c,
+            &one(f64::NAN),
+            &one(AT as f64),
+            at(),
+            w,
+            s,
+            1,
+            "m",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(nan.class, FailureClass::QueryError);
     }
 

@@ -9,9 +9,15 @@
 //! - `Run` asks the [`Provider`]; arguments we cannot map (no AnalysisRun, wrong shape) and a panicking
 //!   provider become a `Failed` measurement with the reason, never a net/rpc error (which Argo would turn into
 //!   phase `Error`). Missing `StartedAt`/`FinishedAt` are filled in.
-//! - `Resume` returns the measurement it is given (we never return `Running`, so there is nothing to resume).
+//! - `Run` answers `Running` with `ResumeAt` (and no `FinishedAt`) while absence so far settles; argo's
+//!   controller then calls `Resume` at `ResumeAt`, as for its own Job provider. `Resume` of a `Running`
+//!   measurement measures again with the same AnalysisRun and metric on the measurement's own `StartedAt`
+//!   ([`Provider::resume`]); a completed measurement (any other phase, or `FinishedAt` set) is returned as
+//!   given.
 //! - `Terminate` returns the measurement with its phase unchanged (as the sample plugins do) but stamps
-//!   `FinishedAt` when it is unset, so a terminated measurement always carries a finish time.
+//!   `FinishedAt` when it is unset, so a terminated measurement always carries a finish time. A `Running`
+//!   (settling) measurement becomes `Failed` ("terminated … before the measurement was proven"): left Running
+//!   with a `FinishedAt`, argo's controller would count it as in flight forever.
 //! - `GarbageCollect` and `InitPlugin` succeed with an empty `RpcError` (nothing is stored).
 //! - `Type` returns `"RPCPlugin"`: argo's `metricproviders/plugin.ProviderType`, which every sample plugin
 //!   returns; the controller uses it as the provider type label, not as the plugin name.
@@ -26,7 +32,8 @@ use futures::FutureExt;
 
 use crate::codec::gob::{self, Struct, StructType, Type, Value};
 use crate::engine::context::PLUGIN_NAME;
-use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference};
+use crate::engine::settle;
+use crate::engine::{AnalysisContext, Measurement, MetricSpec, OwnerReference, Phase};
 use crate::transport::netrpc::{Reply, Service};
 
 use super::Provider;
@@ -79,25 +86,71 @@ impl PluginService {
                 metric_spec(args.field("Metric"))?,
             ))
         });
-        let mut measurement = match mapped {
+        let measurement = match mapped {
             Ok((ctx, metric)) => {
-                let run = AssertUnwindSafe(self.provider.run(&ctx, &metric)).catch_unwind();
-                match run.await {
-                    Ok(measurement) => measurement,
-                    Err(_) => {
-                        tracing::error!(metric = %metric.name, "the provider panicked");
-                        Measurement::failed("internal error: the measurement panicked")
-                    }
-                }
+                self.guarded(&metric, self.provider.run(&ctx, &metric))
+                    .await
             }
             Err(reason) => {
                 tracing::warn!(%reason, "Plugin.Run arguments cannot be mapped");
                 Measurement::failed(format!("cannot read the Run arguments: {reason}"))
             }
         };
-        measurement.started_at.get_or_insert(started);
-        measurement.finished_at.get_or_insert_with(SystemTime::now);
-        measurement_value(&measurement)
+        measurement_value(&stamped(measurement, started))
+    }
+
+    /// Resume: a `Running` measurement is measured again on its own `StartedAt`; any other is returned as given.
+    async fn resume(&self, argument: Value) -> Value {
+        let running = args_struct(&argument, "TerminateAndResumeArgs").and_then(|args| {
+            let Some(Value::Struct(given)) = args.field("Measurement") else {
+                return Err("no Measurement".to_string());
+            };
+            let phase = given.field("Phase").and_then(Value::as_str).unwrap_or("");
+            if phase != Phase::Running.as_str() || given.field("FinishedAt").is_some() {
+                return Ok(None);
+            }
+            let started_at = match given.field("StartedAt") {
+                Some(Value::Encoded { bytes, .. }) => gob::time::decode(bytes)
+                    .map_err(|e| format!("the measurement's StartedAt: {e}"))?,
+                // Argo always sets it; without it the wait starts now (never longer than one `settle`).
+                _ => SystemTime::now(),
+            };
+            Ok(Some((
+                analysis_context(args.field("AnalysisRun"))?,
+                metric_spec(args.field("Metric"))?,
+                started_at,
+            )))
+        });
+        match running {
+            Ok(None) => Self::given_measurement(&argument, false),
+            Ok(Some((ctx, metric, started_at))) => {
+                let measurement = self
+                    .guarded(&metric, self.provider.resume(&ctx, &metric, started_at))
+                    .await;
+                measurement_value(&stamped(measurement, started_at))
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "Plugin.Resume arguments cannot be mapped");
+                let failed =
+                    Measurement::failed(format!("cannot read the Resume arguments: {reason}"));
+                measurement_value(&stamped(failed, SystemTime::now()))
+            }
+        }
+    }
+
+    /// Runs a provider call, turning a panic into a `Failed` measurement.
+    async fn guarded(
+        &self,
+        metric: &MetricSpec,
+        call: impl std::future::Future<Output = Measurement>,
+    ) -> Measurement {
+        match AssertUnwindSafe(call).catch_unwind().await {
+            Ok(measurement) => measurement,
+            Err(_) => {
+                tracing::error!(metric = %metric.name, "the provider panicked");
+                Measurement::failed("internal error: the measurement panicked")
+            }
+        }
     }
 
     /// Resume and Terminate: the measurement they are given, re-encoded field by field.
@@ -111,6 +164,26 @@ impl PluginService {
         match given {
             Ok(mut measurement) => {
                 if finish && !measurement.fields.iter().any(|(n, _)| n == "FinishedAt") {
+                    let settling = measurement.field("Phase").and_then(Value::as_str)
+                        == Some(Phase::Running.as_str());
+                    if settling {
+                        // Terminated while settling: Failed (see `settle::terminated_message`).
+                        let message = measurement
+                            .field("Message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        measurement.fields.retain(|(n, _)| {
+                            !matches!(n.as_str(), "Phase" | "Message" | "ResumeAt")
+                        });
+                        measurement
+                            .fields
+                            .push(("Phase".into(), Value::String(Phase::Failed.as_str().into())));
+                        measurement.fields.push((
+                            "Message".into(),
+                            Value::String(settle::terminated_message(&message)),
+                        ));
+                    }
                     measurement
                         .fields
                         .push(("FinishedAt".into(), time_value(SystemTime::now())));
@@ -159,10 +232,7 @@ impl Service for PluginService {
         async move {
             Ok(match method.as_str() {
                 "Run" => (MEASUREMENT_TYPE.clone(), self.run(argument).await),
-                "Resume" => (
-                    MEASUREMENT_TYPE.clone(),
-                    Self::given_measurement(&argument, false),
-                ),
+                "Resume" => (MEASUREMENT_TYPE.clone(), self.resume(argument).await),
                 "Terminate" => (
                     MEASUREMENT_TYPE.clone(),
                     Self::given_measurement(&argument, true),
@@ -288,6 +358,15 @@ fn metric_spec(metric: Option<&Value>) -> Result<MetricSpec, String> {
         success_condition: string_field(metric, "SuccessCondition"),
         failure_condition: string_field(metric, "FailureCondition"),
     })
+}
+
+/// Fills in `StartedAt` and, unless the measurement is still `Running`, `FinishedAt`.
+fn stamped(mut measurement: Measurement, started: SystemTime) -> Measurement {
+    measurement.started_at.get_or_insert(started);
+    if measurement.phase != Phase::Running {
+        measurement.finished_at.get_or_insert_with(SystemTime::now);
+    }
+    measurement
 }
 
 fn time_value(t: SystemTime) -> Value {
@@ -456,19 +535,34 @@ mod tests {
 
     #[test]
     fn terminate_stamps_finished_at_and_keeps_the_phase() {
-        let measurement = st("Measurement", vec![("Phase", s("Running"))]);
-        let args = Value::Interface(Some(Box::new(Interface {
-            name: "TerminateAndResumeArgs".into(),
-            value: st("TerminateAndResumeArgs", vec![("Measurement", measurement)]),
-        })));
-        let terminated = PluginService::given_measurement(&args, true);
-        assert_eq!(terminated.field("Phase"), Some(&s("Running")));
+        let terminate = |phase: &str| {
+            let measurement = st(
+                "Measurement",
+                vec![("Phase", s(phase)), ("Message", s("waiting for x"))],
+            );
+            let args = Value::Interface(Some(Box::new(Interface {
+                name: "TerminateAndResumeArgs".into(),
+                value: st("TerminateAndResumeArgs", vec![("Measurement", measurement)]),
+            })));
+            PluginService::given_measurement(&args, true)
+        };
+        let failed = terminate("Failed");
+        assert_eq!(failed.field("Phase"), Some(&s("Failed")));
+        assert_eq!(failed.field("Message"), Some(&s("waiting for x")));
         assert!(matches!(
-            terminated.field("FinishedAt"),
+            failed.field("FinishedAt"),
             Some(Value::Encoded { .. })
         ));
-        let resumed = PluginService::given_measurement(&args, false);
-        assert_eq!(resumed.field("FinishedAt"), None);
+        // A settling measurement terminated before its proof is Failed, never left in flight.
+        let settling = terminate("Running");
+        assert_eq!(settling.field("Phase"), Some(&s("Failed")));
+        assert_eq!(
+            settling.field("Message"),
+            Some(&s(
+                "terminated by the controller before the measurement was proven: waiting for x"
+            ))
+        );
+        assert!(settling.field("FinishedAt").is_some());
     }
 
     /// Records what it was asked and answers Successful; panics for the metric named "boom".
@@ -493,6 +587,15 @@ mod tests {
                     ..Measurement::failed(String::new())
                 }
             })
+        }
+
+        fn resume<'a>(
+            &'a self,
+            ctx: &'a AnalysisContext,
+            metric: &'a MetricSpec,
+            _started_at: SystemTime,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Measurement> + Send + 'a>> {
+            self.run(ctx, metric)
         }
 
         fn metadata(&self, metric: &MetricSpec) -> BTreeMap<String, String> {

@@ -29,9 +29,12 @@ pub const ERROR_TYPES: [&str; 8] = [
     "something_new",
 ];
 
-/// The configuration of `guardrail` on Prometheus at `address`, target from the AnalysisRun.
+/// The configuration of `guardrail` on Prometheus at `address`, target from the AnalysisRun. `settle: 0s`:
+/// the matrix judges the final answer to each fault at once (an empty answer would otherwise be Running while
+/// it settles, which tests/settle.rs covers).
 pub fn config(guardrail: &str, address: &str) -> Value {
-    let mut c = json!({ "guardrail": guardrail, "address": address, "timeout": TIMEOUT });
+    let mut c =
+        json!({ "guardrail": guardrail, "address": address, "timeout": TIMEOUT, "settle": "0s" });
     if guardrail == "query" {
         c["query"] = json!("sum(up)");
         c["threshold"] = json!(1);

@@ -386,7 +386,8 @@ func TestYamuxDirect(t *testing.T) {
 			stream := c.brokerStream(t)
 			client := rpc.NewClient(stream)
 			defer client.Close()
-			var req any = TerminateAndResumeArgs{Measurement: Measurement{Phase: "Running", Value: fmt.Sprint(i)}}
+			// A finished measurement: Resume echoes it (a Running one would be measured again).
+			var req any = TerminateAndResumeArgs{Measurement: Measurement{Phase: "Failed", Value: fmt.Sprint(i)}}
 			var resp Measurement
 			if err := client.Call("Plugin.Resume", &req, &resp); err != nil || resp.Value != fmt.Sprint(i) {
 				errs <- fmt.Errorf("stream %d: %v %+v", i, err, resp)

@@ -14,7 +14,7 @@ use super::convert::{self, MalformedRequest};
 use super::deadline::request_deadline;
 use super::pb;
 use super::pb::metric_provider_server::MetricProvider;
-use crate::engine::{Engine, Measurement, PLUGIN_NAME};
+use crate::engine::{settle, Engine, Measurement, Phase, PLUGIN_NAME};
 
 /// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED reaches the caller
 /// (and beats tonic's own timeout layer, which would answer a bare CANCELLED at the deadline itself).
@@ -92,7 +92,10 @@ impl MetricProvider for GuardrailsProvider {
             }
         };
         measurement.started_at.get_or_insert(started);
-        measurement.finished_at.get_or_insert_with(SystemTime::now);
+        // A Running measurement (settling) has no finish time yet; Resume finishes it.
+        if measurement.phase != Phase::Running {
+            measurement.finished_at.get_or_insert_with(SystemTime::now);
+        }
         Ok(Response::new(pb::RunResponse {
             measurement: Some(convert::measurement_message(&measurement)),
         }))
@@ -102,9 +105,51 @@ impl MetricProvider for GuardrailsProvider {
         &self,
         request: Request<pb::ResumeRequest>,
     ) -> Result<Response<pb::ResumeResponse>, Status> {
-        let measurement = given_measurement(request.into_inner().measurement, false)?;
+        // As plugin mode: a Running measurement is measured again on its own `started_at`; any other is
+        // returned as given.
+        let request = request.into_inner();
+        let running = match &request.measurement {
+            Some(given) => {
+                let given = convert::measurement(given.clone()).map_err(invalid_argument)?;
+                (given.phase == Phase::Running && given.finished_at.is_none())
+                    .then(|| given.started_at.unwrap_or_else(SystemTime::now))
+            }
+            None => None,
+        };
+        let Some(started_at) = running else {
+            let measurement = given_measurement(request.measurement, false)?;
+            return Ok(Response::new(pb::ResumeResponse {
+                measurement: Some(measurement),
+            }));
+        };
+        let Some(metric) = request.metric else {
+            let mut failed = Measurement::failed("cannot read the Resume arguments: no metric");
+            failed.started_at = Some(started_at);
+            failed.finished_at = Some(SystemTime::now());
+            return Ok(Response::new(pb::ResumeResponse {
+                measurement: Some(convert::measurement_message(&failed)),
+            }));
+        };
+        let context = convert::analysis_context(request.analysis);
+        let metric = convert::metric_spec(metric);
+        let _permit = self
+            .measurements
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        let resume = AssertUnwindSafe(self.engine.resume(&context, &metric, started_at));
+        let measurement = match resume.catch_unwind().await {
+            Ok(measurement) => measurement,
+            Err(_) => {
+                tracing::error!(metric = %metric.name, "the measurement panicked");
+                let mut failed = Measurement::failed("internal error: the measurement panicked");
+                failed.started_at = Some(started_at);
+                failed.finished_at = Some(SystemTime::now());
+                failed
+            }
+        };
         Ok(Response::new(pb::ResumeResponse {
-            measurement: Some(measurement),
+            measurement: Some(convert::measurement_message(&measurement)),
         }))
     }
 
@@ -164,8 +209,14 @@ fn given_measurement(
             m
         }
     };
-    if finish {
-        measurement.finished_at.get_or_insert_with(SystemTime::now);
+    if finish && measurement.finished_at.is_none() {
+        if measurement.phase == Phase::Running {
+            // Terminated while settling: Failed, as in plugin mode (`settle::terminated_message`).
+            measurement.phase = Phase::Failed;
+            measurement.message = settle::terminated_message(&measurement.message);
+            measurement.resume_at = None;
+        }
+        measurement.finished_at = Some(SystemTime::now());
     }
     Ok(convert::measurement_message(&measurement))
 }

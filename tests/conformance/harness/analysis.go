@@ -107,9 +107,10 @@ func RawMetric(name string, raw []byte) v1alpha1.Metric {
 }
 
 // GuardrailConfig is the plugin config for guardrail on Prometheus at address, target taken from the
-// AnalysisRun.
+// AnalysisRun, with the harness's short `settle` (HarnessSettle) so that absence reaches its verdict in
+// seconds through Run and Resume.
 func GuardrailConfig(address, guardrail string) map[string]any {
-	return map[string]any{"address": address, "guardrail": guardrail}
+	return map[string]any{"address": address, "guardrail": guardrail, "settle": HarnessSettle}
 }
 
 // ExplicitTargetConfig names the target in the config instead of relying on AnalysisRun defaults.

@@ -73,6 +73,9 @@ func Run(t *testing.T) {
 	t.Run("AddressFromEnv", testAddressFromEnv)
 	t.Run("CredentialsStripped", testCredentialsStripped)
 	t.Run("ResumeTerminate", func(t *testing.T) { testResumeTerminate(t, p) })
+	t.Run("Settle", func(t *testing.T) { testSettle(t, p) })
+	t.Run("SettleFromEnv", testSettleFromEnv)
+	t.Run("UnprovenPhase", func(t *testing.T) { testUnprovenPhase(t, p) })
 	t.Run("GarbageCollect", func(t *testing.T) { testGarbageCollect(t, p) })
 	t.Run("BadConfig", func(t *testing.T) { testBadConfig(t, p) })
 	t.Run("LargeAnalysisRun", func(t *testing.T) { testLargeAnalysisRun(t, p) })
@@ -190,7 +193,7 @@ func testRunDetails(t *testing.T, p *Plugin) {
 	run := func(g string, target Target, want Want) {
 		t.Run(g+" "+target.String(), func(t *testing.T) {
 			want.Target, want.Prometheus = target, prom.URL
-			runChecked(t, p, NewAnalysisRun(target, "ar-"+target.Rollout), NewMetric(g, GuardrailConfig(prom.URL, g)), want)
+			runSettled(t, p, NewAnalysisRun(target, "ar-"+target.Rollout), NewMetric(g, GuardrailConfig(prom.URL, g)), want)
 		})
 	}
 	// The healthy canary, with the target defaulted from the AnalysisRun.
@@ -204,7 +207,7 @@ func testRunDetails(t *testing.T, p *Plugin) {
 	// media/uploader: untagged image stuck in ImagePullBackOff.
 	run("latest-image", MediaUploader, Want{Phase: failed, Value: "1",
 		MessageMatches: []*regexp.Regexp{uploaderPod}, MessageContains: []string{"uploader", "ImagePullBackOff"}})
-	// ops/ghost: no series at all: fail closed, and say for which target.
+	// ops/ghost: no series at all: Running while it settles (2s here), then fail closed, and say for which target.
 	for _, g := range Guardrails {
 		run(g, OpsGhost, Want{Phase: failed, AnyValue: true, MessageMatches: []*regexp.Regexp{ghostTarget}})
 	}
@@ -235,7 +238,7 @@ func testScenarios(t *testing.T, p *Plugin) {
 	_, prom := requireEnv(t)
 	for _, e := range Expectations {
 		t.Run(e.Name(), func(t *testing.T) {
-			runChecked(t, p, NewAnalysisRun(e.Target, "ar-"+e.Target.Rollout), NewMetric(e.Guardrail, e.Config(prom.URL)),
+			runSettled(t, p, NewAnalysisRun(e.Target, "ar-"+e.Target.Rollout), NewMetric(e.Guardrail, e.Config(prom.URL)),
 				Want{Phase: e.Phase, AnyValue: true, Target: e.Target, Prometheus: prom.URL})
 		})
 	}
@@ -289,9 +292,33 @@ func testResumeTerminate(t *testing.T, p *Plugin) {
 	metric := NewMetric("restarts", GuardrailConfig(prom.URL, "restarts"))
 	ar := NewAnalysisRun(ShopWeb, "resume")
 	given := givenMeasurement(prom.URL)
-	if got := p.Provider.Resume(ar, metric, given); len(SameMeasurement(got, given)) > 0 {
-		t.Errorf("Resume returned %s, want the measurement given %s:\n  %s", describe(got), describe(given),
-			strings.Join(SameMeasurement(got, given), "\n  "))
+	// Resume of a Running measurement measures again, on the measurement's own StartedAt (settle is long over
+	// for one started in January), and finishes it: shop/web is healthy.
+	resumedAt := time.Now()
+	resumed := p.Provider.Resume(ar, metric, given)
+	if problems := CheckMeasurement(resumed, Want{Phase: successful, Value: "0", Target: ShopWeb, Prometheus: prom.URL}, resumedAt, time.Now()); len(problems) > 0 {
+		// CheckMeasurement bounds StartedAt by the call; a resumed measurement keeps the given one instead.
+		var rest []string
+		for _, p := range problems {
+			if !strings.HasPrefix(p, "startedAt ") {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 {
+			t.Errorf("Resume(Running) returned %s:\n  %s", describe(resumed), strings.Join(rest, "\n  "))
+		}
+	}
+	if resumed.StartedAt == nil || !resumed.StartedAt.Equal(given.StartedAt) {
+		t.Errorf("Resume(Running) startedAt = %v, want the given %v", resumed.StartedAt, given.StartedAt)
+	}
+	// Resume of a finished measurement returns it as given.
+	done := given.DeepCopy()
+	done.Phase = v1alpha1.AnalysisPhaseFailed
+	doneAt := metav1.NewTime(time.Date(2026, 1, 1, 11, 59, 0, 0, time.UTC))
+	done.FinishedAt = &doneAt
+	if got := p.Provider.Resume(ar, metric, *done); len(SameMeasurement(got, *done)) > 0 {
+		t.Errorf("Resume returned %s, want the finished measurement given %s:\n  %s", describe(got), describe(*done),
+			strings.Join(SameMeasurement(got, *done), "\n  "))
 	}
 	// Terminate marks the measurement finished without error: FinishedAt is set (to the call's time when the
 	// measurement had none), and nothing else changes. In particular the phase is never promoted: a Running
@@ -305,10 +332,15 @@ func testResumeTerminate(t *testing.T, p *Plugin) {
 	if f := got.FinishedAt.Time; f.Before(calledAt.Add(-time.Second)) || f.After(returnedAt.Add(time.Second)) {
 		t.Errorf("Terminate set FinishedAt %s, outside the call [%s, %s]", f, calledAt, returnedAt)
 	}
+	// A Running (settling) measurement that is terminated is Failed, not proven; left Running with a FinishedAt
+	// the controller would count it as in flight forever (assessMetricStatus).
 	want := given.DeepCopy()
 	want.FinishedAt = got.FinishedAt
+	want.Phase = failed
+	want.Message = "terminated by the controller before the measurement was proven: " + given.Message
+	want.ResumeAt = nil
 	if diff := SameMeasurement(got, *want); len(diff) > 0 {
-		t.Errorf("Terminate returned %s, want the measurement given plus FinishedAt:\n  %s", describe(got), strings.Join(diff, "\n  "))
+		t.Errorf("Terminate returned %s, want the measurement given, Failed, plus FinishedAt:\n  %s", describe(got), strings.Join(diff, "\n  "))
 	}
 	// A measurement already finished keeps its FinishedAt.
 	finished := given.DeepCopy()

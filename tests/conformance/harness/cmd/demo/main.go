@@ -60,9 +60,11 @@ func run(bin, fixture string) error {
 		if err := p.Ping(); err != nil {
 			return fmt.Errorf("ping before %s: %w", e.Name(), err)
 		}
-		m := p.Provider.Run(harness.NewAnalysisRun(e.Target, "demo-"+e.Target.Rollout), harness.NewMetric(e.Guardrail, e.Config(prom.URL)))
+		// As the controller does: Run, then Resume while the plugin answers Running (settling, 2s here).
+		taken, problems := harness.RunToCompletion(p, harness.NewAnalysisRun(e.Target, "demo-"+e.Target.Rollout), harness.NewMetric(e.Guardrail, e.Config(prom.URL)))
+		m := taken[len(taken)-1]
 		result := "ok"
-		if m.Phase != e.Phase {
+		if m.Phase != e.Phase || len(problems) > 0 {
 			result = "MISMATCH"
 			mismatches++
 		}
