@@ -115,7 +115,7 @@ func loadRollout(path string) (*v1alpha1.Rollout, error) {
 func rolloutAnalysis(ro *v1alpha1.Rollout, template string) (*v1alpha1.RolloutAnalysis, *int32) {
 	references := func(a *v1alpha1.RolloutAnalysis) bool {
 		for _, ref := range a.Templates {
-			if ref.TemplateName == template && ref.ClusterScope {
+			if ref.TemplateName == template && ref.IsClusterScope() {
 				return true
 			}
 		}

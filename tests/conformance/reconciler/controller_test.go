@@ -173,13 +173,14 @@ func setup() (func(), error) {
 	argoInformers := informers.NewSharedInformerFactory(world.argo, 0)
 	kubeInformers := kubeinformers.NewSharedInformerFactory(kube, 0)
 	runs := argoInformers.Argoproj().V1alpha1().AnalysisRuns()
+	work := workqueue.NewNamedRateLimitingQueue(queue.DefaultArgoRolloutsRateLimiter(), "AnalysisRuns")
 	controller := analysis.NewController(analysis.ControllerConfig{
 		KubeClientSet:        kube,
 		ArgoProjClientset:    world.argo,
 		AnalysisRunInformer:  runs,
 		JobInformer:          kubeInformers.Batch().V1().Jobs(),
 		ResyncPeriod:         0,
-		AnalysisRunWorkQueue: workqueue.NewNamedRateLimitingQueue(queue.DefaultArgoRolloutsRateLimiter(), "AnalysisRuns"),
+		AnalysisRunWorkQueue: work,
 		MetricsServer: metrics.NewMetricsServer(metrics.ServerConfig{
 			Addr:               "127.0.0.1:0", // never served: the test does not call ListenAndServe
 			K8SRequestProvider: &metrics.K8sRequestsCountProvider{},
@@ -205,7 +206,9 @@ func setup() (func(), error) {
 		controller.Run(ctx, analysisWorkers)
 	}()
 	undo = append(undo, func() {
+		// The workers leave only when their queue shuts down (argo's controller manager does this on exit).
 		cancel()
+		work.ShutDown()
 		<-stopped
 		argoInformers.Shutdown()
 		kubeInformers.Shutdown()

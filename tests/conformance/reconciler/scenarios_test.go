@@ -239,7 +239,7 @@ func checkRun(t *testing.T, spec, final *v1alpha1.AnalysisRun, target harness.Ta
 				t.Errorf("metric %s measurement %d: startedAt %v finishedAt %v resumeAt %v, want a finished measurement",
 					m.Name, j, ms.StartedAt, ms.FinishedAt, ms.ResumeAt)
 			}
-			if got := ms.Metadata["prometheus"]; got != world.proxy.URL {
+			if got := ms.Metadata["prometheus"]; strings.TrimSuffix(got, "/") != world.proxy.URL {
 				t.Errorf("metric %s measurement %d: metadata[prometheus] = %q, want the controller-wide %q", m.Name, j, got, world.proxy.URL)
 			}
 		}
