@@ -31,15 +31,18 @@ type analysisCase struct {
 	name     string
 	template string // ClusterAnalysisTemplate, relative to the repository
 	rollout  string // the example Rollout whose analysis references it, relative to the repository
+	// revision is the Rollout revision the run is for: distinct per case, so that runs of different cases for
+	// one target get distinct names (argo names a run <rollout>-<hash>-<revision>[-<step>]).
+	revision string
 	// args, when set, are the args a Rollout passes to a template no example Rollout references yet (they are
 	// what the template's own comment tells a user to pass).
 	args []v1alpha1.AnalysisRunArgument
 }
 
 var analysisCases = []analysisCase{
-	{name: "standard", template: "manifests/analysis/cluster-analysis-template.yaml", rollout: "examples/canary/rollout.yaml"},
-	{name: "prod", template: "manifests/analysis/cluster-analysis-template-prod.yaml", rollout: "examples/canary/rollout-prod.yaml"},
-	{name: "pod-health", template: "examples/guardrails/pod-health.yaml", rollout: "examples/canary/rollout.yaml",
+	{name: "standard", template: "manifests/analysis/cluster-analysis-template.yaml", rollout: "examples/canary/rollout.yaml", revision: "2"},
+	{name: "prod", template: "manifests/analysis/cluster-analysis-template-prod.yaml", rollout: "examples/canary/rollout-prod.yaml", revision: "3"},
+	{name: "pod-health", template: "examples/guardrails/pod-health.yaml", rollout: "examples/canary/rollout.yaml", revision: "4",
 		args: []v1alpha1.AnalysisRunArgument{
 			{Name: "namespace", ValueFrom: &v1alpha1.ArgumentValueFrom{FieldRef: &v1alpha1.FieldRef{FieldPath: "metadata.namespace"}}},
 			{Name: "rollout", ValueFrom: &v1alpha1.ArgumentValueFrom{FieldRef: &v1alpha1.FieldRef{FieldPath: "metadata.name"}}},
@@ -50,8 +53,8 @@ var analysisCases = []analysisCase{
 func ptr[T any](v T) *T { return &v }
 
 // loadTemplate decodes a shipped ClusterAnalysisTemplate with argo's types (strictly: an unknown field is an
-// error) and sets its metrics' intervals to shortInterval and, when settle is not empty, every plugin config's
-// `settle` key to it.
+// error) and sets its metrics' intervals to shortInterval. When settle is not empty it becomes the template's
+// own `settle` arg default if it has one, else every plugin config's `settle` key.
 func loadTemplate(path, settle string) (*v1alpha1.ClusterAnalysisTemplate, error) {
 	raw, err := os.ReadFile(filepath.Join(world.repo, path))
 	if err != nil {
@@ -64,6 +67,12 @@ func loadTemplate(path, settle string) (*v1alpha1.ClusterAnalysisTemplate, error
 	if tpl.Kind != "ClusterAnalysisTemplate" {
 		return nil, fmt.Errorf("%s is a %q, want a ClusterAnalysisTemplate", path, tpl.Kind)
 	}
+	settleArg := false
+	for i := range tpl.Spec.Args {
+		if a := &tpl.Spec.Args[i]; a.Name == "settle" && settle != "" {
+			a.Value, settleArg = &settle, true
+		}
+	}
 	for i := range tpl.Spec.Metrics {
 		m := &tpl.Spec.Metrics[i]
 		if m.Interval != "" {
@@ -73,7 +82,7 @@ func loadTemplate(path, settle string) (*v1alpha1.ClusterAnalysisTemplate, error
 		if !ok {
 			return nil, fmt.Errorf("%s: metric %s does not use the plugin %s", path, m.Name, harness.PluginName)
 		}
-		if settle != "" {
+		if settle != "" && !settleArg {
 			var cfg map[string]any
 			if err := json.Unmarshal(raw, &cfg); err != nil {
 				return nil, fmt.Errorf("%s: metric %s: %w", path, m.Name, err)
@@ -139,11 +148,14 @@ func rolloutAnalysis(ro *v1alpha1.Rollout, template string) (*v1alpha1.RolloutAn
 }
 
 // newAnalysisRun builds the AnalysisRun the rollout controller creates for target when the example Rollout,
-// renamed to the target and at the given revision, reaches the analysis that references c's template:
+// renamed to the target and at c's revision (or revision, when set), reaches the analysis that references c's template:
 // args through analysisutil.BuildArgumentsForRolloutAnalysisRun (fieldRefs read from the Rollout, the
 // pod-template hash from the new ReplicaSet's label), the run through analysisutil.NewAnalysisRunFromTemplates,
 // with the name, labels, annotations and owner reference of rollout/analysis.go's newAnalysisRunFromRollout.
 func newAnalysisRun(c analysisCase, target harness.Target, revision, settle string) (*v1alpha1.AnalysisRun, error) {
+	if revision == "" {
+		revision = c.revision
+	}
 	tpl, err := loadTemplate(c.template, settle)
 	if err != nil {
 		return nil, err
@@ -179,9 +191,6 @@ func newAnalysisRun(c analysisCase, target harness.Target, revision, settle stri
 	if step != nil {
 		nameParts = append(nameParts, fmt.Sprint(*step))
 		labels = analysisutil.StepLabels(*step, target.Hash, "")
-	}
-	if c.args != nil {
-		nameParts = append(nameParts, c.name)
 	}
 	for k, v := range ro.Spec.Selector.MatchLabels {
 		labels[k] = v

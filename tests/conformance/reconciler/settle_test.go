@@ -59,7 +59,7 @@ func TestDataAppearsAfterTheRunStarted(t *testing.T) {
 	}
 	c := analysisCases[0] // standard template, args of examples/canary/rollout.yaml's background analysis
 	target := harness.ShopWeb
-	run, err := newAnalysisRun(c, target, "3", settleFor)
+	run, err := newAnalysisRun(c, target, "10", settleFor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,15 @@ func firstMeasurementStates(history []observation, metric string) []state {
 	return out
 }
 
+// phases is "Running → Running → Successful".
+func phases(states []state) string {
+	seq := make([]string, len(states))
+	for i, s := range states {
+		seq[i] = string(s.m.Phase)
+	}
+	return strings.Join(seq, " → ")
+}
+
 func sameState(a, b v1alpha1.Measurement) bool {
 	return a.Phase == b.Phase && a.Message == b.Message && timeOf(a.ResumeAt).Equal(timeOf(b.ResumeAt)) &&
 		timeOf(a.FinishedAt).Equal(timeOf(b.FinishedAt))
@@ -136,15 +145,12 @@ func timeOf(t *metav1.Time) time.Time {
 // observed no earlier than the resumeAt before it, and the success only once data existed.
 func checkSettled(t *testing.T, metric string, states []state, dataFrom time.Time) {
 	t.Helper()
-	seq := make([]string, len(states))
-	for i, s := range states {
-		seq[i] = string(s.m.Phase)
-	}
-	t.Logf("metric %s: first measurement went %s", metric, strings.Join(seq, " → "))
+	t.Logf("metric %s: first measurement went %s", metric, phases(states))
 	if len(states) < 2 {
-		t.Errorf("metric %s: first measurement seen as %v, want Running … then Successful", metric, seq)
+		t.Errorf("metric %s: first measurement went %s, want Running … then Successful", metric, phases(states))
 		return
 	}
+	t.Logf("metric %s: while waiting: %q", metric, states[0].m.Message)
 	last := states[len(states)-1]
 	if last.m.Phase != successful {
 		t.Errorf("metric %s: first measurement ended %s (%q), want Successful", metric, last.m.Phase, last.m.Message)
