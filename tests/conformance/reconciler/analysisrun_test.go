@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -42,6 +43,8 @@ type analysisCase struct {
 var analysisCases = []analysisCase{
 	{name: "standard", template: "manifests/analysis/cluster-analysis-template.yaml", rollout: "examples/canary/rollout.yaml", revision: "2"},
 	{name: "prod", template: "manifests/analysis/cluster-analysis-template-prod.yaml", rollout: "examples/canary/rollout-prod.yaml", revision: "3"},
+	// No namespace arg: the plugin takes the AnalysisRun's.
+	{name: "bluegreen", template: "manifests/analysis/cluster-analysis-template.yaml", rollout: "examples/bluegreen/rollout.yaml", revision: "5"},
 	{name: "pod-health", template: "examples/guardrails/pod-health.yaml", rollout: "examples/canary/rollout.yaml", revision: "4",
 		args: []v1alpha1.AnalysisRunArgument{
 			{Name: "namespace", ValueFrom: &v1alpha1.ArgumentValueFrom{FieldRef: &v1alpha1.FieldRef{FieldPath: "metadata.namespace"}}},
@@ -119,9 +122,10 @@ func loadRollout(path string) (*v1alpha1.Rollout, error) {
 	return nil, fmt.Errorf("%s holds no Rollout", path)
 }
 
-// rolloutAnalysis finds where the Rollout references the template: its background analysis, else its first
-// analysis step (its index is returned), else blue-green pre-promotion analysis.
-func rolloutAnalysis(ro *v1alpha1.Rollout, template string) (*v1alpha1.RolloutAnalysis, *int32) {
+// rolloutAnalysis finds where the Rollout references the template — its canary background analysis, else its
+// first canary analysis step, else its blue-green pre-promotion analysis — and returns the name infix and labels
+// the rollout controller gives that kind of run (rollout/analysis.go).
+func rolloutAnalysis(ro *v1alpha1.Rollout, template, hash string) (*v1alpha1.RolloutAnalysis, string, map[string]string) {
 	references := func(a *v1alpha1.RolloutAnalysis) bool {
 		for _, ref := range a.Templates {
 			if ref.TemplateName == template && ref.IsClusterScope() {
@@ -132,19 +136,18 @@ func rolloutAnalysis(ro *v1alpha1.Rollout, template string) (*v1alpha1.RolloutAn
 	}
 	if c := ro.Spec.Strategy.Canary; c != nil {
 		if c.Analysis != nil && references(&c.Analysis.RolloutAnalysis) {
-			return &c.Analysis.RolloutAnalysis, nil
+			return &c.Analysis.RolloutAnalysis, "", analysisutil.BackgroundLabels(hash, "")
 		}
 		for i, step := range c.Steps {
 			if step.Analysis != nil && references(step.Analysis) {
-				index := int32(i)
-				return step.Analysis, &index
+				return step.Analysis, strconv.Itoa(i), analysisutil.StepLabels(int32(i), hash, "")
 			}
 		}
 	}
 	if bg := ro.Spec.Strategy.BlueGreen; bg != nil && bg.PrePromotionAnalysis != nil && references(bg.PrePromotionAnalysis) {
-		return bg.PrePromotionAnalysis, nil
+		return bg.PrePromotionAnalysis, "pre", analysisutil.PrePromotionLabels(hash, "")
 	}
-	return nil, nil
+	return nil, "", nil
 }
 
 // newAnalysisRun builds the AnalysisRun the rollout controller creates for target when the example Rollout,
@@ -168,12 +171,12 @@ func newAnalysisRun(c analysisCase, target harness.Target, revision, settle stri
 	ro.UID = types.UID("rollout-uid-" + target.Namespace + "-" + target.Rollout)
 	ro.Annotations = map[string]string{revisionAnnotation: revision}
 
-	ra, step := rolloutAnalysis(ro, tpl.Name)
+	ra, infix, labels := rolloutAnalysis(ro, tpl.Name, target.Hash)
 	if c.args != nil {
 		if ra != nil {
 			return nil, fmt.Errorf("%s now references %s: use its args instead of the test's", c.rollout, tpl.Name)
 		}
-		ra = &v1alpha1.RolloutAnalysis{Args: c.args}
+		ra, labels = &v1alpha1.RolloutAnalysis{Args: c.args}, analysisutil.BackgroundLabels(target.Hash, "")
 	} else if ra == nil {
 		return nil, fmt.Errorf("%s does not reference the ClusterAnalysisTemplate %s", c.rollout, tpl.Name)
 	}
@@ -187,10 +190,8 @@ func newAnalysisRun(c analysisCase, target harness.Target, revision, settle stri
 	}
 
 	nameParts := []string{ro.Name, target.Hash, revision}
-	labels := analysisutil.BackgroundLabels(target.Hash, "")
-	if step != nil {
-		nameParts = append(nameParts, fmt.Sprint(*step))
-		labels = analysisutil.StepLabels(*step, target.Hash, "")
+	if infix != "" {
+		nameParts = append(nameParts, infix)
 	}
 	for k, v := range ro.Spec.Selector.MatchLabels {
 		labels[k] = v

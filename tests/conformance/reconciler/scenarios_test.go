@@ -118,7 +118,7 @@ func guardrailOf(m v1alpha1.Metric) (guardrail, profile string, err error) {
 	return cfg.Guardrail, cfg.Profile, nil
 }
 
-// TestShippedTemplates reconciles one AnalysisRun per shipped template × fixture target through argo's
+// TestShippedTemplates reconciles one AnalysisRun per analysisCase × fixture target through argo's
 // controller, all at once, and asserts the run's phase and message, every metric's phase and every
 // measurement's phase and message.
 func TestShippedTemplates(t *testing.T) {
@@ -166,7 +166,7 @@ func TestShippedTemplates(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	t.Logf("%d AnalysisRuns (%d templates × %d targets) completed through argo's controller in %s",
+	t.Logf("%d AnalysisRuns (%d template references × %d targets) completed through argo's controller in %s",
 		len(all), len(analysisCases), len(fixtureVerdicts), time.Since(start).Round(time.Millisecond))
 
 	for i, p := range all {
