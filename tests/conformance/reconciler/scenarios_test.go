@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -112,7 +113,7 @@ func guardrailOf(m v1alpha1.Metric) (guardrail, profile string, err error) {
 		Guardrail string `json:"guardrail"`
 		Profile   string `json:"profile"`
 	}
-	if err := jsonUnmarshal(m.Provider.Plugin[harness.PluginName], &cfg); err != nil {
+	if err := json.Unmarshal(m.Provider.Plugin[harness.PluginName], &cfg); err != nil {
 		return "", "", fmt.Errorf("metric %s: %w", m.Name, err)
 	}
 	return cfg.Guardrail, cfg.Profile, nil

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +9,6 @@ import (
 	"github.com/rollouts-guardrails/conformance/harness"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
 
 // settleSupported asks a plugin process of its own whether it knows the `settle` key (issue 13): an unknown
 // key is a Failed measurement whose message names it.
@@ -70,7 +67,11 @@ func TestDataAppearsAfterTheRunStarted(t *testing.T) {
 	history, done := world.observed.waitCompleted(key, created.Add(2*time.Minute))
 	held, passed := world.proxy.Release()
 	if !done {
-		t.Fatalf("AnalysisRun %s not completed within 2m; last seen: %s", key, describeRun(history[len(history)-1].run))
+		last := "never observed"
+		if len(history) > 0 {
+			last = describeRun(history[len(history)-1].run)
+		}
+		t.Fatalf("AnalysisRun %s not completed within 2m; last seen: %s", key, last)
 	}
 	final := history[len(history)-1].run
 	t.Logf("%d versions observed; %d queries held back, %d forwarded; completed %s after creation",
