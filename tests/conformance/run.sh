@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Go conformance suite once per supported controller release: the real argo-rollouts metric-provider
 # plugin client (hashicorp/go-plugin net/rpc) drives GUARDRAILS_BIN against a private Prometheus loaded with
-# tests/fixtures/prometheus/kube-state-metrics.om.
+# tests/fixtures/prometheus/kube-state-metrics.om. Then `reconciler`: argo-rollouts' own analysis controller,
+# in-process, reconciles AnalysisRuns built from the shipped ClusterAnalysisTemplates through the same plugin.
 #
 #   GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/conformance/run.sh [go test flags…]
 #
@@ -11,7 +12,7 @@
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-modules=(${GUARDRAILS_CONFORMANCE_MODULES:-argo-v1.9.1 argo-v1.10.0 go-plugin-v1.8.0})
+modules=(${GUARDRAILS_CONFORMANCE_MODULES:-argo-v1.9.1 argo-v1.10.0 go-plugin-v1.8.0 reconciler})
 
 if [[ -z "${GUARDRAILS_BIN:-}" ]]; then
   echo "run.sh: GUARDRAILS_BIN is unset: point it at the rollouts-guardrails binary" >&2
