@@ -177,6 +177,11 @@ fn build_error(stderr: &str, dir: &Path) -> String {
         .or_else(|| stderr.strip_prefix("Error: "))
         .unwrap_or(stderr);
     let first_line = stderr.lines().next().unwrap_or_default();
+    // kubectl prefixes a klog header: keep the error itself.
+    let first_line = match first_line.split_once("err=\"") {
+        Some((_, error)) => error.trim_end_matches('"'),
+        None => first_line,
+    };
     let missing = first_line
         .split(['\'', '"', ' '])
         .filter(|word| !word.is_empty())
