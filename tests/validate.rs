@@ -13,13 +13,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn validate<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> Output {
-    Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("validate")
         .args(args)
         .current_dir(dir)
-        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
-        .output()
-        .expect("run rollouts-guardrails validate")
+        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS");
+    // .ci/install-deps builds kustomize here when neither kustomize nor kubectl is on PATH.
+    let built = Path::new(ROOT).join("target/tools/kustomize");
+    if built.is_file() {
+        command.env("GUARDRAILS_KUSTOMIZE", built);
+    }
+    command.output().expect("run rollouts-guardrails validate")
 }
 
 fn text(bytes: &[u8]) -> String {
