@@ -252,7 +252,7 @@ fn immutable_field_changes_are_refused_and_allowed_changes_are_not() {
         assert_eq!(status, Some(1), "{}: {problems:#?}", case.display());
         assert!(
             problems.iter().any(|p| p["check"] == "immutable-field"
-                && p["path"] == Value::from(want.as_str())
+                && p["path"] == want.as_str()
                 && p["file"] == "deploy/object.yaml"),
             "{}: want an immutable-field problem at {want}, got {problems:#?}",
             case.display()

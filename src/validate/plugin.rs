@@ -184,3 +184,136 @@ fn looks_like_ours(key: &str) -> bool {
         || strsim::levenshtein(&key, &ours) <= 4
         || nearest(&key, [ours.as_str()]).is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{documents, ObjectRef};
+
+    /// Plugin and reference problems of `text`, as table lines.
+    fn problems(text: &str) -> Vec<String> {
+        let (values, _) = documents(text);
+        let docs: Vec<Document> = values
+            .into_iter()
+            .map(|value| Document {
+                file: "t.yaml".into(),
+                object: ObjectRef::of(&value),
+                value,
+            })
+            .collect();
+        let mut out = Vec::new();
+        check(&docs, &mut out);
+        super::super::references::check(&docs, &[], &mut out);
+        out.iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}",
+                    p.file,
+                    p.metric.as_deref().unwrap_or(""),
+                    p.message
+                )
+            })
+            .collect()
+    }
+
+    const TEMPLATE: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ClusterAnalysisTemplate
+metadata: {name: t}
+spec:
+  args:
+    - name: namespace
+      value: ""
+    - name: hash
+    - name: window
+    - name: image
+      valueFrom: {fieldRef: {fieldPath: "spec.template.spec.containers[0].image"}}
+  metrics:
+    - name: restarts
+      provider:
+        plugin:
+          rollouts-guardrails/prometheus:
+            guardrail: restarts
+            namespace: "{{args.namespace}}"
+            podTemplateHash: "{{ args.hash }}"
+            window: "{{args.window}}"
+    - name: images
+      provider:
+        plugin:
+          rollouts-guardrails/prometheus:
+            guardrail: latest-image
+            images: "{{args.image}}"
+    - name: builtin
+      provider: {prometheus: {query: up}}
+"#;
+
+    #[test]
+    fn a_valid_template_has_no_problem_whatever_its_args_will_be() {
+        assert_eq!(problems(TEMPLATE), Vec::<String>::new());
+    }
+
+    #[test]
+    fn configuration_errors_name_the_metric() {
+        let typo = TEMPLATE.replace("window: \"{{args.window}}\"", "windw: 5m");
+        assert_eq!(
+            problems(&typo),
+            ["t.yaml:restarts: unknown key `windw`; did you mean `window`?"]
+        );
+        let bad_default = TEMPLATE.replace("value: \"\"", "value: Shop_1");
+        let found = problems(&bad_default);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("namespace `Shop_1` is not a valid Kubernetes name"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn undeclared_args_are_reported_once_and_unresolvable_guardrails_are_problems() {
+        let undeclared = TEMPLATE.replace("{{ args.hash }}", "{{args.canary-hash}}");
+        assert_eq!(
+            problems(&undeclared),
+            ["t.yaml:restarts: {{args.canary-hash}} is not declared in the template's args: Argo cannot resolve it"]
+        );
+        let from_arg = TEMPLATE.replace("guardrail: restarts", "guardrail: \"{{args.hash}}\"");
+        assert_eq!(
+            problems(&from_arg),
+            ["t.yaml:restarts: key `guardrail` comes from {{args.hash}}, which has no default value: give the arg a `value` so it can be checked"]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_plugin_key_is_a_problem_and_other_plugins_are_not() {
+        for typo in [
+            "rollouts-guardrail/prometheus",
+            "Rollouts-Guardrails/Prometheus",
+            "guardrails/prometheus",
+        ] {
+            let text = TEMPLATE.replace(
+                "rollouts-guardrails/prometheus:\n            guardrail: latest-image",
+                &format!("{typo}:\n            guardrail: latest-image"),
+            );
+            assert_eq!(
+                problems(&text),
+                [format!("t.yaml:images: provider.plugin key `{typo}` looks like a misspelling of `rollouts-guardrails/prometheus`: the controller would find no such plugin")],
+            );
+        }
+        let other = TEMPLATE.replace(
+            "provider: {prometheus: {query: up}}",
+            "provider: {plugin: {acme/datadog: {query: up}}}",
+        );
+        assert_eq!(problems(&other), Vec::<String>::new());
+    }
+
+    #[test]
+    fn conditions_are_checked_for_the_guardrail_that_uses_them() {
+        let on_threshold = TEMPLATE.replace(
+            "    - name: images\n",
+            "    - name: images\n      successCondition: result[0] == 0\n",
+        );
+        assert_eq!(
+            problems(&on_threshold),
+            ["t.yaml:images: successCondition is not used by guardrail `latest-image`: it is judged by `threshold` (conditions apply to guardrail `query`)"]
+        );
+    }
+}
