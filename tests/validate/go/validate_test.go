@@ -6,7 +6,8 @@
 //   - the ValidatingAdmissionPolicies in manifests/policies, compiled and evaluated in the API server's own CEL
 //     environment (k8s.io/apiserver/pkg/cel/environment), deny each object of ../policies/denied.yaml with
 //     the message of its annotation and admit every object of ../policies/admitted.yaml;
-//   - the CRDs pinned in schemas/argo-rollouts-v1.9.1 equal those of the argo-rollouts module the harness uses.
+//   - the CRDs pinned in schemas/argo-rollouts-v1.9.1 equal those of the argo-rollouts module tests/manifests (the
+//     Go harness) builds against.
 package validate
 
 import (
@@ -370,9 +371,13 @@ func TestAdmissionPoliciesDenyWithValidatesMessages(t *testing.T) {
 }
 
 func TestPinnedCRDsEqualTheHarnessModule(t *testing.T) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-rollouts").Output()
+	// The version the Go harness (tests/manifests) builds against, wherever its module cache is.
+	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-rollouts")
+	list.Dir = filepath.Join(root, "tests/manifests")
+	list.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	out, err := list.Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("go list in tests/manifests: %v", err)
 	}
 	module := strings.TrimSpace(string(out))
 	for _, name := range []string{"rollout", "analysis-template", "cluster-analysis-template", "analysis-run", "experiment"} {
