@@ -379,3 +379,25 @@ fn without_kustomize_or_kubectl_a_kustomization_is_a_problem() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn templates_resolve_through_the_templates_flag() {
+    let alone = validate(&["examples/canary/rollout.yaml"], Path::new(ROOT));
+    let stdout = text(&alone.stdout);
+    assert_eq!(alone.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "templateName: no ClusterAnalysisTemplate `rollouts-guardrails` among the given paths"
+        ),
+        "{stdout}"
+    );
+    let with = validate(
+        &[
+            "--templates",
+            "manifests/analysis",
+            "examples/canary/rollout.yaml",
+        ],
+        Path::new(ROOT),
+    );
+    assert_eq!(with.status.code(), Some(0), "{}", text(&with.stdout));
+}
