@@ -15,6 +15,7 @@
 //! - [`engine`]: configuration, guardrails, PromQL, verdicts: one async function from
 //!   (analysis context, metric) to measurement, shared by every face.
 //! - [`prometheus`]: the HTTP API client and its response model.
+//! - [`stats`]: the Mann-Whitney U test and medians over per-step samples (pure arithmetic).
 //! - [`manifest`]: Kubernetes manifests and Argo's AnalysisTemplates read once, for `check` and `validate`.
 //! - [`validate`]: the GitOps pre-merge gate (CRD schemas, references, policies, immutable fields).
 //! - [`cli`]: the `check` and `validate` commands, for CI, laptops and incident reviews.
@@ -29,6 +30,7 @@ pub mod logging;
 pub mod manifest;
 pub mod prometheus;
 pub mod service;
+pub mod stats;
 pub mod telemetry;
 pub mod transport;
 pub mod validate;
