@@ -316,6 +316,40 @@ pub fn check(document: &Document, problems: &mut Vec<Problem>) {
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found.dedup();
     problems.extend(found);
+    if object.kind == "Rollout" {
+        require_images(document, problems);
+    }
+}
+
+/// A container without image: the CRD schema allows it, argo-rollouts' `ValidateRollout` (through Kubernetes'
+/// pod-template validation) refuses it. Typically a kustomize strategic-merge patch of a Rollout's container
+/// list, which replaces the list instead of merging by name (kustomize has no schema for the CRD).
+fn require_images(document: &Document, problems: &mut Vec<Problem>) {
+    let Some(spec) = document.value.pointer("/spec/template/spec") else {
+        return;
+    };
+    for list in ["initContainers", "containers"] {
+        for (index, container) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if container
+                .get("image")
+                .and_then(Value::as_str)
+                .is_none_or(|i| i.trim().is_empty())
+            {
+                problems.push(Problem::at(
+                    Check::Schema,
+                    document,
+                    format!("spec.template.spec.{list}[{index}].image"),
+                    "required value: argo-rollouts refuses a container without image (did a kustomize patch replace the container list?)",
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
