@@ -6,7 +6,7 @@ BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
+.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -26,7 +26,7 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary test-hostile fuzz-smoke
+test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-validate-go test-static-binary test-hostile fuzz-smoke
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -55,6 +55,12 @@ release-static: deps
 # kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/manifests_validate.rs.)
 test-manifests: deps
 	tests/manifests/run.sh
+
+# validate's claims proved with Kubernetes' own code (tests/validate/go): the immutable-field cases against
+# k8s.io/kubernetes' Validate*Update and the Rollout CRD's CEL rule, manifests/policies in the apiserver's CEL
+# environment with validate's messages, the pinned CRDs against the argo-rollouts module.
+test-validate-go: deps
+	cd tests/validate/go && GOFLAGS=-mod=mod go test -count=1 ./...
 
 # The static binary completes the go-plugin handshake inside an empty root.
 test-static-binary: release-static

@@ -16,7 +16,9 @@
 //!   (analysis context, metric) to measurement, shared by every face.
 //! - [`prometheus`]: the HTTP API client and its response model.
 //! - [`stats`]: the Mann-Whitney U test and medians over per-step samples (pure arithmetic).
-//! - [`cli`]: the `check` command, for CI, laptops and incident reviews.
+//! - [`manifest`]: Kubernetes manifests and Argo's AnalysisTemplates read once, for `check` and `validate`.
+//! - [`validate`]: the GitOps pre-merge gate (CRD schemas, references, policies, immutable fields).
+//! - [`cli`]: the `check` and `validate` commands, for CI, laptops and incident reviews.
 //! - [`logging`]: hclog-compatible JSON lines on stderr.
 //! - [`telemetry`]: the guardrails' own metrics and the `/metrics` endpoint.
 #![forbid(unsafe_code)]
@@ -25,8 +27,10 @@ pub mod cli;
 pub mod codec;
 pub mod engine;
 pub mod logging;
+pub mod manifest;
 pub mod prometheus;
 pub mod service;
 pub mod stats;
 pub mod telemetry;
 pub mod transport;
+pub mod validate;

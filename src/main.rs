@@ -101,18 +101,7 @@ fn check(args: CheckArgs) -> ExitCode {
 }
 
 fn validate(args: cli::validate::ValidateArgs) -> ExitCode {
-    let report = cli::validate::validate_files(&args.files);
-    for problem in &report.problems {
-        println!("{problem}");
-    }
-    eprintln!(
-        "rollouts-guardrails validate: {} file(s), {} metric(s) using {}, {} problem(s)",
-        args.files.len(),
-        report.metrics,
-        rollouts_guardrails::engine::PLUGIN_NAME,
-        report.problems.len()
-    );
-    ExitCode::from(report.exit_status())
+    ExitCode::from(cli::validate::run(&args))
 }
 
 fn serve(args: grpc::ServeArgs) -> ExitCode {

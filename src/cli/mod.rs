@@ -12,11 +12,11 @@
 //! passed; it is refused with `--at` (data cannot appear at a fixed instant).
 //!
 //! # Layout
-//! - [`template`]: reading AnalysisTemplates and Argo's `{{args.NAME}}` substitution.
 //! - [`output`]: the PASS/FAIL table and JSON lines.
-//! - [`validate`]: the `validate` command, the plugin configuration of every template checked offline.
+//! - [`validate`]: the `validate` command's flags and output (the checks: [`crate::validate`]).
+//!
+//! Templates are read by [`crate::manifest::template`], the reader `validate` uses too.
 pub mod output;
-pub mod template;
 pub mod validate;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::measure::{SettlePolicy, When, POD_TEMPLATE_HASH_LABEL};
 use crate::engine::{AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase};
+use crate::manifest::template;
 
 /// Exit status when every measurement is Successful.
 pub const EXIT_PASS: u8 = 0;

@@ -23,6 +23,7 @@ import (
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/validation"
 	analysisutil "github.com/argoproj/argo-rollouts/utils/analysis"
 	plugintypes "github.com/argoproj/argo-rollouts/utils/plugin/types"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -212,6 +213,12 @@ func decode(doc document, objs *objects, patch bool) error {
 	case "ServiceAccount":
 		var sa corev1.ServiceAccount
 		return strict(&sa)
+	case "ValidatingAdmissionPolicy":
+		var vap admissionregistrationv1.ValidatingAdmissionPolicy
+		return strict(&vap)
+	case "ValidatingAdmissionPolicyBinding":
+		var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		return strict(&binding)
 	case "Kustomization", "Component":
 		// Checked by building it (kustomize itself rejects unknown fields in a kustomization).
 	default:

@@ -1,14 +1,133 @@
-//! Reading an AnalysisTemplate or ClusterAnalysisTemplate and substituting `{{args.NAME}}` as Argo does, so a
-//! template can be tried from a laptop or CI before it guards a rollout.
+//! Argo's (Cluster)AnalysisTemplates and AnalysisRuns read once ([`Template`]), and `{{args.NAME}}` substituted
+//! as Argo does ([`substitute`]) — for `check --template`, which evaluates a template with given args, and for
+//! `validate`, which checks it offline.
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::{documents, read_file, ObjectRef, ReadError};
 use crate::engine::PLUGIN_NAME;
 
-/// The largest template file read (a template is a few KiB; this guards against a wrong path).
-pub const MAX_TEMPLATE_BYTES: u64 = 4 * 1024 * 1024;
+/// The kinds that declare `spec.args` and `spec.metrics`.
+pub const KINDS: [&str; 3] = ["AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun"];
+
+/// One declared arg of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub name: String,
+    /// Its `value` (a scalar written as text), the default a referring object may override.
+    pub value: Option<String>,
+    /// Whether it is read from the cluster (`valueFrom`) when no value is passed.
+    pub value_from: bool,
+}
+
+impl Arg {
+    /// Whether a referring object must pass this arg (Argo fails the AnalysisRun otherwise).
+    pub fn is_required(&self) -> bool {
+        self.value.is_none() && !self.value_from
+    }
+}
+
+/// A (Cluster)AnalysisTemplate or AnalysisRun, as far as its args and metrics go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub object: ObjectRef,
+    pub args: Vec<Arg>,
+    /// `spec.metrics`, as written.
+    pub metrics: Vec<Value>,
+}
+
+impl Template {
+    /// The template a document holds, `None` for other kinds.
+    pub fn from_document(document: &Value) -> Option<Template> {
+        let object = ObjectRef::of(document)?;
+        if !KINDS.contains(&object.kind.as_str()) {
+            return None;
+        }
+        let spec = document.get("spec").unwrap_or(&Value::Null);
+        Some(Template {
+            object,
+            args: args_of(spec.get("args")),
+            metrics: spec
+                .get("metrics")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The declared arg `name`.
+    pub fn arg(&self, name: &str) -> Option<&Arg> {
+        self.args.iter().find(|a| a.name == name)
+    }
+}
+
+/// The args of an `args:` list (a template's declarations or a reference's values).
+pub fn args_of(list: Option<&Value>) -> Vec<Arg> {
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|arg| {
+            let name = arg.get("name")?.as_str()?.to_string();
+            let value = match arg.get("value") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Null) | None => None,
+                Some(other) => Some(other.to_string()),
+            };
+            Some(Arg {
+                name,
+                value,
+                value_from: arg.get("valueFrom").is_some_and(|v| !v.is_null()),
+            })
+        })
+        .collect()
+}
+
+/// Every arg name `text` refers to with `{{args.NAME}}`, in order of appearance.
+pub fn arg_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = substitute::<()>(text, false, |name| {
+        names.push(name.to_string());
+        Ok(String::new())
+    });
+    names
+}
+
+/// Replaces every `{{args.NAME}}` (spaces inside the braces allowed) with what `value_of(NAME)` returns; other
+/// tags (`{{workflow.*}}` of other providers) are left as written, as Argo leaves them. With `json`, the value is
+/// JSON-string-escaped, so an arg holding `"` or `\` cannot break out of its string in JSON text.
+pub fn substitute<E>(
+    text: &str,
+    json: bool,
+    mut value_of: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        match after[..end].trim().strip_prefix("args.") {
+            Some(name) => {
+                let value = value_of(name)?;
+                if json {
+                    let quoted = Value::String(value).to_string();
+                    out.push_str(&quoted[1..quoted.len() - 1]);
+                } else {
+                    out.push_str(&value);
+                }
+            }
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
 
 /// Why a template could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,19 +166,13 @@ pub struct TemplateMetric {
 /// Loads every metric using this plugin from the templates in `path` (multi-document YAML is fine).
 pub fn load(path: &Path, cli_args: &[String]) -> Result<Vec<TemplateMetric>, TemplateError> {
     let shown = path.display().to_string();
-    let read_error = |reason: String| TemplateError::Read {
+    let text = read_file(path).map_err(|e| TemplateError::Read {
         path: shown.clone(),
-        reason,
-    };
-    let size = std::fs::metadata(path)
-        .map_err(|e| read_error(e.to_string()))?
-        .len();
-    if size > MAX_TEMPLATE_BYTES {
-        return Err(read_error(format!(
-            "larger than {MAX_TEMPLATE_BYTES} bytes"
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+        reason: match e {
+            ReadError::Io(reason) => reason,
+            other => other.to_string(),
+        },
+    })?;
     parse(&text, &shown, cli_args)
 }
 
@@ -76,21 +189,21 @@ pub fn parse(
             .ok_or_else(|| TemplateError::ArgSyntax(assignment.clone()))?;
         given.insert(name.to_string(), value.to_string());
     }
-    let mut templates = Vec::new();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value: Value =
-            serde::Deserialize::deserialize(document).map_err(|e| TemplateError::Yaml {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })?;
-        let kind = value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if matches!(kind, "AnalysisTemplate" | "ClusterAnalysisTemplate") {
-            templates.push(value);
-        }
+    let (values, error) = documents(text);
+    if let Some(e) = error {
+        return Err(TemplateError::Yaml {
+            path: path.to_string(),
+            reason: match e {
+                ReadError::Yaml(reason) => reason,
+                other => other.to_string(),
+            },
+        });
     }
+    let templates: Vec<Template> = values
+        .iter()
+        .filter_map(Template::from_document)
+        .filter(|t| t.object.kind != "AnalysisRun")
+        .collect();
     if templates.is_empty() {
         return Err(TemplateError::NoTemplate {
             path: path.to_string(),
@@ -98,14 +211,8 @@ pub fn parse(
     }
     let mut metrics = Vec::new();
     for template in &templates {
-        let spec = template.get("spec").cloned().unwrap_or(Value::Null);
-        let args = resolve_args(&spec, &given)?;
-        for metric in spec
-            .get("metrics")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        let args = resolve_args(template, &given)?;
+        for metric in &template.metrics {
             let name = metric
                 .get("name")
                 .and_then(Value::as_str)
@@ -117,7 +224,7 @@ pub fn parse(
             else {
                 continue;
             };
-            let config_text = substitute(&config.to_string(), &args, &name, true)?;
+            let config_text = substitute_resolved(&config.to_string(), &args, &name, true)?;
             let config = match serde_json::from_str::<Value>(&config_text) {
                 Ok(Value::Object(map)) => map,
                 Ok(_) => {
@@ -137,7 +244,7 @@ pub fn parse(
             };
             let condition = |key: &str| -> Result<String, TemplateError> {
                 let raw = metric.get(key).and_then(Value::as_str).unwrap_or("");
-                substitute(raw, &args, &name, false)
+                substitute_resolved(raw, &args, &name, false)
             };
             metrics.push(TemplateMetric {
                 success_condition: condition("successCondition")?,
@@ -157,18 +264,10 @@ pub fn parse(
 
 /// Each declared arg's value: `--arg` wins over the template's `value`; `valueFrom` needs `--arg`.
 fn resolve_args(
-    spec: &Value,
+    template: &Template,
     given: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, TemplateError> {
-    let declared: Vec<&Value> = spec
-        .get("args")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let names: Vec<&str> = declared
-        .iter()
-        .filter_map(|a| a.get("name").and_then(Value::as_str))
-        .collect();
+    let names: Vec<&str> = template.args.iter().map(|a| a.name.as_str()).collect();
     for name in given.keys() {
         if !names.contains(&name.as_str()) {
             return Err(TemplateError::UnknownArg {
@@ -178,60 +277,35 @@ fn resolve_args(
         }
     }
     let mut out = BTreeMap::new();
-    for arg in declared {
-        let Some(name) = arg.get("name").and_then(Value::as_str) else {
-            continue;
+    for arg in &template.args {
+        let value = match (given.get(&arg.name), &arg.value) {
+            (Some(v), _) => v.clone(),
+            (None, Some(v)) => v.clone(),
+            (None, None) if arg.value_from => {
+                return Err(TemplateError::ValueFrom(arg.name.clone()))
+            }
+            (None, None) => return Err(TemplateError::MissingArg(arg.name.clone())),
         };
-        let value = match (given.get(name), arg.get("value"), arg.get("valueFrom")) {
-            (Some(v), _, _) => v.clone(),
-            (None, Some(Value::String(v)), _) => v.clone(),
-            (None, Some(v), _) if !v.is_null() => v.to_string(),
-            (None, _, Some(_)) => return Err(TemplateError::ValueFrom(name.to_string())),
-            _ => return Err(TemplateError::MissingArg(name.to_string())),
-        };
-        out.insert(name.to_string(), value);
+        out.insert(arg.name.clone(), value);
     }
     Ok(out)
 }
 
-/// Replaces `{{args.NAME}}` (spaces inside the braces allowed). In JSON text the value is JSON-string-escaped,
-/// so an arg holding `"` or `\` cannot break out of its string.
-fn substitute(
+/// `substitute` with the resolved args of `check --template`: an undeclared arg is an error.
+fn substitute_resolved(
     text: &str,
     args: &BTreeMap<String, String>,
     metric: &str,
     json: bool,
 ) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let tag = after[..end].trim();
-        match tag.strip_prefix("args.") {
-            Some(name) => {
-                let value = args.get(name).ok_or_else(|| TemplateError::UndeclaredArg {
-                    metric: metric.to_string(),
-                    arg: name.to_string(),
-                })?;
-                if json {
-                    let quoted = Value::String(value.clone()).to_string();
-                    out.push_str(&quoted[1..quoted.len() - 1]);
-                } else {
-                    out.push_str(value);
-                }
-            }
-            // Not ours (e.g. Argo's {{workflow.*}} in other providers): left as written.
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    substitute(text, json, |name| {
+        args.get(name)
+            .cloned()
+            .ok_or_else(|| TemplateError::UndeclaredArg {
+                metric: metric.to_string(),
+                arg: name.to_string(),
+            })
+    })
 }
 
 #[cfg(test)]

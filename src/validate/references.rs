@@ -1,0 +1,255 @@
+//! References between argo-rollouts objects, resolved among the given paths (and `--templates`):
+//! - every `templateName` of a Rollout's canary steps, background analysis, blue-green pre- and post-promotion
+//!   analysis and experiment steps, of an Experiment's analyses, and of a template's `spec.templates`, names a
+//!   template of the kind its `clusterScope` says (ClusterAnalysisTemplate when true, else an AnalysisTemplate
+//!   in the referring object's namespace);
+//! - every arg the template declares without `value` or `valueFrom` is passed by the reference (an AnalysisRun
+//!   has no one to pass it: each of its args needs a value);
+//! - every `{{args.NAME}}` a metric uses is declared by its template.
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{nearest, Check, Document, Problem};
+use crate::manifest::field_path;
+use crate::manifest::template::{arg_names, args_of, Template};
+
+/// One `templateName` and where it was found.
+struct Reference<'a> {
+    /// JSON pointer of the object holding `templateName` and `clusterScope`.
+    pointer: String,
+    entry: &'a Value,
+    /// The args the referring analysis passes; `None` when args are not checked (a template's `templates`).
+    args: Option<BTreeSet<String>>,
+}
+
+/// Checks every reference in `documents` against the templates in `documents` and `extra`.
+pub fn check(documents: &[Document], extra: &[Document], problems: &mut Vec<Problem>) {
+    let templates: Vec<Template> = documents
+        .iter()
+        .chain(extra)
+        .filter_map(|d| Template::from_document(&d.value))
+        .filter(|t| t.object.kind != "AnalysisRun")
+        .collect();
+    for document in documents {
+        for reference in references(&document.value) {
+            resolve(document, &reference, &templates, problems);
+        }
+        if let Some(template) = Template::from_document(&document.value) {
+            undeclared_args(document, &template, problems);
+            if template.object.kind == "AnalysisRun" {
+                for (index, arg) in template.args.iter().enumerate() {
+                    if arg.is_required() {
+                        problems.push(Problem::at(
+                            Check::Reference,
+                            document,
+                            format!("spec.args[{index}]"),
+                            format!("arg `{}` has neither value nor valueFrom: the AnalysisRun cannot resolve it", arg.name),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn references<'a>(document: &'a Value) -> Vec<Reference<'a>> {
+    let kind = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group_is_argo = document
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with("argoproj.io/"));
+    let mut out = Vec::new();
+    if !group_is_argo {
+        return out;
+    }
+    let analysis = |out: &mut Vec<Reference<'a>>, pointer: String| {
+        let Some(analysis) = document.pointer(&pointer) else {
+            return;
+        };
+        let args = passed(analysis.get("args"));
+        for (j, entry) in list(analysis.get("templates")).iter().enumerate() {
+            out.push(Reference {
+                pointer: format!("{pointer}/templates/{j}"),
+                entry,
+                args: Some(args.clone()),
+            });
+        }
+    };
+    let analyses = |out: &mut Vec<Reference<'a>>, pointer: String| {
+        for (j, entry) in list(document.pointer(&pointer)).iter().enumerate() {
+            out.push(Reference {
+                pointer: format!("{pointer}/{j}"),
+                entry,
+                args: Some(passed(entry.get("args"))),
+            });
+        }
+    };
+    match kind {
+        "Rollout" => {
+            for (i, step) in list(document.pointer("/spec/strategy/canary/steps"))
+                .iter()
+                .enumerate()
+            {
+                if step.get("analysis").is_some() {
+                    analysis(
+                        &mut out,
+                        format!("/spec/strategy/canary/steps/{i}/analysis"),
+                    );
+                }
+                if step.get("experiment").is_some() {
+                    analyses(
+                        &mut out,
+                        format!("/spec/strategy/canary/steps/{i}/experiment/analyses"),
+                    );
+                }
+            }
+            analysis(&mut out, "/spec/strategy/canary/analysis".into());
+            analysis(
+                &mut out,
+                "/spec/strategy/blueGreen/prePromotionAnalysis".into(),
+            );
+            analysis(
+                &mut out,
+                "/spec/strategy/blueGreen/postPromotionAnalysis".into(),
+            );
+        }
+        "Experiment" => analyses(&mut out, "/spec/analyses".into()),
+        "AnalysisTemplate" | "ClusterAnalysisTemplate" => {
+            for (j, entry) in list(document.pointer("/spec/templates")).iter().enumerate() {
+                out.push(Reference {
+                    pointer: format!("/spec/templates/{j}"),
+                    entry,
+                    args: None,
+                });
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn list(value: Option<&Value>) -> &[Value] {
+    value
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn passed(args: Option<&Value>) -> BTreeSet<String> {
+    args_of(args).into_iter().map(|a| a.name).collect()
+}
+
+fn resolve(
+    document: &Document,
+    reference: &Reference<'_>,
+    templates: &[Template],
+    problems: &mut Vec<Problem>,
+) {
+    let Some(name) = reference.entry.get("templateName").and_then(Value::as_str) else {
+        return; // a missing templateName is a schema problem
+    };
+    let cluster = reference
+        .entry
+        .get("clusterScope")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let namespace = document
+        .object
+        .as_ref()
+        .map(|o| o.namespace.as_str())
+        .unwrap_or_default();
+    let (kind, other_kind) = if cluster {
+        ("ClusterAnalysisTemplate", "AnalysisTemplate")
+    } else {
+        ("AnalysisTemplate", "ClusterAnalysisTemplate")
+    };
+    let matches = |t: &&Template, kind: &str| {
+        t.object.kind == kind
+            && (kind == "ClusterAnalysisTemplate"
+                || t.object.namespace.is_empty()
+                || namespace.is_empty()
+                || t.object.namespace == namespace)
+    };
+    let path = field_path(
+        &document.value,
+        &format!("{}/templateName", reference.pointer),
+    );
+    let Some(template) = templates
+        .iter()
+        .find(|t| matches(t, kind) && t.object.name == name)
+    else {
+        let mut problem = Problem::at(Check::Reference, document, path, String::new());
+        if templates
+            .iter()
+            .any(|t| matches(&t, other_kind) && t.object.name == name)
+        {
+            problem.message = format!(
+                "no {kind} `{name}`, but a {other_kind} `{name}` exists: set clusterScope: {}",
+                !cluster
+            );
+        } else {
+            let names: Vec<&str> = templates
+                .iter()
+                .filter(|t| matches(t, kind))
+                .map(|t| t.object.name.as_str())
+                .collect();
+            problem.suggestion = nearest(name, names).map(str::to_string);
+            let scope = if cluster || namespace.is_empty() {
+                String::new()
+            } else {
+                format!(" in namespace `{namespace}`")
+            };
+            problem.message = match &problem.suggestion {
+                Some(s) => format!("no {kind} `{name}`{scope} among the given paths; did you mean {s}?"),
+                None => format!("no {kind} `{name}`{scope} among the given paths (add it, or its directory with --templates)"),
+            };
+        }
+        problems.push(problem);
+        return;
+    };
+    let Some(passed) = &reference.args else {
+        return;
+    };
+    for arg in &template.args {
+        if arg.is_required() && !passed.contains(&arg.name) {
+            problems.push(Problem::at(
+                Check::Reference,
+                document,
+                field_path(&document.value, &reference.pointer),
+                format!(
+                    "{kind} `{name}` requires arg `{}` (declared without value or valueFrom), which this analysis does not pass",
+                    arg.name
+                ),
+            ));
+        }
+    }
+}
+
+fn undeclared_args(document: &Document, template: &Template, problems: &mut Vec<Problem>) {
+    let declared: Vec<&str> = template.args.iter().map(|a| a.name.as_str()).collect();
+    for (index, metric) in template.metrics.iter().enumerate() {
+        let name = metric
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for arg in arg_names(&metric.to_string()) {
+            if declared.contains(&arg.as_str()) || !seen.insert(arg.clone()) {
+                continue;
+            }
+            let mut problem = Problem::at(
+                Check::Reference,
+                document,
+                format!("spec.metrics[{index}]"),
+                format!("{{{{args.{arg}}}}} is not declared in the template's args: Argo cannot resolve it"),
+            );
+            problem.metric = Some(name.to_string());
+            problem.suggestion = nearest(&arg, declared.iter().copied()).map(str::to_string);
+            problems.push(problem);
+        }
+    }
+}
