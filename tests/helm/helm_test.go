@@ -71,8 +71,22 @@ type object struct {
 	value  any
 }
 
+// renders caches one render per values file: each takes seconds, and no test changes what it gets (mutations
+// work on deep copies).
+var renders = map[string]rendered{}
+
 // render renders the chart as `helm install argo-rollouts … -n argo-rollouts [-f valuesFile]` would.
 func render(t *testing.T, valuesFile string) rendered {
+	t.Helper()
+	if r, ok := renders[valuesFile]; ok {
+		return r
+	}
+	r := renderUncached(t, valuesFile)
+	renders[valuesFile] = r
+	return r
+}
+
+func renderUncached(t *testing.T, valuesFile string) rendered {
 	t.Helper()
 	chart, err := loader.Load(chartDir(t))
 	if err != nil {
@@ -99,6 +113,9 @@ func render(t *testing.T, valuesFile string) rendered {
 			continue
 		}
 		for _, doc := range releaseutil.SplitManifests(text) {
+			if onlyComments(doc) {
+				continue
+			}
 			obj := decodeStrict(t, source, doc)
 			out.objects = append(out.objects, obj)
 			switch v := obj.value.(type) {
@@ -118,6 +135,16 @@ func render(t *testing.T, valuesFile string) rendered {
 		t.Fatalf("the chart rendered no controller Deployment or no argo-rollouts-config ConfigMap")
 	}
 	return out
+}
+
+// onlyComments: a document that renders to nothing but YAML comments is no object (Helm skips it too).
+func onlyComments(doc string) bool {
+	for _, line := range strings.Split(doc, "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeStrict decodes one YAML document into the Go type of its apiVersion/kind, rejecting unknown fields and

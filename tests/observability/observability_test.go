@@ -217,7 +217,7 @@ func rules(t *testing.T) ruleFile {
 // checkExpression parses expr and reports every selector naming a metric the scrape does not show, and every
 // matcher or grouping label that neither the metric carries nor the scrape adds.
 func checkExpression(expr string, have exported) []string {
-	tree, err := parser.ParseExpr(expr)
+	tree, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
 	if err != nil {
 		return []string{fmt.Sprintf("does not parse: %v", err)}
 	}
