@@ -5,8 +5,21 @@ CARGO ?= cargo
 BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
+AARCH64_TARGET := aarch64-unknown-linux-musl
+AARCH64_BIN := target/$(AARCH64_TARGET)/release/rollouts-guardrails
+# Debian's cross gcc compiles ring's C for aarch64 and links against the musl crt and libc.a of the rustup target
+# (.ci/install-deps says why this and not cargo-zigbuild).
+AARCH64_ENV := CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# Where the release assets are published: the printed registration points there. Override for your own host.
+DIST_URL ?= https://github.com/rollouts-guardrails/rollouts-guardrails/releases/download/v$(VERSION)
+CYCLONEDX := target/tools/cargo-cyclonedx-0.5.9/bin/cargo-cyclonedx
+ACTIONLINT_VERSION := v1.7.7
+ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
+ARGO_HELM_CHART ?= $(abspath ../shared/thirdparty/argo-helm/charts/argo-rollouts)
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench
+.PHONY: help deps build release release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -16,6 +29,7 @@ help:
 	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
+	@echo "make dist   # static binaries for x86_64 and aarch64, dist/SHA256SUMS, a CycloneDX SBOM, the registration snippet"
 
 deps:
 	@.ci/install-deps
@@ -26,7 +40,8 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-validate-go test-static-binary test-hostile fuzz-smoke
+test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-validate-go test-static-binary test-hostile fuzz-smoke \
+  test-helm test-dist test-observability actionlint
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -44,12 +59,63 @@ test-grpc-client: release
 test-conformance: release
 	GUARDRAILS_BIN=$(abspath $(BIN)) tests/conformance/run.sh
 
-demo: release
+# Installs only what the demo needs (Prometheus, curl), not the whole of `make deps`.
+demo:
+	@.ci/install-deps --demo
+	$(CARGO) build --locked --release
 	examples/demo/demo.sh $(abspath $(BIN))
 
 # A fully static binary (musl): runs in a controller image without libc.
 release-static: deps
 	$(CARGO) build --locked --release --target $(STATIC_TARGET)
+
+# The aarch64 static binary: a full release build for that target; build scripts and proc macros (host code) are
+# shared with the x86_64 builds in target/release/.
+release-static-aarch64: deps
+	$(AARCH64_ENV) $(CARGO) build --locked --release --target $(AARCH64_TARGET)
+
+# Release assets in dist/: both static binaries, SHA256SUMS, the CycloneDX SBOM (cargo-cyclonedx, pinned), and the
+# metricProviderPlugins registration with the real checksums, printed for DIST_URL.
+dist: release-static release-static-aarch64
+	@.ci/install-deps --dist
+	rm -rf dist && mkdir dist
+	cp $(STATIC_BIN) dist/rollouts-guardrails-linux-amd64
+	cp $(AARCH64_BIN) dist/rollouts-guardrails-linux-arm64
+	$(CYCLONEDX) cyclonedx --format json --spec-version 1.5 --override-filename rollouts-guardrails.cdx >&2
+	mv rollouts-guardrails.cdx.json dist/rollouts-guardrails-$(VERSION).cdx.json
+	cd dist && sha256sum rollouts-guardrails-* > SHA256SUMS
+	@cat dist/SHA256SUMS
+	@echo
+	@echo "# Attach dist/* to the release at $(DIST_URL), then register the binary of your nodes' architecture"
+	@echo "# (Helm: controller.metricProviderPlugins; kustomize: argo-rollouts-config). Drop the init container."
+	@echo "metricProviderPlugins:"
+	@for arch in amd64 arm64; do \
+	  echo "  # linux/$$arch"; \
+	  echo "  - name: rollouts-guardrails/prometheus"; \
+	  echo "    location: $(DIST_URL)/rollouts-guardrails-linux-$$arch"; \
+	  echo "    sha256: $$(sha256sum dist/rollouts-guardrails-linux-$$arch | cut -d' ' -f1)"; \
+	  echo "    args:"; \
+	  echo "      - --address=http://prometheus-operated.monitoring.svc:9090"; \
+	done
+
+# argo-helm's argo-rollouts chart (a copy beside the repository, ARGO_HELM_CHART) rendered with
+# manifests/helm/values.yaml by Helm's Go library, every object decoded strictly.
+test-helm: deps
+	cd tests/helm && ARGO_HELM_CHART=$(ARGO_HELM_CHART) GOFLAGS=-mod=mod go test -count=1 ./...
+
+# The aarch64 binary under qemu-user: static, go-plugin handshake in an empty root, check against Prometheus.
+test-dist: release-static-aarch64
+	tests/dist/run.sh $(abspath $(AARCH64_BIN))
+
+# /metrics in plugin mode after measurements; every dashboard and alert expression parsed and checked against the
+# exported names; promtool check rules and test rules.
+test-observability: release
+	cd tests/observability && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) go test -count=1 ./...
+
+# .github/workflows/ checked by actionlint, built once from the Go module proxy.
+actionlint:
+	@[ -x $(ACTIONLINT) ] || GOBIN=$(abspath $(dir $(ACTIONLINT))) GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	$(ACTIONLINT) -shellcheck= .github/workflows/*.yml
 
 # Every YAML under manifests/ and examples/: argo-rollouts' own types (unknown fields rejected) and validation,
 # kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/manifests_validate.rs.)

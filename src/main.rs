@@ -18,8 +18,16 @@ const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a met
 Normally started by the Argo Rollouts controller as the metric-provider plugin `rollouts-guardrails/prometheus`
 (the controller sets ARGO_ROLLOUTS_RPC_PLUGIN=metricprovider and speaks go-plugin net/rpc on a unix socket).";
 
+/// `--version`: the crate version and the git commit it was built from (build.rs; "unknown" outside a checkout).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GUARDRAILS_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "rollouts-guardrails", version, about = ABOUT, long_about = None)]
+#[command(name = "rollouts-guardrails", version = VERSION, about = ABOUT, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
