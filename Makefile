@@ -6,7 +6,7 @@ BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
+.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench e2e demo-rollout
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -26,7 +26,7 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary test-hostile fuzz-smoke
+test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-static-binary test-hostile fuzz-smoke e2e
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -46,6 +46,16 @@ test-conformance: release
 
 demo: release
 	examples/demo/demo.sh $(abspath $(BIN))
+
+# The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
+# Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin (tests/e2e/build.sh),
+# and every scenario of tests/e2e against it: one summary line per scenario, then `N passed, N failed`.
+e2e: deps
+	tests/e2e/run.sh
+
+# Starts that control plane, rolls out a healthy and a crash-looping v2 of one app, prints what an operator looks at.
+demo-rollout: deps
+	tests/e2e/demo.sh
 
 # A fully static binary (musl): runs in a controller image without libc.
 release-static: deps
