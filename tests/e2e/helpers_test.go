@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -147,11 +151,35 @@ func deploy(t *testing.T, ctx context.Context, a app) string {
 	return str(r, "status", "stableRS")
 }
 
-// update applies v2 and returns the time of the update.
+// update applies v2 and returns the time of the update; kube-state-metrics' series of the namespace are saved
+// 25 s later (canary pods alive) into target/e2e/ksm/<ns>-25s.txt, for the fixture comparison of the README.
 func update(t *testing.T, ctx context.Context, a app) time.Time {
 	t.Helper()
 	mustKubectl(t, ctx, a.yaml(), "apply", "-f", "-")
+	go func() {
+		time.Sleep(25 * time.Second)
+		dumpKSM(a.NS, "25s")
+	}()
 	return time.Now()
+}
+
+// dumpKSM saves kube-state-metrics' pod series of a namespace (as exposed, before Prometheus).
+func dumpKSM(ns, tag string) {
+	resp, err := http.Get(c.KSMURL + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "kube_pod_") && strings.Contains(l, `namespace="`+ns+`"`) {
+			keep = append(keep, l)
+		}
+	}
+	dir := filepath.Join(c.Root, "target", "e2e", "ksm")
+	_ = os.MkdirAll(dir, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, ns+"-"+tag+".txt"), []byte(strings.Join(keep, "\n")+"\n"), 0o644)
 }
 
 func waitRollout(t *testing.T, ctx context.Context, a app, d time.Duration, what string, ok func(obj) bool) obj {
@@ -183,6 +211,11 @@ func verdict(t *testing.T, ctx context.Context, a app, stable string, d time.Dur
 		h := str(r, "status", "currentPodHash")
 		return h != stable && str(r, "status", "stableRS") == h && str(r, "status", "phase") == "Healthy"
 	})
+	dumpKSM(a.NS, "verdict")
+	go func() {
+		time.Sleep(20 * time.Second)
+		dumpKSM(a.NS, "verdict+20s")
+	}()
 	return r, get(r, "status", "abort") == true
 }
 
