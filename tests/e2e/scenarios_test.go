@@ -213,7 +213,7 @@ func blueGreen(t *testing.T) {
 	r := waitRollout(t, ctx, a, 3*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
 	stable := str(r, "status", "stableRS")
 	t0 := time.Now()
-	mustKubectl(t, ctx, "", "-n", ns, "set", "image", "rollout/catalog", "catalog=ghcr.io/example/catalog:latest")
+	setImage(t, ctx, ns, "catalog", "ghcr.io/example/catalog:latest")
 	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, ns), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
@@ -302,7 +302,7 @@ func shippedExample(t *testing.T, crash bool) {
 		}
 		return
 	}
-	mustKubectl(t, ctx, "", "-n", ns, "set", "image", "rollout/checkout", "checkout=ghcr.io/example/checkout:1.4.3")
+	setImage(t, ctx, ns, "checkout", "ghcr.io/example/checkout:1.4.3")
 	// The shipped example pauses 2m, analyses 5 × 1m, pauses 5m: the first minutes decide "aborted for being new".
 	deadline := time.Now().Add(4 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -330,4 +330,12 @@ func shippedExample(t *testing.T, crash bool) {
 	if ok == 0 {
 		t.Errorf("no Successful measurement within 4 minutes:%s", describeRuns(runs))
 	}
+}
+
+// setImage changes the first container's image, as `kubectl argo rollouts set image` would (`kubectl set image`
+// does not know the Rollout kind).
+func setImage(t *testing.T, ctx context.Context, ns, rollout, image string) {
+	t.Helper()
+	mustKubectl(t, ctx, "", "-n", ns, "patch", "rollout", rollout, "--type=json", "-p",
+		`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"`+image+`"}]`)
 }
