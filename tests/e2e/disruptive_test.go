@@ -61,7 +61,7 @@ func waitMeasured(t *testing.T, a app, stable string) {
 				}
 			}
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 	t.Fatalf("no Successful measurement within 2m:%s", describeRuns(analysisRuns(t, ctx, a.NS)))
 }
@@ -175,7 +175,7 @@ data:
 	if err := c.StartController(ctx, env); err != nil {
 		t.Fatal(err)
 	}
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, a.NS), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if aborted {

@@ -124,7 +124,7 @@ func num(o any, path ...any) int {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -145,7 +145,7 @@ func deploy(t *testing.T, ctx context.Context, a app) string {
 	v1 := a
 	v1.Image, v1.State = imageV1, ""
 	mustKubectl(t, ctx, v1.yaml(), "apply", "-f", "-")
-	r := waitRollout(t, ctx, a, 3*time.Minute, "v1 Healthy", func(r obj) bool {
+	r := waitRollout(t, ctx, a, 4*time.Minute, "v1 Healthy", func(r obj) bool {
 		return str(r, "status", "phase") == "Healthy" && str(r, "status", "stableRS") != ""
 	})
 	return str(r, "status", "stableRS")
@@ -197,7 +197,7 @@ func waitRollout(t *testing.T, ctx context.Context, a app, d time.Duration, what
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			t.Fatalf("%s/%s: no %s within %s; last status: %s", a.NS, a.Name, what, d, str(last, "status"))
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 }
 
@@ -293,11 +293,16 @@ func failedMeasurement(runs []obj, metric string) (measurement, bool) {
 // pods lists the pod names of a pod-template hash.
 func pods(t *testing.T, ctx context.Context, ns, hash string) []string {
 	t.Helper()
-	out, err := c.Kubectl(ctx, "get", "pods", "-n", ns, "-l", "rollouts-pod-template-hash="+hash, "-o", "jsonpath={.items[*].metadata.name}")
+	l, err := c.GetJSON(ctx, "pod", "-n", ns, "-l", "rollouts-pod-template-hash="+hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Fields(out)
+	var out []string
+	items, _ := get(l, "items").([]any)
+	for _, it := range items {
+		out = append(out, str(it, "metadata", "name"))
+	}
+	return out
 }
 
 // assertStableFull checks the stable ReplicaSet still runs every replica.
@@ -320,7 +325,7 @@ func assertStableFull(t *testing.T, ctx context.Context, a app, stable string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stable ReplicaSet %s not at full scale (%d): %s", stable, want, str(l, "items"))
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 }
 

@@ -29,7 +29,7 @@ func healthyPromoted(t *testing.T, ns string) {
 	stable := deploy(t, ctx, a)
 	a.Image = imageV2
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, ns), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if aborted {
@@ -60,7 +60,7 @@ func crashloopAborted(t *testing.T, ns string) {
 	stable := deploy(t, ctx, a)
 	a.Image, a.State = imageV2, "crashloop"
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	canary := str(r, "status", "currentPodHash")
 	runs := runsFor(analysisRuns(t, ctx, ns), canary)
 	timeline(t, t0, runs, time.Now())
@@ -109,7 +109,7 @@ func imagePullAborted(t *testing.T) {
 	stable := deploy(t, ctx, a)
 	a.Image, a.State = "registry.example/e2e/app", "imagepull" // untagged: resolves to :latest, never pulled
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, a.NS), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if !aborted {
@@ -131,7 +131,7 @@ func latestAborted(t *testing.T) {
 	stable := deploy(t, ctx, a)
 	a.Image = "registry.example/e2e/app:latest" // runs fine (healthy Stage)
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, a.NS), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if !aborted {
@@ -178,7 +178,7 @@ func oomKilled(t *testing.T) {
 	stable := deploy(t, ctx, a)
 	a.Image, a.State = imageV2, "oom"
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, a.NS), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if !aborted {
@@ -210,11 +210,11 @@ func blueGreen(t *testing.T) {
 	mustKubectl(t, ctx, "", "create", "namespace", ns)
 	mustKubectl(t, ctx, y, "apply", "-f", "-")
 	a := app{NS: ns, Name: "catalog", Replicas: 3}
-	r := waitRollout(t, ctx, a, 3*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
+	r := waitRollout(t, ctx, a, 4*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
 	stable := str(r, "status", "stableRS")
 	t0 := time.Now()
 	setImage(t, ctx, ns, "catalog", "ghcr.io/example/catalog:latest")
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, ns), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if !aborted {
@@ -245,11 +245,11 @@ func quota(t *testing.T) {
 	mustKubectl(t, ctx, "", "-n", a.NS, "create", "quota", "pods", "--hard=pods=2")
 	v1 := a
 	mustKubectl(t, ctx, v1.yaml(), "apply", "-f", "-")
-	r := waitRollout(t, ctx, a, 3*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
+	r := waitRollout(t, ctx, a, 4*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
 	stable := str(r, "status", "stableRS")
 	a.Image = imageV2
 	t0 := update(t, ctx, a)
-	r, aborted := verdict(t, ctx, a, stable, 4*time.Minute)
+	r, aborted := verdict(t, ctx, a, stable, 6*time.Minute)
 	runs := runsFor(analysisRuns(t, ctx, a.NS), str(r, "status", "currentPodHash"))
 	timeline(t, t0, runs, time.Now())
 	if !aborted {
@@ -284,7 +284,7 @@ func shippedExample(t *testing.T, crash bool) {
 	mustKubectl(t, ctx, "", "create", "namespace", ns)
 	mustKubectl(t, ctx, y, "apply", "-f", "-")
 	a := app{NS: ns, Name: "checkout", Replicas: 5}
-	r := waitRollout(t, ctx, a, 3*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
+	r := waitRollout(t, ctx, a, 4*time.Minute, "v1 Healthy", func(r obj) bool { return str(r, "status", "phase") == "Healthy" })
 	stable := str(r, "status", "stableRS")
 	t0 := time.Now()
 	if crash {

@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,7 @@ type Cluster struct {
 	KSMURL     string
 
 	ca                              *CA
+	api                             *http.Client // the admin client of the API server
 	adminCert, adminKey             []byte
 	Etcd, API, KCM, Sched, Kwok     *Proc
 	KSM, Prom, Controller           *Proc
@@ -205,6 +208,7 @@ func (c *Cluster) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.api = client
 	actx, acancel := context.WithTimeout(ctx, 120*time.Second)
 	defer acancel()
 	if err := waitHTTP(actx, c.API, c.APIServer+"/readyz", client); err != nil {
@@ -544,14 +548,67 @@ func (c *Cluster) run(ctx context.Context, stdin, bin string, args ...string) (s
 	return out.String(), nil
 }
 
-// GetJSON fetches one object as a generic map.
+// resources maps the kinds the suite reads to their API paths.
+var resources = map[string]string{
+	"rollout":     "/apis/argoproj.io/v1alpha1/namespaces/%s/rollouts",
+	"analysisrun": "/apis/argoproj.io/v1alpha1/namespaces/%s/analysisruns",
+	"replicaset":  "/apis/apps/v1/namespaces/%s/replicasets",
+	"service":     "/api/v1/namespaces/%s/services",
+	"pod":         "/api/v1/namespaces/%s/pods",
+	"node":        "/api/v1/nodes",
+}
+
+// GetJSON reads one object or a list straight from the API server (no kubectl process per poll): args are
+// KIND [NAME] -n NS [-l SELECTOR], as for `kubectl get`.
 func (c *Cluster) GetJSON(ctx context.Context, args ...string) (map[string]any, error) {
-	out, err := c.Kubectl(ctx, append(append([]string{"get"}, args...), "-o", "json")...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("GetJSON: no kind")
+	}
+	tmpl, ok := resources[args[0]]
+	if !ok {
+		return nil, fmt.Errorf("GetJSON: unknown kind %q", args[0])
+	}
+	var name, ns, sel string
+	for i := 1; i < len(args); i++ {
+		switch args[i] {
+		case "-n":
+			i++
+			ns = args[i]
+		case "-l":
+			i++
+			sel = args[i]
+		default:
+			name = args[i]
+		}
+	}
+	path := tmpl
+	if strings.Contains(tmpl, "%s") {
+		path = fmt.Sprintf(tmpl, ns)
+	}
+	if name != "" {
+		path += "/" + name
+	}
+	if sel != "" {
+		path += "?labelSelector=" + url.QueryEscape(sel)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.APIServer+path, nil)
 	if err != nil {
 		return nil, err
 	}
+	resp, err := c.api.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
+	}
 	var m map[string]any
-	return m, json.Unmarshal([]byte(out), &m)
+	return m, json.Unmarshal(b, &m)
 }
 
 func (c *Cluster) waitFor(ctx context.Context, d time.Duration, what string, ok func() bool) error {

@@ -179,7 +179,7 @@ func tlsClient(caPEM, certPEM, keyPEM []byte) (*http.Client, error) {
 		}
 		cfg.Certificates = []tls.Certificate{kp}
 	}
-	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
