@@ -227,7 +227,7 @@ func (c *Cluster) startKube(ctx context.Context) error {
 	c.KCM, err = start(c.Dir, c.Dir, "kube-controller-manager", kcm, nil,
 		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
 		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(kcmPort),
-		"--leader-elect=false", "--controllers=*,-nodelifecycle", "--service-account-private-key-file="+saKey,
+		"--leader-elect=false", "--controllers=*,-node-lifecycle-controller", "--service-account-private-key-file="+saKey,
 		"--root-ca-file="+caFile, "--use-service-account-credentials=false", "--v=1")
 	if err != nil {
 		return err
