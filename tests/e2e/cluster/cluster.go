@@ -293,10 +293,16 @@ func (c *Cluster) startKwok(ctx context.Context) error {
 	if _, err := c.KubectlIn(ctx, nodeYAML, "apply", "-f", "-"); err != nil {
 		return err
 	}
-	return c.waitFor(ctx, 60*time.Second, "node kwok-node-0 Ready", func() bool {
+	if err := c.waitFor(ctx, 60*time.Second, "node kwok-node-0 Ready", func() bool {
 		out, err := c.Kubectl(ctx, "get", "node", "kwok-node-0", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && strings.TrimSpace(out) == "True"
-	})
+	}); err != nil {
+		return err
+	}
+	// The TaintNodesByCondition admission plugin gives a new node the not-ready taint; the node-lifecycle
+	// controller, which would lift it, is off (see startKube).
+	_, err = c.Kubectl(ctx, "taint", "node", "kwok-node-0", "node.kubernetes.io/not-ready:NoSchedule-")
+	return err
 }
 
 const nodeYAML = `apiVersion: v1
@@ -427,10 +433,18 @@ func (c *Cluster) applyCRDs(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-k", filepath.Join(mod, "manifests", "crds")); err != nil {
 		return err
 	}
-	_, err = c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/rollouts.argoproj.io", "crd/analysisruns.argoproj.io", "crd/analysistemplates.argoproj.io",
-		"crd/clusteranalysistemplates.argoproj.io", "crd/experiments.argoproj.io")
-	return err
+	// `kubectl wait` errors out while a new CRD has no conditions yet: retry until Established.
+	var last error
+	werr := c.waitFor(ctx, 90*time.Second, "argo-rollouts CRDs Established", func() bool {
+		_, last = c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=20s",
+			"crd/rollouts.argoproj.io", "crd/analysisruns.argoproj.io", "crd/analysistemplates.argoproj.io",
+			"crd/clusteranalysistemplates.argoproj.io", "crd/experiments.argoproj.io")
+		return last == nil
+	})
+	if werr != nil {
+		return fmt.Errorf("%w: %v", werr, last)
+	}
+	return nil
 }
 
 func (c *Cluster) installArgo(ctx context.Context, opts Options) error {
