@@ -13,15 +13,15 @@ import (
 	"github.com/rollouts-guardrails/e2e/cluster"
 )
 
-// Phase 2 (after TestScenarios): scenarios that disturb shared processes, one at a time.
-func TestDisruptive(t *testing.T) {
+// Phase 2 (after phase 1): scenarios that disturb shared processes, one at a time.
+func disruptive(t *testing.T) {
 	t.Run("prometheus-stopped-aborted", prometheusStopped)
 	t.Run("kube-state-metrics-stopped-aborted", ksmStopped)
 	t.Run("controller-restarted-https-registration", controllerRestarted)
 }
 
 // Phase 3: the newer controller release, a smoke set.
-func TestArgoV1_10(t *testing.T) {
+func argoV1_10(t *testing.T) {
 	ctx := ctxT(t)
 	c.Controller.Stop(10 * time.Second)
 	cfg, err := c.DefaultPluginConfig()

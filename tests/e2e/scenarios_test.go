@@ -10,8 +10,15 @@ import (
 	"time"
 )
 
+// TestE2E runs the phases in order (go test would run top-level tests in file order).
+func TestE2E(t *testing.T) {
+	t.Run("phase1", scenarios)
+	t.Run("phase2", disruptive)
+	t.Run("phase3", argoV1_10)
+}
+
 // Phase 1: independent scenarios, concurrently, one namespace each, on the shared control plane.
-func TestScenarios(t *testing.T) {
+func scenarios(t *testing.T) {
 	t.Run("healthy-promoted", func(t *testing.T) { t.Parallel(); healthyPromoted(t, "healthy") })
 	t.Run("crashloop-aborted", func(t *testing.T) { t.Parallel(); crashloopAborted(t, "crashloop") })
 	t.Run("imagepull-untagged-aborted", func(t *testing.T) { t.Parallel(); imagePullAborted(t) })
