@@ -29,8 +29,7 @@ awk '
     }
     printf "%d passed, %d failed\n", p, f
     if (f > 0) exit 1
-  }' "$log" | tee "$root/target/e2e/summary.txt"
-summary_rc=${PIPESTATUS[0]}
+  }' "$log" | tee "$root/target/e2e/summary.txt" && summary_rc=0 || summary_rc=1
 echo "e2e: scenarios took $((SECONDS - start)) s (log: target/e2e/e2e.log)"
 if ((rc != 0 || summary_rc != 0)); then
   grep -q '^ok ' "$log" || grep -h 'e2e:' "$log" | tail -n 5 >&2 || true
