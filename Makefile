@@ -19,7 +19,7 @@ ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 ARGO_HELM_CHART ?= $(abspath ../shared/thirdparty/argo-helm/charts/argo-rollouts)
 
-.PHONY: help deps build release release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench
+.PHONY: help deps build release release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -40,8 +40,22 @@ build: deps
 release: deps
 	$(CARGO) build --locked --release
 
-test: deps test-rust test-gob-go test-grpc-client test-conformance test-manifests test-validate-go test-static-binary test-hostile fuzz-smoke \
-  test-helm test-dist test-observability actionlint
+# Two lanes at once on 2 cores: the Rust and Go suites one after another, and beside them the end-to-end control
+# plane (its Go binaries build once into target/e2e/bin; its scenarios mostly wait on the controller's clock).
+# Each lane's output is kept in target/test-<lane>.log and printed whole when the lane ends.
+TEST_MAIN := test-rust test-gob-go test-grpc-client test-conformance test-manifests test-validate-go test-static-binary \
+  test-hostile fuzz-smoke test-helm test-dist test-observability actionlint
+test: deps
+	@mkdir -p target
+	@$(MAKE) --no-print-directory -j2 test-lane-main test-lane-e2e
+
+test-lane-main:
+	@status=0; $(MAKE) --no-print-directory -j1 $(TEST_MAIN) >target/test-main.log 2>&1 || status=$$?; \
+	  echo "=== lane: Rust and Go suites (exit $$status)"; cat target/test-main.log; exit $$status
+
+test-lane-e2e: release
+	@status=0; $(MAKE) --no-print-directory -j1 e2e >target/test-e2e.log 2>&1 || status=$$?; \
+	  echo "=== lane: end to end (exit $$status)"; cat target/test-e2e.log; exit $$status
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
 # hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
@@ -64,6 +78,16 @@ demo:
 	@.ci/install-deps --demo
 	$(CARGO) build --locked --release
 	examples/demo/demo.sh $(abspath $(BIN))
+
+# The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
+# Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin (tests/e2e/build.sh),
+# and every scenario of tests/e2e against it: one summary line per scenario, then `N passed, N failed`.
+e2e: deps
+	tests/e2e/run.sh
+
+# Starts that control plane, rolls out a healthy and a crash-looping v2 of one app, prints what an operator looks at.
+demo-rollout: deps
+	tests/e2e/demo.sh
 
 # A fully static binary (musl): runs in a controller image without libc.
 release-static: deps
