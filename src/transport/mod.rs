@@ -1,6 +1,6 @@
 //! The go-plugin net/rpc transport: process handshake, yamux, MuxBroker and Go net/rpc framing.
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md`. One session, outside in:
+//! Spec: `docs/wire/go-plugin-netrpc.md`. One session, outside in:
 //!
 //! # Layout
 //! - [`handshake`]: the magic cookie, the protocol version, the private unix socket and the stdout line.
