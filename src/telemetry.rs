@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::engine::verdict::FailureClass;
+use crate::engine::GuardrailKind;
 use crate::engine::Phase;
 
 /// The environment variable that makes plugin mode serve `/metrics` on this address (`0.0.0.0:9465`).
@@ -46,8 +47,13 @@ pub const QUERY_LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The guardrail label values; `unknown` when the configuration failed before naming a guardrail.
-const GUARDRAILS: [&str; 5] = ["restarts", "not-ready", "latest-image", "query", "unknown"];
+/// The guardrail label values: every guardrail, then `unknown` for a configuration that failed before naming
+/// one.
+const GUARDRAILS: usize = GuardrailKind::ALL.len() + 1;
+
+fn guardrail_label(index: usize) -> &'static str {
+    GuardrailKind::ALL.get(index).map_or("unknown", |g| g.name())
+}
 const PHASES: [Phase; 6] = [
     Phase::Pending,
     Phase::Running,
@@ -144,7 +150,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Telemetry {
     /// `[guardrail][phase]` measurement counts.
-    measurements: [[AtomicU64; PHASES.len()]; GUARDRAILS.len()],
+    measurements: [[AtomicU64; PHASES.len()]; GUARDRAILS],
     /// Failed measurements per failure class.
     failures: [AtomicU64; CLASSES.len()],
     /// Prometheus query latency, per outcome.
@@ -161,17 +167,17 @@ pub fn global() -> &'static Telemetry {
 }
 
 impl Telemetry {
-    /// Counts one finished measurement. `guardrail` is the metadata value (`None` or an unknown name counts
-    /// as `unknown`); `failure` is set for failed measurements.
+    /// Counts one finished measurement. `guardrail` is `None` when the configuration failed before naming
+    /// one (counted as `unknown`); `failure` is set for failed measurements.
     pub fn record_measurement(
         &self,
-        guardrail: Option<&str>,
+        guardrail: Option<GuardrailKind>,
         phase: Phase,
         failure: Option<FailureClass>,
     ) {
         let g = guardrail
-            .and_then(|name| GUARDRAILS.iter().position(|known| *known == name))
-            .unwrap_or(GUARDRAILS.len() - 1);
+            .and_then(|kind| GuardrailKind::ALL.iter().position(|known| *known == kind))
+            .unwrap_or(GUARDRAILS - 1);
         let p = PHASES.iter().position(|known| *known == phase).unwrap_or(0);
         self.measurements[g][p].fetch_add(1, Ordering::Relaxed);
         if let Some(class) = failure {
@@ -211,7 +217,8 @@ impl Telemetry {
             "# HELP rollouts_guardrails_measurements_total Measurements taken, by guardrail and phase."
         );
         let _ = writeln!(out, "# TYPE rollouts_guardrails_measurements_total counter");
-        for (g, guardrail) in GUARDRAILS.iter().enumerate() {
+        for g in 0..GUARDRAILS {
+            let guardrail = guardrail_label(g);
             for (p, phase) in PHASES.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -463,21 +470,24 @@ mod tests {
     #[test]
     fn measurements_count_by_guardrail_phase_and_class() {
         let t = Telemetry::default();
-        t.record_measurement(Some("restarts"), Phase::Successful, None);
+        t.record_measurement(Some(GuardrailKind::Restarts), Phase::Successful, None);
         t.record_measurement(
-            Some("restarts"),
+            Some(GuardrailKind::Restarts),
             Phase::Failed,
             Some(FailureClass::Threshold),
         );
         t.record_measurement(None, Phase::Failed, Some(FailureClass::Config));
-        t.record_measurement(Some("no-such"), Phase::Failed, Some(FailureClass::Config));
+        t.record_measurement(None, Phase::Failed, Some(FailureClass::Config));
+        for kind in GuardrailKind::ALL {
+            t.record_measurement(Some(kind), Phase::Successful, None);
+        }
         let text = t.render();
         assert_eq!(
             value(
                 &text,
                 r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Successful"}"#
             ),
-            1.0
+            2.0
         );
         assert_eq!(
             value(
@@ -500,6 +510,13 @@ mod tests {
             ),
             0.0
         );
+        for kind in GuardrailKind::ALL {
+            let series = format!(
+                r#"rollouts_guardrails_measurements_total{{guardrail="{}",phase="Successful"}}"#,
+                kind.name()
+            );
+            assert!(value(&text, &series) >= 1.0, "{series}");
+        }
         assert_eq!(
             value(
                 &text,
