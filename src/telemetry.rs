@@ -52,7 +52,9 @@ pub const QUERY_LATENCY_BUCKETS: [f64; 12] = [
 const GUARDRAILS: usize = GuardrailKind::ALL.len() + 1;
 
 fn guardrail_label(index: usize) -> &'static str {
-    GuardrailKind::ALL.get(index).map_or("unknown", |g| g.name())
+    GuardrailKind::ALL
+        .get(index)
+        .map_or("unknown", |g| g.name())
 }
 const PHASES: [Phase; 6] = [
     Phase::Pending,

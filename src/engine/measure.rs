@@ -82,7 +82,9 @@ impl Engine {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
         let mut kind = None;
-        let verdict = self.evaluate(ctx, metric, at, &mut metadata, &mut kind).await;
+        let verdict = self
+            .evaluate(ctx, metric, at, &mut metadata, &mut kind)
+            .await;
         let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
                 if !pass.offenders.is_empty() {
@@ -216,7 +218,9 @@ impl Engine {
         }
         let plan = config.settings.plan(&target)?;
         record_plan(metadata, &plan);
-        let answers = self.ask(&endpoint, &plan, at, config.common.timeout).await?;
+        let answers = self
+            .ask(&endpoint, &plan, at, config.common.timeout)
+            .await?;
         Ok(config.settings.judge(&target, &answers, &config.common, at))
     }
 

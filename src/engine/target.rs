@@ -4,7 +4,8 @@ use super::config::{Config, TargetKeys};
 use super::context::AnalysisContext;
 use super::guardrails::{Scope, Target};
 use super::promql::{
-    validate_namespace, TargetSelector, PLACEHOLDER_HASH, PLACEHOLDER_NAMESPACE, PLACEHOLDER_ROLLOUT,
+    validate_namespace, TargetSelector, PLACEHOLDER_HASH, PLACEHOLDER_NAMESPACE,
+    PLACEHOLDER_ROLLOUT,
 };
 use super::verdict::{Failure, FailureClass};
 
@@ -60,7 +61,10 @@ fn resolve_namespace(keys: &TargetKeys, ctx: &AnalysisContext) -> Result<String,
     Ok(namespace)
 }
 
-fn resolve_replica_set(keys: &TargetKeys, ctx: &AnalysisContext) -> Result<TargetSelector, Failure> {
+fn resolve_replica_set(
+    keys: &TargetKeys,
+    ctx: &AnalysisContext,
+) -> Result<TargetSelector, Failure> {
     let namespace = namespace(keys, ctx);
     let rollout = keys.rollout.clone().or_else(|| {
         ctx.owner_references

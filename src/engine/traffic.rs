@@ -101,7 +101,14 @@ pub const INGRESS_NGINX_SERVICE_LABEL: &str = "exported_service";
 
 /// The request keys every request guardrail accepts (`errorLabel`/`errorRegex` and `histogramMetric`/`quantile`
 /// belong to the guardrails that measure errors or latency).
-pub const KEYS: &[&str] = &["window", "source", "requestMetric", "minRequests", "service", "matchers"];
+pub const KEYS: &[&str] = &[
+    "window",
+    "source",
+    "requestMetric",
+    "minRequests",
+    "service",
+    "matchers",
+];
 
 /// The largest `minRequests` accepted (a guard against typos that would make every canary "too quiet").
 pub const MAX_MIN_REQUESTS: f64 = 1e12;
@@ -369,7 +376,6 @@ pub fn error_ratio(traffic: &Traffic, answers: &Answers) -> Result<(f64, f64), F
     Ok((errors, errors / traffic.requests))
 }
 
-
 /// The latency quantile in seconds (the traffic proof must be made first).
 pub fn latency_seconds(
     plan: &TrafficPlan,
@@ -402,7 +408,6 @@ pub fn latency_seconds(
         }
     })
 }
-
 
 pub fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
@@ -448,19 +453,24 @@ mod tests {
             q[1].1,
             r#"sum((increase(http_requests_total{namespace="shop",code!="",code=~"5.."}[300s])) and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"})"#
         );
-        let Guardrail::Latency(l) = config(r#"{"guardrail":"latency","source":"istio","threshold":0.5}"#).settings
+        let Guardrail::Latency(l) =
+            config(r#"{"guardrail":"latency","source":"istio","threshold":0.5}"#).settings
         else {
             panic!()
         };
         let p = plan(&l.traffic, Measure::Latency(l.quantile), &target()).unwrap();
         assert_eq!(p.unit_to_seconds, 0.001);
         assert!(p.queries[0].1.starts_with(r#"histogram_quantile(0.95, sum by (le) ((rate(istio_request_duration_milliseconds_bucket{reporter="destination",namespace="shop"}[300s]))"#), "{}", p.queries[0].1);
-        let q = planned(r#"{"guardrail":"error-rate","source":"ingress-nginx","service":"web-canary"}"#).unwrap();
+        let q = planned(
+            r#"{"guardrail":"error-rate","source":"ingress-nginx","service":"web-canary"}"#,
+        )
+        .unwrap();
         assert_eq!(
             q[2].1,
             r#"sum(increase(nginx_ingress_controller_requests{exported_namespace="shop",status!="",exported_service="web-canary"}[300s]))"#
         );
-        let err = Config::from_json(br#"{"guardrail":"error-rate","source":"ingress-nginx"}"#).unwrap_err();
+        let err = Config::from_json(br#"{"guardrail":"error-rate","source":"ingress-nginx"}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("needs `service`"), "{err}");
     }
 
@@ -474,8 +484,13 @@ mod tests {
         ] {
             assert!(Config::from_json(json.as_bytes()).is_err(), "{json}");
         }
-        let q = planned(r#"{"guardrail":"error-rate","matchers":{"route":"/a\"} or vector(1)"}}"#).unwrap();
-        assert!(q[1].1.contains(r#"route="/a\"} or vector(1)""#), "{}", q[1].1);
+        let q = planned(r#"{"guardrail":"error-rate","matchers":{"route":"/a\"} or vector(1)"}}"#)
+            .unwrap();
+        assert!(
+            q[1].1.contains(r#"route="/a\"} or vector(1)""#),
+            "{}",
+            q[1].1
+        );
     }
 
     #[test]
@@ -491,7 +506,10 @@ mod tests {
         let Verdict::Fail(f) = judge(json, answers(one(40.0))) else {
             panic!()
         };
-        assert_eq!((f.class, f.value.as_str()), (FailureClass::Threshold, "0.2"));
+        assert_eq!(
+            (f.class, f.value.as_str()),
+            (FailureClass::Threshold, "0.2")
+        );
         assert!(f.message.contains("40 of 200 requests"), "{}", f.message);
         let Verdict::Pass(ok) = judge(json, answers(QueryData::Vector(vec![]))) else {
             panic!()

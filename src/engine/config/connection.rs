@@ -92,7 +92,9 @@ fn headers(keys: &Keys) -> Result<BTreeMap<String, Secret>, ConfigError> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
             if !valid_name {
-                return Err(keys.invalid("headers", &format!("`{name}` is not a valid header name")));
+                return Err(
+                    keys.invalid("headers", &format!("`{name}` is not a valid header name"))
+                );
             }
         }
     }

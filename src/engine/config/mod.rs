@@ -182,13 +182,17 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let keys = Keys::new(map);
         keys.only(&GuardrailKind::all_keys())?;
-        let name = keys.string("guardrail")?.ok_or(ConfigError::Missing("guardrail"))?;
+        let name = keys
+            .string("guardrail")?
+            .ok_or(ConfigError::Missing("guardrail"))?;
         let guardrail = GuardrailKind::parse(&name).ok_or_else(|| {
             keys.invalid(
                 "guardrail",
                 &format!(
                     "unknown guardrail `{name}`; expected one of {}",
-                    GuardrailKind::ALL.map(|g| format!("`{}`", g.name())).join(", ")
+                    GuardrailKind::ALL
+                        .map(|g| format!("`{}`", g.name()))
+                        .join(", ")
                 ),
             )
         })?;
@@ -251,8 +255,7 @@ fn common(keys: &Keys, profile: Profile) -> Result<Common, ConfigError> {
     let min_pods = keys.count("minPods", 100_000.0, "must be a whole number of at least 1")?;
     Ok(Common {
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-        staleness: staleness
-            .unwrap_or(Duration::from_secs(profile.pick(300, 120))),
+        staleness: staleness.unwrap_or(Duration::from_secs(profile.pick(300, 120))),
         min_pods: min_pods.unwrap_or(1),
     })
 }
@@ -407,7 +410,9 @@ mod tests {
             (r.window, r.threshold, c.staleness),
             (Duration::from_secs(600), 0.0, Duration::from_secs(120))
         );
-        let (r, c) = restarts(r#"{"guardrail":"restarts","profile":"prod","window":"15m","threshold":"2","staleness":"90s","minPods":"3"}"#);
+        let (r, c) = restarts(
+            r#"{"guardrail":"restarts","profile":"prod","window":"15m","threshold":"2","staleness":"90s","minPods":"3"}"#,
+        );
         assert_eq!(
             (r.window, r.threshold, c.staleness, c.min_pods),
             (Duration::from_secs(900), 2.0, Duration::from_secs(90), 3)
@@ -421,7 +426,9 @@ mod tests {
             panic!()
         };
         assert_eq!(l.threshold, 0.0);
-        let Guardrail::Query(q) = parse(r#"{"guardrail":"query","query":"up"}"#).unwrap().settings
+        let Guardrail::Query(q) = parse(r#"{"guardrail":"query","query":"up"}"#)
+            .unwrap()
+            .settings
         else {
             panic!()
         };
@@ -443,22 +450,25 @@ mod tests {
             success_condition: success.into(),
             failure_condition: String::new(),
         };
-        let err = Config::from_metric(&metric(r#"{"guardrail":"query","query":"up"}"#, ""))
-            .unwrap_err();
+        let err =
+            Config::from_metric(&metric(r#"{"guardrail":"query","query":"up"}"#, "")).unwrap_err();
         assert_eq!(err, ConfigError::NothingToJudge);
-        assert!(
-            Config::from_metric(&metric(r#"{"guardrail":"query","query":"up"}"#, "result[0] > 1"))
-                .unwrap()
-                .is_some()
-        );
-        let err = Config::from_metric(&metric(r#"{"guardrail":"restarts"}"#, "result == 0"))
-            .unwrap_err();
+        assert!(Config::from_metric(&metric(
+            r#"{"guardrail":"query","query":"up"}"#,
+            "result[0] > 1"
+        ))
+        .unwrap()
+        .is_some());
+        let err =
+            Config::from_metric(&metric(r#"{"guardrail":"restarts"}"#, "result == 0")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "successCondition is not used by guardrail `restarts`: it is judged by `threshold` (conditions apply to guardrail `query`)"
         );
-        assert!(Config::from_metric(&metric(r#"{"guardrail":"query","query":"up"}"#, "result +"))
-            .is_err());
+        assert!(
+            Config::from_metric(&metric(r#"{"guardrail":"query","query":"up"}"#, "result +"))
+                .is_err()
+        );
         let no_entry = MetricSpec::default();
         assert_eq!(Config::from_metric(&no_entry), Ok(None));
     }
@@ -520,9 +530,10 @@ mod tests {
             panic!()
         };
         assert_eq!(l.images, vec!["nginx:1.25".to_string()]);
-        let Guardrail::LatestImage(l) = parse(r#"{"guardrail":"latest-image","images":["a:1","b"]}"#)
-            .unwrap()
-            .settings
+        let Guardrail::LatestImage(l) =
+            parse(r#"{"guardrail":"latest-image","images":["a:1","b"]}"#)
+                .unwrap()
+                .settings
         else {
             panic!()
         };
@@ -559,7 +570,8 @@ mod tests {
             w.reasons,
             vec!["CrashLoopBackOff".to_string(), "OOMKilled".to_string()]
         );
-        let Guardrail::ErrorRate(d) = parse(r#"{"guardrail":"error-rate"}"#).unwrap().settings else {
+        let Guardrail::ErrorRate(d) = parse(r#"{"guardrail":"error-rate"}"#).unwrap().settings
+        else {
             panic!()
         };
         let Guardrail::ErrorRate(p) = parse(r#"{"guardrail":"error-rate","profile":"prod"}"#)
@@ -569,11 +581,19 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (d.threshold, d.traffic.min_requests, d.traffic.window.as_secs()),
+            (
+                d.threshold,
+                d.traffic.min_requests,
+                d.traffic.window.as_secs()
+            ),
             (0.05, 10, 300)
         );
         assert_eq!(
-            (p.threshold, p.traffic.min_requests, p.traffic.window.as_secs()),
+            (
+                p.threshold,
+                p.traffic.min_requests,
+                p.traffic.window.as_secs()
+            ),
             (0.01, 50, 600)
         );
         let Guardrail::Latency(l) =
@@ -604,10 +624,8 @@ mod tests {
             for key in GuardrailKind::all_keys() {
                 let applies = kind.uses(key);
                 let json = format!(r#"{{"guardrail":"{}","{key}":"x"}}"#, kind.name());
-                let refused_as_not_applicable = matches!(
-                    parse(&json),
-                    Err(ConfigError::NotApplicable { .. })
-                );
+                let refused_as_not_applicable =
+                    matches!(parse(&json), Err(ConfigError::NotApplicable { .. }));
                 assert_eq!(applies, !refused_as_not_applicable, "{json}");
             }
         }

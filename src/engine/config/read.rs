@@ -139,7 +139,11 @@ impl<'a> Keys<'a> {
     }
 
     /// A list of strings, or one string (as `{{args.image}}` substitution produces).
-    pub fn string_list(&self, key: &str, expected: &'static str) -> Result<Vec<String>, ConfigError> {
+    pub fn string_list(
+        &self,
+        key: &str,
+        expected: &'static str,
+    ) -> Result<Vec<String>, ConfigError> {
         let wrong = || ConfigError::WrongType {
             key: self.full(key),
             expected,
@@ -179,7 +183,10 @@ impl<'a> Keys<'a> {
                 let names: Vec<String> = all.iter().map(|v| format!("`{}`", name(*v))).collect();
                 self.invalid(
                     key,
-                    &format!("unknown {expected} `{text}`; expected one of {}", names.join(", ")),
+                    &format!(
+                        "unknown {expected} `{text}`; expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }
@@ -230,7 +237,8 @@ impl<'a> Keys<'a> {
     pub fn matchers(&self) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut out = BTreeMap::new();
         for (label, value) in self.strings("matchers")? {
-            promql::validate_label_name(label).map_err(|e| self.invalid("matchers", &e.to_string()))?;
+            promql::validate_label_name(label)
+                .map_err(|e| self.invalid("matchers", &e.to_string()))?;
             out.insert(label.clone(), value.clone());
         }
         Ok(out)
@@ -261,7 +269,10 @@ mod tests {
     #[test]
     fn nearest_is_a_close_case_insensitive_match() {
         let known = ["threshold", "podTemplateHash", "window"];
-        assert_eq!(nearest("thresold", known.into_iter()).as_deref(), Some("threshold"));
+        assert_eq!(
+            nearest("thresold", known.into_iter()).as_deref(),
+            Some("threshold")
+        );
         assert_eq!(
             nearest("podtemplatehash", known.into_iter()).as_deref(),
             Some("podTemplateHash")

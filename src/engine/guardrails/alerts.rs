@@ -8,7 +8,9 @@ use super::{answer, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
 use crate::engine::promql::Selector;
-use crate::engine::verdict::{format_number, judge_count, vector, Failure, FailureClass, RuleEvaluation, Verdict};
+use crate::engine::verdict::{
+    format_number, judge_count, vector, Failure, FailureClass, RuleEvaluation, Verdict,
+};
 
 pub const SUMMARY: &str = "alerts firing in the canary's namespace at or above a severity";
 pub const KEYS: &[&str] = &["threshold", "matchers", "minSeverity"];
@@ -67,7 +69,8 @@ pub struct Alerts {
 
 impl Alerts {
     pub fn parse(keys: &Keys, profile: Profile) -> Result<Alerts, ConfigError> {
-        let min_severity = keys.one_of("minSeverity", "severity", &Severity::ALL, Severity::name)?;
+        let min_severity =
+            keys.one_of("minSeverity", "severity", &Severity::ALL, Severity::name)?;
         let alerts = Alerts {
             threshold: config::threshold(keys, 0.0)?,
             min_severity: min_severity.unwrap_or(profile.pick(Severity::Warning, Severity::Info)),
@@ -150,7 +153,13 @@ impl Alerts {
         }
         message.push(')');
         let count = offenders.len() as f64;
-        Ok(judge_count(&proof, count, self.threshold, message, offenders))
+        Ok(judge_count(
+            &proof,
+            count,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
@@ -165,7 +174,11 @@ mod tests {
         s(&[("alertname", name), ("severity", severity)], 1.0)
     }
 
-    fn judge(json: &str, firing: Vec<crate::prometheus::Sample>, evaluated: Option<f64>) -> Verdict {
+    fn judge(
+        json: &str,
+        firing: Vec<crate::prometheus::Sample>,
+        evaluated: Option<f64>,
+    ) -> Verdict {
         let eval = evaluated.map(|t| vec![s(&[], t)]).unwrap_or_default();
         let answers: Answers = [
             (query_name::FIRING, QueryData::Vector(firing)),
@@ -173,14 +186,21 @@ mod tests {
         ]
         .into();
         let c = config(json);
-        c.settings
-            .judge(&Target::Namespace("shop".into()), &[answers], &c.common, at())
+        c.settings.judge(
+            &Target::Namespace("shop".into()),
+            &[answers],
+            &c.common,
+            at(),
+        )
     }
 
     #[test]
     fn nothing_firing_passes_only_when_rules_are_evaluated() {
         let json = r#"{"guardrail":"alerts"}"#;
-        assert!(matches!(judge(json, vec![], Some(AT - 20.0)), Verdict::Pass(_)));
+        assert!(matches!(
+            judge(json, vec![], Some(AT - 20.0)),
+            Verdict::Pass(_)
+        ));
         let Verdict::Fail(f) = judge(json, vec![], None) else {
             panic!()
         };
@@ -205,14 +225,21 @@ mod tests {
             f.message
         );
         let only_info = || vec![alert("CPUThrottling", "info")];
-        assert!(matches!(judge(default, only_info(), Some(AT)), Verdict::Pass(_)));
+        assert!(matches!(
+            judge(default, only_info(), Some(AT)),
+            Verdict::Pass(_)
+        ));
         let prod = r#"{"guardrail":"alerts","profile":"prod"}"#;
-        assert!(matches!(judge(prod, only_info(), Some(AT)), Verdict::Fail(_)));
+        assert!(matches!(
+            judge(prod, only_info(), Some(AT)),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
     fn the_selector_is_the_namespace_plus_escaped_matchers() {
-        let Guardrail::Alerts(a) = config(r#"{"guardrail":"alerts","matchers":{"team":"pay\"}"}}"#).settings
+        let Guardrail::Alerts(a) =
+            config(r#"{"guardrail":"alerts","matchers":{"team":"pay\"}"}}"#).settings
         else {
             panic!()
         };

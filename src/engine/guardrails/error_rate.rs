@@ -53,7 +53,14 @@ impl ErrorRate {
         at: SystemTime,
     ) -> Result<Verdict, Failure> {
         let plan = traffic::plan(&self.traffic, Measure::Errors, target)?;
-        let traffic = prove_traffic(&self.traffic, &plan, coverage, answers, common.staleness, at)?;
+        let traffic = prove_traffic(
+            &self.traffic,
+            &plan,
+            coverage,
+            answers,
+            common.staleness,
+            at,
+        )?;
         let (errors, ratio) = error_ratio(&traffic, answers)?;
         let value = format_number(round6(ratio));
         let message = format!(
@@ -65,6 +72,11 @@ impl ErrorRate {
             coverage.target(),
             format_number(self.threshold)
         );
-        Ok(judge_limit(&traffic, ratio > self.threshold, value, message))
+        Ok(judge_limit(
+            &traffic,
+            ratio > self.threshold,
+            value,
+            message,
+        ))
     }
 }

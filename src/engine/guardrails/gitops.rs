@@ -12,8 +12,16 @@ use crate::engine::pods::label;
 use crate::engine::promql::{Selector, SelectorError};
 use crate::engine::verdict::{vector, Failure, FailureClass, FreshSample, Proof, Verdict};
 
-pub const SUMMARY: &str = "the Argo CD Application or Flux object deploying the canary is unhealthy or stuck";
-pub const KEYS: &[&str] = &["window", "threshold", "matchers", "application", "kustomization", "helmRelease"];
+pub const SUMMARY: &str =
+    "the Argo CD Application or Flux object deploying the canary is unhealthy or stuck";
+pub const KEYS: &[&str] = &[
+    "window",
+    "threshold",
+    "matchers",
+    "application",
+    "kustomization",
+    "helmRelease",
+];
 
 /// The name of each query in metadata (`query.<name>`).
 pub mod query_name {
@@ -131,19 +139,24 @@ impl Gitops {
         })
     }
 
-    pub fn judge(&self, answers: &Answers, common: &Common, at: SystemTime) -> Result<Verdict, Failure> {
+    pub fn judge(
+        &self,
+        answers: &Answers,
+        common: &Common,
+        at: SystemTime,
+    ) -> Result<Verdict, Failure> {
         let object = &self.object;
-    let what = describe(object);
-    let get = |name: &'static str| {
-        answers.get(name).ok_or_else(|| {
-            Failure::new(
-                FailureClass::QueryError,
-                format!("{name} query has no answer"),
-            )
-        })
-    };
-    let samples = vector(get(query_name::STATUS)?, query_name::STATUS)?;
-    let sample = match samples {
+        let what = describe(object);
+        let get = |name: &'static str| {
+            answers.get(name).ok_or_else(|| {
+                Failure::new(
+                    FailureClass::QueryError,
+                    format!("{name} query has no answer"),
+                )
+            })
+        };
+        let samples = vector(get(query_name::STATUS)?, query_name::STATUS)?;
+        let sample = match samples {
         [] => {
             return Err(Failure::new(
                 FailureClass::NoData,
@@ -158,54 +171,54 @@ impl Gitops {
             ))
         }
     };
-    let proof = FreshSample::prove(
-        sample.value,
-        at,
-        common.staleness,
-        &format!("series for {what}"),
-    )?;
-    let (healthy, state) = match object {
-        GitopsObject::ArgoApplication(_) => {
-            let (health, sync) = (label(sample, "health_status"), label(sample, "sync_status"));
-            (
-                health == "Healthy" && sync == "Synced",
-                format!("health {health}, sync {sync}"),
-            )
-        }
-        _ => {
-            let status = label(sample, "status");
-            let ready_in_window = vector(
-                get(query_name::READY_IN_WINDOW)?,
-                query_name::READY_IN_WINDOW,
-            )?
-            .iter()
-            .any(|s| s.value == 1.0);
-            let state = if status == "True" {
-                "Ready".to_string()
-            } else if ready_in_window {
-                format!(
-                    "not Ready (status {status}), Ready earlier in the last {}: reconciling",
-                    duration::format(self.window)
+        let proof = FreshSample::prove(
+            sample.value,
+            at,
+            common.staleness,
+            &format!("series for {what}"),
+        )?;
+        let (healthy, state) = match object {
+            GitopsObject::ArgoApplication(_) => {
+                let (health, sync) = (label(sample, "health_status"), label(sample, "sync_status"));
+                (
+                    health == "Healthy" && sync == "Synced",
+                    format!("health {health}, sync {sync}"),
                 )
-            } else {
-                format!(
-                    "not Ready (status {status}) for longer than {}: stuck",
-                    duration::format(self.window)
-                )
-            };
-            (status == "True", state)
+            }
+            _ => {
+                let status = label(sample, "status");
+                let ready_in_window = vector(
+                    get(query_name::READY_IN_WINDOW)?,
+                    query_name::READY_IN_WINDOW,
+                )?
+                .iter()
+                .any(|s| s.value == 1.0);
+                let state = if status == "True" {
+                    "Ready".to_string()
+                } else if ready_in_window {
+                    format!(
+                        "not Ready (status {status}), Ready earlier in the last {}: reconciling",
+                        duration::format(self.window)
+                    )
+                } else {
+                    format!(
+                        "not Ready (status {status}) for longer than {}: stuck",
+                        duration::format(self.window)
+                    )
+                };
+                (status == "True", state)
+            }
+        };
+        let message = format!("{what}: {state}");
+        if !healthy {
+            return Ok(Verdict::Fail(Failure {
+                class: FailureClass::Threshold,
+                message,
+                value: "0".into(),
+                offenders: vec![what],
+            }));
         }
-    };
-    let message = format!("{what}: {state}");
-    if !healthy {
-        return Ok(Verdict::Fail(Failure {
-            class: FailureClass::Threshold,
-            message,
-            value: "0".into(),
-            offenders: vec![what],
-        }));
-    }
-    Ok(proof.pass("1".into(), message, Vec::new()))
+        Ok(proof.pass("1".into(), message, Vec::new()))
     }
 }
 
@@ -244,7 +257,10 @@ mod tests {
     #[test]
     fn argo_cd_needs_healthy_and_synced_and_fresh() {
         let (g, common) = gitops(r#"{"guardrail":"gitops","application":"cart"}"#);
-        assert_eq!(g.plan().unwrap()[0].1, r#"timestamp(argocd_app_info{name="cart"})"#);
+        assert_eq!(
+            g.plan().unwrap()[0].1,
+            r#"timestamp(argocd_app_info{name="cart"})"#
+        );
         let healthy = [("health_status", "Healthy"), ("sync_status", "Synced")];
         assert!(matches!(
             verdict(&g, &common, &status(&healthy, AT - 30.0)),
@@ -254,7 +270,10 @@ mod tests {
         let Verdict::Fail(f) = verdict(&g, &common, &status(&degraded, AT - 30.0)) else {
             panic!()
         };
-        assert_eq!(f.message, "Argo CD Application cart: health Degraded, sync Synced");
+        assert_eq!(
+            f.message,
+            "Argo CD Application cart: health Degraded, sync Synced"
+        );
         let Verdict::Fail(f) = verdict(&g, &common, &status(&healthy, AT - 3600.0)) else {
             panic!()
         };

@@ -7,7 +7,9 @@ use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
 use crate::engine::duration;
 use crate::engine::promql::TargetSelector;
-use crate::engine::traffic::{self, latency_seconds, prove_traffic, round6, Measure, TrafficSettings};
+use crate::engine::traffic::{
+    self, latency_seconds, prove_traffic, round6, Measure, TrafficSettings,
+};
 use crate::engine::verdict::{format_number, judge_limit, round3, Coverage, Failure, Verdict};
 
 pub const SUMMARY: &str = "a quantile of the canary's request latency above `threshold` seconds";
@@ -47,7 +49,8 @@ impl Latency {
 
     pub fn plan(&self, target: &TargetSelector) -> Result<Vec<Query>, Failure> {
         let mut queries = vec![coverage_query(target)];
-        queries.extend(traffic::plan(&self.traffic, Measure::Latency(self.quantile), target)?.queries);
+        queries
+            .extend(traffic::plan(&self.traffic, Measure::Latency(self.quantile), target)?.queries);
         Ok(queries)
     }
 
@@ -60,7 +63,14 @@ impl Latency {
         at: SystemTime,
     ) -> Result<Verdict, Failure> {
         let plan = traffic::plan(&self.traffic, Measure::Latency(self.quantile), target)?;
-        let traffic = prove_traffic(&self.traffic, &plan, coverage, answers, common.staleness, at)?;
+        let traffic = prove_traffic(
+            &self.traffic,
+            &plan,
+            coverage,
+            answers,
+            common.staleness,
+            at,
+        )?;
         let quantile = latency_seconds(&plan, coverage, answers)?;
         let value = format_number(round6(quantile));
         let message = format!(
@@ -71,6 +81,11 @@ impl Latency {
             coverage.target(),
             format_number(self.threshold)
         );
-        Ok(judge_limit(&traffic, quantile > self.threshold, value, message))
+        Ok(judge_limit(
+            &traffic,
+            quantile > self.threshold,
+            value,
+            message,
+        ))
     }
 }

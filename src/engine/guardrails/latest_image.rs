@@ -71,7 +71,8 @@ impl LatestImage {
                 };
                 let kind = image::classify(reference);
                 if kind.is_violation() {
-                    let text = format!("{pod}/{container} image `{reference}`: {}", kind.describe());
+                    let text =
+                        format!("{pod}/{container} image `{reference}`: {}", kind.describe());
                     let key = (pod.clone(), container.to_string());
                     offenders.push(with_reason(text, reasons.get(&key)));
                 }
@@ -96,7 +97,13 @@ impl LatestImage {
             pods_of(coverage),
             format_number(self.threshold),
         );
-        Ok(judge_count(coverage, count, self.threshold, message, offenders))
+        Ok(judge_count(
+            coverage,
+            count,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
@@ -125,7 +132,12 @@ mod tests {
                             1.0,
                         ),
                         s(
-                            &[("pod", "a"), ("container", "side"), ("image_spec", ""), ("image", "envoy:v1")],
+                            &[
+                                ("pod", "a"),
+                                ("container", "side"),
+                                ("image_spec", ""),
+                                ("image", "envoy:v1"),
+                            ],
                             1.0,
                         ),
                     ],
@@ -133,7 +145,11 @@ mod tests {
                 (
                     WAITING,
                     vec![s(
-                        &[("pod", "a"), ("container", "app"), ("reason", "ImagePullBackOff")],
+                        &[
+                            ("pod", "a"),
+                            ("container", "app"),
+                            ("reason", "ImagePullBackOff"),
+                        ],
                         1.0,
                     )],
                 ),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::config::read::Keys;
-use super::config::{Common, ConfigError, Conditions, Profile};
+use super::config::{Common, Conditions, ConfigError, Profile};
 use super::promql::TargetSelector;
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
 use crate::prometheus::QueryData;
@@ -211,14 +211,20 @@ impl Target {
     fn replica_set(&self) -> Result<&TargetSelector, Failure> {
         match self {
             Target::ReplicaSet(t) => Ok(t),
-            _ => Err(Failure::new(FailureClass::Config, "this guardrail judges a ReplicaSet")),
+            _ => Err(Failure::new(
+                FailureClass::Config,
+                "this guardrail judges a ReplicaSet",
+            )),
         }
     }
 
     fn namespace(&self) -> Result<&str, Failure> {
         match self {
             Target::Namespace(n) => Ok(n),
-            _ => Err(Failure::new(FailureClass::Config, "this guardrail judges a namespace")),
+            _ => Err(Failure::new(
+                FailureClass::Config,
+                "this guardrail judges a namespace",
+            )),
         }
     }
 }
@@ -264,7 +270,9 @@ impl Guardrail {
         conditions: &Conditions,
     ) -> Result<Guardrail, ConfigError> {
         Ok(match kind {
-            GuardrailKind::Restarts => Guardrail::Restarts(restarts::Restarts::parse(keys, profile)?),
+            GuardrailKind::Restarts => {
+                Guardrail::Restarts(restarts::Restarts::parse(keys, profile)?)
+            }
             GuardrailKind::NotReady => Guardrail::NotReady(not_ready::NotReady::parse(keys)?),
             GuardrailKind::LatestImage => {
                 Guardrail::LatestImage(latest_image::LatestImage::parse(keys)?)
@@ -361,7 +369,9 @@ impl Guardrail {
             Guardrail::LatestImage(g) => g.judge(&pods()?, first()?),
             Guardrail::WaitingReasons(g) => g.judge(&pods()?, first()?),
             Guardrail::OomKilled(g) => g.judge(&pods()?, first()?),
-            Guardrail::ErrorRate(g) => g.judge(target.replica_set()?, &pods()?, first()?, common, at),
+            Guardrail::ErrorRate(g) => {
+                g.judge(target.replica_set()?, &pods()?, first()?, common, at)
+            }
             Guardrail::Latency(g) => g.judge(target.replica_set()?, &pods()?, first()?, common, at),
             Guardrail::Regression(g) => g.judge(target.replica_set()?, answers, common, at),
             Guardrail::Alerts(g) => g.judge(target.namespace()?, first()?, common, at),

@@ -67,7 +67,13 @@ impl NotReady {
             pods_of(coverage),
             format_number(self.threshold),
         );
-        Ok(judge_count(coverage, count, self.threshold, message, offenders))
+        Ok(judge_count(
+            coverage,
+            count,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
@@ -83,11 +89,18 @@ mod tests {
         let ans = answers(
             &["a", "b", "c"],
             vec![
-                (READY, vec![s(&[("pod", "a")], 1.0), s(&[("pod", "b")], 0.0)]),
+                (
+                    READY,
+                    vec![s(&[("pod", "a")], 1.0), s(&[("pod", "b")], 0.0)],
+                ),
                 (
                     WAITING,
                     vec![s(
-                        &[("pod", "b"), ("container", "api"), ("reason", "CrashLoopBackOff")],
+                        &[
+                            ("pod", "b"),
+                            ("container", "api"),
+                            ("reason", "CrashLoopBackOff"),
+                        ],
                         1.0,
                     )],
                 ),
@@ -97,7 +110,11 @@ mod tests {
             panic!()
         };
         assert_eq!(f.value, "2");
-        assert!(f.message.contains("b (api CrashLoopBackOff)"), "{}", f.message);
+        assert!(
+            f.message.contains("b (api CrashLoopBackOff)"),
+            "{}",
+            f.message
+        );
         assert!(
             f.message.contains("c (no Ready condition reported)"),
             "{}",

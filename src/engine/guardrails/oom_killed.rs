@@ -70,7 +70,13 @@ impl OomKilled {
             pods_of(coverage),
             format_number(self.threshold),
         );
-        Ok(judge_count(coverage, count, self.threshold, message, offenders))
+        Ok(judge_count(
+            coverage,
+            count,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
@@ -87,10 +93,16 @@ mod tests {
         let ans = answers(
             &["a"],
             vec![
-                (CONTAINERS, vec![s(&[("pod", "a"), ("container", "api")], 1.0)]),
+                (
+                    CONTAINERS,
+                    vec![s(&[("pod", "a"), ("container", "api")], 1.0)],
+                ),
                 (
                     OOM_KILLED,
-                    vec![s(&[("pod", "a"), ("container", "api"), ("reason", "OOMKilled")], 1.0)],
+                    vec![s(
+                        &[("pod", "a"), ("container", "api"), ("reason", "OOMKilled")],
+                        1.0,
+                    )],
                 ),
                 (WAITING, vec![]),
             ],

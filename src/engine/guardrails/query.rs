@@ -5,8 +5,10 @@ use std::time::SystemTime;
 use super::{answer, Answers, Query as PlannedQuery};
 use crate::engine::condition::{self, ConditionInput, Outcome};
 use crate::engine::config::read::Keys;
-use crate::engine::config::{self, Common, ConfigError, Conditions};
-use crate::engine::verdict::{self, format_number, Failure, FailureClass, FreshResult, Proof, Verdict};
+use crate::engine::config::{self, Common, Conditions, ConfigError};
+use crate::engine::verdict::{
+    self, format_number, Failure, FailureClass, FreshResult, Proof, Verdict,
+};
 
 pub const SUMMARY: &str = "your own PromQL, judged by `threshold` or the metric's conditions";
 pub const KEYS: &[&str] = &["threshold", "query"];
@@ -50,7 +52,12 @@ impl Query {
         vec![(query_name::QUERY, self.query.clone())]
     }
 
-    pub fn judge(&self, answers: &Answers, common: &Common, at: SystemTime) -> Result<Verdict, Failure> {
+    pub fn judge(
+        &self,
+        answers: &Answers,
+        common: &Common,
+        at: SystemTime,
+    ) -> Result<Verdict, Failure> {
         let data = answer(answers, query_name::QUERY)?;
         verdict::answered_at(data, at, common.staleness)?;
         let fresh = FreshResult::prove(data)?;
@@ -106,7 +113,10 @@ impl Query {
             }
         }
         if reasons.is_empty() {
-            return Err(Failure::new(FailureClass::Config, ConfigError::NothingToJudge.to_string()));
+            return Err(Failure::new(
+                FailureClass::Config,
+                ConfigError::NothingToJudge.to_string(),
+            ));
         }
         let message = format!("result {value}: {}", reasons.join("; "));
         Ok(fresh.pass(value, message, Vec::new()))
@@ -138,7 +148,9 @@ mod tests {
         };
         let common = config(r#"{"guardrail":"query","query":"up"}"#).common;
         let answers: Answers = [(query_name::QUERY, data)].into();
-        query.judge(&answers, &common, at()).unwrap_or_else(Verdict::Fail)
+        query
+            .judge(&answers, &common, at())
+            .unwrap_or_else(Verdict::Fail)
     }
 
     #[test]
@@ -148,7 +160,10 @@ mod tests {
             judge(None, "all(result, # >= 0.95)", "", vector()),
             Verdict::Pass(_)
         ));
-        assert!(matches!(judge(Some(0.98), "", "", vector()), Verdict::Fail(_)));
+        assert!(matches!(
+            judge(Some(0.98), "", "", vector()),
+            Verdict::Fail(_)
+        ));
         assert!(matches!(
             judge(Some(1.0), "", "result[0] < 0.98", vector()),
             Verdict::Fail(_)

@@ -13,7 +13,8 @@ use crate::engine::verdict::{
     format_number, vector, Comparison, Coverage, Failure, FailureClass, Proof, Verdict,
 };
 
-pub const SUMMARY: &str = "the canary worse than the stable ReplicaSet (error-rate, latency, cpu, memory)";
+pub const SUMMARY: &str =
+    "the canary worse than the stable ReplicaSet (error-rate, latency, cpu, memory)";
 pub const KEYS: &[&str] = &[
     "window",
     "threshold",
@@ -153,7 +154,10 @@ impl Regression {
             None if self.signal == Signal::Cpu => {
                 queries.push((query_name::CPU, target.cpu_per_pod(self.traffic.window)))
             }
-            None => queries.push((query_name::MEMORY, target.memory_per_pod(self.traffic.window))),
+            None => queries.push((
+                query_name::MEMORY,
+                target.memory_per_pod(self.traffic.window),
+            )),
         }
         Ok(queries)
     }
@@ -170,8 +174,14 @@ impl Regression {
         let value = match self.measure() {
             Some(measure) => {
                 let plan = traffic::plan(&self.traffic, measure, target)?;
-                let proof =
-                    traffic::prove_traffic(&self.traffic, &plan, &coverage, answers, common.staleness, at)?;
+                let proof = traffic::prove_traffic(
+                    &self.traffic,
+                    &plan,
+                    &coverage,
+                    answers,
+                    common.staleness,
+                    at,
+                )?;
                 match measure {
                     Measure::Errors => traffic::error_ratio(&proof, answers)?.1,
                     Measure::Latency(_) => traffic::latency_seconds(&plan, &coverage, answers)?,
@@ -212,7 +222,10 @@ impl Regression {
         at: SystemTime,
     ) -> Result<Verdict, Failure> {
         let [canary_answers, stable_answers] = answers else {
-            return Err(Failure::new(FailureClass::QueryError, "regression needs both sides' answers"));
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                "regression needs both sides' answers",
+            ));
         };
         let side = |which: &str, result: Result<(Coverage, f64), Failure>| {
             result.map_err(|f| Failure {
@@ -221,8 +234,14 @@ impl Regression {
             })
         };
         let stable_target = self.stable(canary)?;
-        let canary = side("canary", self.side_value(canary, canary_answers, common, at))?;
-        let stable = side("stable", self.side_value(&stable_target, stable_answers, common, at))?;
+        let canary = side(
+            "canary",
+            self.side_value(canary, canary_answers, common, at),
+        )?;
+        let stable = side(
+            "stable",
+            self.side_value(&stable_target, stable_answers, common, at),
+        )?;
         Ok(self.compare((&canary.0, canary.1), (&stable.0, stable.1)))
     }
 
@@ -300,15 +319,21 @@ mod tests {
 
     #[test]
     fn canary_fails_above_stable_times_one_plus_tolerance() {
-        let r = regression(r#"{"guardrail":"regression","signal":"latency","stablePodTemplateHash":"b"}"#);
+        let r = regression(
+            r#"{"guardrail":"regression","signal":"latency","stablePodTemplateHash":"b"}"#,
+        );
         assert_eq!(r.tolerance, 0.1);
         let (canary, stable) = (coverage("a"), coverage("b"));
-        assert!(matches!(r.compare((&canary, 0.21), (&stable, 0.2)), Verdict::Pass(_)));
+        assert!(matches!(
+            r.compare((&canary, 0.21), (&stable, 0.2)),
+            Verdict::Pass(_)
+        ));
         let Verdict::Fail(f) = r.compare((&canary, 0.3), (&stable, 0.2)) else {
             panic!()
         };
         assert!(
-            f.message.contains("canary p95 latency (s) 0.3 vs stable 0.2: ratio 1.5"),
+            f.message
+                .contains("canary p95 latency (s) 0.3 vs stable 0.2: ratio 1.5"),
             "{}",
             f.message
         );
@@ -321,14 +346,18 @@ mod tests {
         );
         assert_eq!(cpu.tolerance, 0.5);
         // Below the absolute floor a large ratio is not a regression.
-        assert!(matches!(cpu.compare((&canary, 0.04), (&stable, 0.001)), Verdict::Pass(_)));
+        assert!(matches!(
+            cpu.compare((&canary, 0.04), (&stable, 0.001)),
+            Verdict::Pass(_)
+        ));
     }
 
     #[test]
     fn regression_needs_a_signal_and_a_stable_hash() {
         assert!(Config::from_json(br#"{"guardrail":"regression","signal":"cpu"}"#).is_err());
         assert!(
-            Config::from_json(br#"{"guardrail":"regression","stablePodTemplateHash":"b"}"#).is_err()
+            Config::from_json(br#"{"guardrail":"regression","stablePodTemplateHash":"b"}"#)
+                .is_err()
         );
         assert!(Config::from_json(
             br#"{"guardrail":"regression","signal":"disk","stablePodTemplateHash":"b"}"#
@@ -338,8 +367,11 @@ mod tests {
 
     #[test]
     fn both_sides_are_planned_and_the_stable_side_is_labelled() {
-        let r = regression(r#"{"guardrail":"regression","signal":"cpu","stablePodTemplateHash":"b"}"#);
-        let plan = r.plan(&TargetSelector::new("shop", "web", "a").unwrap()).unwrap();
+        let r =
+            regression(r#"{"guardrail":"regression","signal":"cpu","stablePodTemplateHash":"b"}"#);
+        let plan = r
+            .plan(&TargetSelector::new("shop", "web", "a").unwrap())
+            .unwrap();
         assert_eq!(plan.sides.len(), 2);
         assert_eq!(plan.sides[1].label, Some("stable"));
         assert_eq!(plan.sides[1].described, "shop/web-b");

@@ -9,7 +9,9 @@ use crate::engine::config::{self, ConfigError, Profile};
 use crate::engine::duration;
 use crate::engine::pods::{finite, label, plural, pods_of, samples, waiting_reasons, with_reason};
 use crate::engine::promql::TargetSelector;
-use crate::engine::verdict::{format_number, judge_count, unix_seconds, Coverage, Failure, FailureClass, Verdict};
+use crate::engine::verdict::{
+    format_number, judge_count, unix_seconds, Coverage, Failure, FailureClass, Verdict,
+};
 
 pub const SUMMARY: &str = "container restarts of the canary's pods in the window";
 pub const KEYS: &[&str] = &["window", "threshold"];
@@ -108,12 +110,19 @@ impl Restarts {
             ));
         }
         message.push_str(&format!(" (threshold {})", format_number(self.threshold)));
-        Ok(judge_count(coverage, total, self.threshold, message, offenders))
+        Ok(judge_count(
+            coverage,
+            total,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
 /// What an offender of a pod without `kube_pod_created` says: the window could not be bounded.
-const UNBOUNDED: &str = " since the pod started; its creation time is unknown (kube_pod_created missing)";
+const UNBOUNDED: &str =
+    " since the pod started; its creation time is unknown (kube_pod_created missing)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Born {
@@ -146,7 +155,11 @@ fn lowest_at_start(
 ) -> Result<f64, Failure> {
     let lowest: Vec<_> = min
         .get(pod)
-        .map(|ss| ss.iter().filter(|s| label(s, "container") == container).collect())
+        .map(|ss| {
+            ss.iter()
+                .filter(|s| label(s, "container") == container)
+                .collect()
+        })
         .unwrap_or_default();
     if lowest.is_empty() {
         return Err(Failure::new(
@@ -193,7 +206,10 @@ mod tests {
                 ),
                 (
                     CREATED,
-                    vec![s(&[("pod", "a")], AT - 7200.0), s(&[("pod", "b")], AT - 7200.0)],
+                    vec![
+                        s(&[("pod", "a")], AT - 7200.0),
+                        s(&[("pod", "b")], AT - 7200.0),
+                    ],
                 ),
                 (WAITING, vec![]),
             ],
@@ -203,8 +219,9 @@ mod tests {
         };
         assert_eq!(p.value, "1");
         assert!(
-            p.message
-                .starts_with("1 restart in the last 5m across 2 pods of ReplicaSet pay/api-7f6e5d4c3"),
+            p.message.starts_with(
+                "1 restart in the last 5m across 2 pods of ReplicaSet pay/api-7f6e5d4c3"
+            ),
             "{}",
             p.message
         );
@@ -220,13 +237,23 @@ mod tests {
         let ans = answers(
             &["young"],
             vec![
-                (RESTARTS_MAX, vec![s(&[("pod", "young"), ("container", "api")], 2.0)]),
-                (RESTARTS_MIN, vec![s(&[("pod", "young"), ("container", "api")], 2.0)]),
+                (
+                    RESTARTS_MAX,
+                    vec![s(&[("pod", "young"), ("container", "api")], 2.0)],
+                ),
+                (
+                    RESTARTS_MIN,
+                    vec![s(&[("pod", "young"), ("container", "api")], 2.0)],
+                ),
                 (CREATED, vec![s(&[("pod", "young")], AT - 180.0)]),
                 (
                     WAITING,
                     vec![s(
-                        &[("pod", "young"), ("container", "api"), ("reason", "CrashLoopBackOff")],
+                        &[
+                            ("pod", "young"),
+                            ("container", "api"),
+                            ("reason", "CrashLoopBackOff"),
+                        ],
                         1.0,
                     )],
                 ),
@@ -237,11 +264,16 @@ mod tests {
         };
         assert_eq!(f.value, "2");
         assert!(
-            f.message.contains("young/api: 2 restarts (CrashLoopBackOff)"),
+            f.message
+                .contains("young/api: 2 restarts (CrashLoopBackOff)"),
             "{}",
             f.message
         );
-        assert!(!f.message.contains("creation time unknown"), "{}", f.message);
+        assert!(
+            !f.message.contains("creation time unknown"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -249,8 +281,14 @@ mod tests {
         let ans = answers(
             &["old"],
             vec![
-                (RESTARTS_MAX, vec![s(&[("pod", "old"), ("container", "api")], 4.0)]),
-                (RESTARTS_MIN, vec![s(&[("pod", "old"), ("container", "api")], 4.0)]),
+                (
+                    RESTARTS_MAX,
+                    vec![s(&[("pod", "old"), ("container", "api")], 4.0)],
+                ),
+                (
+                    RESTARTS_MIN,
+                    vec![s(&[("pod", "old"), ("container", "api")], 4.0)],
+                ),
                 (CREATED, vec![]),
                 (WAITING, vec![]),
             ],
@@ -267,8 +305,9 @@ mod tests {
             f.message
         );
         assert!(
-            f.message
-                .contains("1 pod counted since it started: creation time unknown (kube_pod_created missing)"),
+            f.message.contains(
+                "1 pod counted since it started: creation time unknown (kube_pod_created missing)"
+            ),
             "{}",
             f.message
         );
@@ -279,8 +318,14 @@ mod tests {
         let mut ans = answers(
             &["a", "b"],
             vec![
-                (RESTARTS_MAX, vec![s(&[("pod", "a"), ("container", "api")], 0.0)]),
-                (RESTARTS_MIN, vec![s(&[("pod", "a"), ("container", "api")], 0.0)]),
+                (
+                    RESTARTS_MAX,
+                    vec![s(&[("pod", "a"), ("container", "api")], 0.0)],
+                ),
+                (
+                    RESTARTS_MIN,
+                    vec![s(&[("pod", "a"), ("container", "api")], 0.0)],
+                ),
                 (CREATED, vec![]),
                 (WAITING, vec![]),
             ],
@@ -307,8 +352,14 @@ mod tests {
     fn highly_available_kube_state_metrics_is_not_double_counted() {
         let pair = |value: f64| {
             vec![
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-0")], value),
-                s(&[("pod", "a"), ("container", "api"), ("instance", "ksm-1")], value),
+                s(
+                    &[("pod", "a"), ("container", "api"), ("instance", "ksm-0")],
+                    value,
+                ),
+                s(
+                    &[("pod", "a"), ("container", "api"), ("instance", "ksm-1")],
+                    value,
+                ),
             ]
         };
         let ans = answers(
@@ -331,7 +382,13 @@ mod tests {
         let names: Vec<_> = planned(ONE).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
-            ["coverage", "restarts-max", "restarts-min", "created", "waiting"]
+            [
+                "coverage",
+                "restarts-max",
+                "restarts-min",
+                "created",
+                "waiting"
+            ]
         );
         let names: Vec<_> = planned(r#"{"guardrail":"latest-image"}"#)
             .into_iter()

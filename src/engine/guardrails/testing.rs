@@ -60,9 +60,6 @@ pub fn judge(json: &str, answers: Answers) -> Verdict {
 /// The names of the queries `json`'s guardrail plans for [`target`].
 pub fn planned(json: &str) -> Vec<(&'static str, String)> {
     let config = config(json);
-    let plan = config
-        .settings
-        .plan(&Target::ReplicaSet(target()))
-        .unwrap();
+    let plan = config.settings.plan(&Target::ReplicaSet(target())).unwrap();
     plan.sides.into_iter().flat_map(|s| s.queries).collect()
 }

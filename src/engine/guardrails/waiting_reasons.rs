@@ -9,7 +9,8 @@ use crate::engine::pods::{plural, pods_of, samples, waiting_reasons};
 use crate::engine::promql::TargetSelector;
 use crate::engine::verdict::{format_number, judge_count, Coverage, Failure, Verdict};
 
-pub const SUMMARY: &str = "containers waiting with CrashLoopBackOff, ImagePullBackOff, … (or `reasons`)";
+pub const SUMMARY: &str =
+    "containers waiting with CrashLoopBackOff, ImagePullBackOff, … (or `reasons`)";
 pub const KEYS: &[&str] = &["threshold", "reasons"];
 
 pub mod query_name {
@@ -57,7 +58,10 @@ impl WaitingReasons {
             }
         }
         if reasons.is_empty() {
-            reasons = DEFAULT_WAITING_REASONS.iter().map(|r| r.to_string()).collect();
+            reasons = DEFAULT_WAITING_REASONS
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
         }
         Ok(WaitingReasons {
             threshold: config::threshold(keys, 0.0)?,
@@ -92,7 +96,13 @@ impl WaitingReasons {
                 other.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
-        Ok(judge_count(coverage, count, self.threshold, message, offenders))
+        Ok(judge_count(
+            coverage,
+            count,
+            self.threshold,
+            message,
+            offenders,
+        ))
     }
 }
 
@@ -110,10 +120,31 @@ mod tests {
             s(&[("pod", "b"), ("container", "api")], 1.0),
         ];
         let waiting = vec![
-            s(&[("pod", "a"), ("container", "api"), ("reason", "CrashLoopBackOff")], 1.0),
-            s(&[("pod", "b"), ("container", "api"), ("reason", "ContainerCreating")], 1.0),
+            s(
+                &[
+                    ("pod", "a"),
+                    ("container", "api"),
+                    ("reason", "CrashLoopBackOff"),
+                ],
+                1.0,
+            ),
+            s(
+                &[
+                    ("pod", "b"),
+                    ("container", "api"),
+                    ("reason", "ContainerCreating"),
+                ],
+                1.0,
+            ),
             // A pod outside the target (a decoy) is never judged.
-            s(&[("pod", "z"), ("container", "api"), ("reason", "ImagePullBackOff")], 1.0),
+            s(
+                &[
+                    ("pod", "z"),
+                    ("container", "api"),
+                    ("reason", "ImagePullBackOff"),
+                ],
+                1.0,
+            ),
         ];
         let ans = answers(
             &["a", "b"],
@@ -122,9 +153,13 @@ mod tests {
         let Verdict::Fail(f) = judge(r#"{"guardrail":"waiting-reasons"}"#, ans.clone()) else {
             panic!("CrashLoopBackOff is a default reason")
         };
-        assert_eq!(f.offenders, vec!["a/api waiting: CrashLoopBackOff".to_string()]);
+        assert_eq!(
+            f.offenders,
+            vec!["a/api waiting: CrashLoopBackOff".to_string()]
+        );
         assert!(
-            f.message.contains("also waiting, not judged: ContainerCreating"),
+            f.message
+                .contains("also waiting, not judged: ContainerCreating"),
             "{}",
             f.message
         );
