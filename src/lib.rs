@@ -15,6 +15,7 @@
 //! - [`engine`]: configuration, guardrails, PromQL, verdicts: one async function from
 //!   (analysis context, metric) to measurement, shared by every face.
 //! - [`prometheus`]: the HTTP API client and its response model.
+//! - [`stats`]: the Mann-Whitney U test and medians over per-step samples (pure arithmetic).
 //! - [`cli`]: the `check` command, for CI, laptops and incident reviews.
 //! - [`logging`]: hclog-compatible JSON lines on stderr.
 //! - [`telemetry`]: the guardrails' own metrics and the `/metrics` endpoint.
@@ -26,5 +27,6 @@ pub mod engine;
 pub mod logging;
 pub mod prometheus;
 pub mod service;
+pub mod stats;
 pub mod telemetry;
 pub mod transport;
