@@ -60,6 +60,11 @@ impl Engine {
         }
     }
 
+    /// The address used when a metric's configuration has none.
+    pub fn default_address(&self) -> Option<&str> {
+        self.default_address.as_deref()
+    }
+
     /// Measures `metric` now.
     pub async fn measure(&self, ctx: &AnalysisContext, metric: &MetricSpec) -> Measurement {
         self.measure_at(ctx, metric, None).await
