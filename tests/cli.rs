@@ -293,7 +293,12 @@ fn help_lists_every_guardrail_and_a_near_miss_is_suggested() {
     let o = run(&["check", "--help"]);
     assert_eq!(o.status.code(), Some(0));
     for kind in rollouts_guardrails::engine::GuardrailKind::ALL {
-        assert!(stdout(&o).contains(kind.name()), "{}: {}", kind.name(), stdout(&o));
+        assert!(
+            stdout(&o).contains(kind.name()),
+            "{}: {}",
+            kind.name(),
+            stdout(&o)
+        );
     }
     let o = run(&["check", "--guardrail", "restart"]);
     assert_eq!(o.status.code(), Some(2));

@@ -122,7 +122,9 @@ fn check_command_line(
     engine: &Engine,
 ) -> Result<(), UsageError> {
     let config = Config::from_metric(metric)
-        .map_err(|e| UsageError::Config(format!("the configuration from --guardrail and --set: {e}")))?
+        .map_err(|e| {
+            UsageError::Config(format!("the configuration from --guardrail and --set: {e}"))
+        })?
         .ok_or_else(|| UsageError::Config("no configuration".into()))?;
     if let Err(failure) = target::resolve(&config, context) {
         let needed = match config.guardrail.scope() {
@@ -130,11 +132,16 @@ fn check_command_line(
             Scope::Namespace => "--namespace is needed",
             Scope::Global => "",
         };
-        return Err(UsageError::Config(if failure.message.starts_with("cannot determine") {
-            needed.to_string()
-        } else {
-            format!("the target from --namespace, --rollout and --pod-template-hash: {}", failure.message)
-        }));
+        return Err(UsageError::Config(
+            if failure.message.starts_with("cannot determine") {
+                needed.to_string()
+            } else {
+                format!(
+                    "the target from --namespace, --rollout and --pod-template-hash: {}",
+                    failure.message
+                )
+            },
+        ));
     }
     if config.connection.address.is_none() && engine.default_address().is_none() {
         return Err(UsageError::Config(format!(
