@@ -16,6 +16,7 @@
 //!   (analysis context, metric) to measurement, shared by every face.
 //! - [`prometheus`]: the HTTP API client and its response model.
 //! - [`stats`]: the Mann-Whitney U test and medians over per-step samples (pure arithmetic).
+//! - [`failure`]: why a measurement failed, one closed set shared by the client, the engine and telemetry.
 //! - [`cli`]: the `check` command, for CI, laptops and incident reviews.
 //! - [`logging`]: hclog-compatible JSON lines on stderr.
 //! - [`telemetry`]: the guardrails' own metrics and the `/metrics` endpoint.
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod codec;
 pub mod engine;
+pub mod failure;
 pub mod logging;
 pub mod prometheus;
 pub mod service;

@@ -75,7 +75,7 @@ fn check(args: CheckArgs) -> ExitCode {
         rollouts_guardrails::logging::init();
     }
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {
@@ -117,7 +117,10 @@ fn serve(args: grpc::ServeArgs) -> ExitCode {
     rollouts_guardrails::logging::init();
     let result = runtime().and_then(|runtime| {
         runtime
-            .block_on(grpc::serve(args, Engine::from_env(Client::new())))
+            .block_on(grpc::serve(
+                args,
+                Engine::from_env(Client::new()).observed_by(telemetry::global()),
+            ))
             .map_err(anyhow::Error::from)
     });
     match result {
@@ -150,7 +153,7 @@ fn plugin_mode(cookie: &str) -> ExitCode {
     }
     rollouts_guardrails::logging::init();
     let result = runtime().and_then(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(async {
             spawn_plugin_metrics()?;
             transport::serve(Arc::new(engine))

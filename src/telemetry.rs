@@ -2,6 +2,9 @@
 //! latency, measurements in flight, build info) and the hyper server exposing them at `/metrics` in the
 //! Prometheus text format 0.0.4.
 //!
+//! The engine does not reach for it: [`Telemetry`] is an [`Observer`] handed to the engine, which tells it
+//! of every measurement (typed guardrail and failure class) and query.
+//!
 //! Hand-rolled rather than the `prometheus-client` crate: every label comes from a closed set (guardrail
 //! kinds, Argo phases, failure classes, query outcomes), so each series is a fixed atomic counter updated
 //! without locks or allocation, every series exists from the start (no missing-series gaps in rate()), and no
@@ -13,7 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,9 +29,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::engine::verdict::FailureClass;
+use crate::engine::observer::{Observer, QueryOutcome};
 use crate::engine::GuardrailKind;
 use crate::engine::Phase;
+use crate::failure::FailureClass;
 
 /// The environment variable that makes plugin mode serve `/metrics` on this address (`0.0.0.0:9465`).
 pub const METRICS_LISTEN_ENV: &str = "GUARDRAILS_METRICS_LISTEN";
@@ -73,35 +77,11 @@ const CLASSES: [FailureClass; 6] = [
     FailureClass::Threshold,
 ];
 
-/// How one Prometheus query ended, for the latency histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryOutcome {
-    /// Prometheus answered with data.
-    Ok,
-    /// The query failed (transport, HTTP status, API error, undecodable answer).
-    Error,
-    /// The query was abandoned: the measurement timed out or the caller went away.
-    Cancelled,
-}
-
-impl QueryOutcome {
-    const ALL: [QueryOutcome; 3] = [
-        QueryOutcome::Ok,
-        QueryOutcome::Error,
-        QueryOutcome::Cancelled,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            QueryOutcome::Ok => "ok",
-            QueryOutcome::Error => "error",
-            QueryOutcome::Cancelled => "cancelled",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+fn outcome_index(outcome: QueryOutcome) -> usize {
+    QueryOutcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(0)
 }
 
 /// Errors of the `/metrics` server.
@@ -189,22 +169,6 @@ impl Telemetry {
         }
     }
 
-    /// Marks a measurement in flight until the returned guard is dropped (finished or cancelled alike).
-    pub fn measurement_in_flight(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { telemetry: self }
-    }
-
-    /// Starts timing one Prometheus query. Call [`QueryTimer::finish`] with the outcome; a timer dropped
-    /// unfinished (the query future was abandoned) records [`QueryOutcome::Cancelled`].
-    pub fn time_query(&self) -> QueryTimer<'_> {
-        QueryTimer {
-            telemetry: self,
-            started: Instant::now(),
-            finished: false,
-        }
-    }
-
     /// Measurements currently in flight.
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
@@ -253,7 +217,7 @@ impl Telemetry {
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for outcome in QueryOutcome::ALL {
-            let histogram = &self.query_latency[outcome.index()];
+            let histogram = &self.query_latency[outcome_index(outcome)];
             let label = outcome.name();
             let mut cumulative = 0u64;
             for (i, bound) in QUERY_LATENCY_BUCKETS.iter().enumerate() {
@@ -303,43 +267,23 @@ impl Telemetry {
     }
 }
 
-/// Keeps a measurement counted in `rollouts_guardrails_measurements_in_flight` while alive.
-#[must_use = "the measurement counts as in flight only while the guard lives"]
-pub struct InFlight<'t> {
-    telemetry: &'t Telemetry,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.telemetry.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Times one Prometheus query (see [`Telemetry::time_query`]).
-#[must_use = "a timer records when finished or dropped"]
-pub struct QueryTimer<'t> {
-    telemetry: &'t Telemetry,
-    started: Instant,
-    finished: bool,
-}
-
-impl QueryTimer<'_> {
-    /// Records the query's latency under `outcome`.
-    pub fn finish(mut self, outcome: QueryOutcome) {
-        self.record(outcome);
+/// The engine reports into the telemetry it is handed ([`crate::engine::Engine::observed_by`]).
+impl Observer for Telemetry {
+    fn in_flight(&self, change: i64) {
+        self.in_flight.fetch_add(change, Ordering::Relaxed);
     }
 
-    fn record(&mut self, outcome: QueryOutcome) {
-        if !self.finished {
-            self.finished = true;
-            self.telemetry.query_latency[outcome.index()].observe(self.started.elapsed());
-        }
+    fn measurement_finished(
+        &self,
+        guardrail: Option<GuardrailKind>,
+        phase: Phase,
+        failure: Option<FailureClass>,
+    ) {
+        self.record_measurement(guardrail, phase, failure);
     }
-}
 
-impl Drop for QueryTimer<'_> {
-    fn drop(&mut self) {
-        self.record(QueryOutcome::Cancelled);
+    fn query_finished(&self, elapsed: Duration, outcome: QueryOutcome) {
+        self.query_latency[outcome_index(outcome)].observe(elapsed);
     }
 }
 
@@ -454,6 +398,7 @@ fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::observer::{InFlight, QueryTimer};
 
     fn line<'a>(text: &'a str, series: &str) -> &'a str {
         text.lines()
@@ -544,12 +489,12 @@ mod tests {
 
     #[test]
     fn the_histogram_is_cumulative_and_abandoned_queries_count_as_cancelled() {
-        let t = Telemetry::default();
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(3));
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(300));
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_secs(60));
-        drop(t.time_query());
-        t.time_query().finish(QueryOutcome::Error);
+        let t: &'static Telemetry = Box::leak(Box::default());
+        t.query_finished(Duration::from_millis(3), QueryOutcome::Ok);
+        t.query_finished(Duration::from_millis(300), QueryOutcome::Ok);
+        t.query_finished(Duration::from_secs(60), QueryOutcome::Ok);
+        drop(QueryTimer::start(t));
+        QueryTimer::start(t).finish(QueryOutcome::Error);
         let text = t.render();
         let name = "rollouts_guardrails_prometheus_query_duration_seconds";
         assert_eq!(
@@ -599,9 +544,9 @@ mod tests {
 
     #[test]
     fn the_in_flight_gauge_follows_its_guards() {
-        let t = Telemetry::default();
-        let a = t.measurement_in_flight();
-        let b = t.measurement_in_flight();
+        let t: &'static Telemetry = Box::leak(Box::default());
+        let a = InFlight::new(t);
+        let b = InFlight::new(t);
         assert_eq!(
             value(&t.render(), "rollouts_guardrails_measurements_in_flight"),
             2.0

@@ -67,7 +67,7 @@ impl Running {
 }
 
 fn engine() -> Engine {
-    Engine::new(Client::new(), None)
+    Engine::new(Client::new(), None).observed_by(telemetry::global())
 }
 
 fn at_end() -> prost_types::Timestamp {

@@ -11,12 +11,12 @@ use std::time::Duration;
 use super::config::{Config, ConfigError, Connection, GuardrailKind, PasswordSource, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::guardrails::{Answers, Plan};
+use super::observer::{InFlight, Observer, QueryOutcome, QueryTimer, Unobserved};
 use super::promql::TargetSelector;
 use super::target;
 use super::verdict::{Failure, FailureClass, Verdict};
 use super::{duration, Measurement, Phase};
 use crate::prometheus::{Auth, Client, Endpoint, QueryError, TlsConfig};
-use crate::telemetry::{self, QueryOutcome};
 
 pub use super::target::POD_TEMPLATE_HASH_LABEL;
 
@@ -38,6 +38,8 @@ pub mod metadata_key {
 pub struct Engine {
     client: Client,
     default_address: Option<String>,
+    /// Told of every measurement and query (telemetry in the binary); nothing by default.
+    observer: &'static dyn Observer,
 }
 
 impl Engine {
@@ -49,6 +51,7 @@ impl Engine {
         Engine {
             client,
             default_address,
+            observer: &Unobserved,
         }
     }
 
@@ -57,7 +60,13 @@ impl Engine {
         Engine {
             client,
             default_address,
+            observer: &Unobserved,
         }
+    }
+
+    /// The same engine, telling `observer` of every measurement and query.
+    pub fn observed_by(self, observer: &'static dyn Observer) -> Engine {
+        Engine { observer, ..self }
     }
 
     /// The address used when a metric's configuration has none.
@@ -77,7 +86,7 @@ impl Engine {
         metric: &MetricSpec,
         at: Option<SystemTime>,
     ) -> Measurement {
-        let _in_flight = telemetry::global().measurement_in_flight();
+        let _in_flight = InFlight::new(self.observer);
         let started_at = SystemTime::now();
         let at = at.unwrap_or(started_at);
         let mut metadata = BTreeMap::new();
@@ -127,7 +136,8 @@ impl Engine {
             value = %value,
             "measured: {message}"
         );
-        telemetry::global().record_measurement(kind, phase, failure_class);
+        self.observer
+            .measurement_finished(kind, phase, failure_class);
         Measurement {
             phase,
             message,
@@ -239,7 +249,7 @@ impl Engine {
     ) -> Result<Vec<Answers>, Failure> {
         let queries = plan.sides.iter().enumerate().flat_map(|(side, s)| {
             s.queries.iter().map(move |(name, query)| async move {
-                let timer = telemetry::global().time_query();
+                let timer = QueryTimer::start(self.observer);
                 let result = self.client.instant_query(endpoint, query, at).await;
                 timer.finish(match result {
                     Ok(_) => QueryOutcome::Ok,
@@ -354,12 +364,7 @@ fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
 }
 
 fn query_failure(name: &str, error: &QueryError) -> Failure {
-    let class = match error.class() {
-        crate::prometheus::FailureClass::Timeout => FailureClass::Timeout,
-        crate::prometheus::FailureClass::Config => FailureClass::Config,
-        crate::prometheus::FailureClass::QueryError => FailureClass::QueryError,
-    };
-    Failure::new(class, format!("{name} query failed: {error}"))
+    Failure::new(error.class(), format!("{name} query failed: {error}"))
 }
 
 fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &Plan) {

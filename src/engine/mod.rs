@@ -13,6 +13,7 @@
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
 //! - [`measure`]: the [`Engine`]: parse → target → plan → ask (one deadline) → judge → measurement.
 //! - [`measurement`]: what the engine hands back (phase, value, message, metadata, times).
+//! - [`observer`]: what a measurement reports while it runs, to whoever is handed in (telemetry).
 //! - [`condition`], [`duration`], [`image`]: Argo's expr-lang conditions, `5m`-style durations, image
 //!   references.
 pub mod condition;
@@ -23,6 +24,7 @@ pub mod guardrails;
 pub mod image;
 pub mod measure;
 pub mod measurement;
+pub mod observer;
 pub mod pods;
 pub mod promql;
 pub mod target;

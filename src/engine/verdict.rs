@@ -8,35 +8,7 @@ use super::duration;
 use super::promql::TargetSelector;
 use crate::prometheus::{QueryData, Sample};
 
-/// Why a measurement failed, as a small closed set (used in messages, metadata and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureClass {
-    /// Prometheus answered, but not about the target.
-    NoData,
-    /// Data exists but is older than `staleness`.
-    Stale,
-    /// Prometheus could not be asked or its answer could not be trusted.
-    QueryError,
-    /// The measurement did not finish within `timeout`.
-    Timeout,
-    /// The metric's configuration is invalid or incomplete.
-    Config,
-    /// The guardrail saw the data and it violates the threshold or condition.
-    Threshold,
-}
-
-impl FailureClass {
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureClass::NoData => "no-data",
-            FailureClass::Stale => "stale",
-            FailureClass::QueryError => "query-error",
-            FailureClass::Timeout => "timeout",
-            FailureClass::Config => "config",
-            FailureClass::Threshold => "threshold",
-        }
-    }
-}
+pub use crate::failure::FailureClass;
 
 /// A failed verdict: the class, the reason, and the value when one was measured.
 #[derive(Debug, Clone, PartialEq)]
