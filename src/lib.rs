@@ -27,6 +27,7 @@ pub mod codec;
 pub mod engine;
 pub mod failure;
 pub mod logging;
+pub mod plugin_mode;
 pub mod prometheus;
 pub mod service;
 pub mod stats;

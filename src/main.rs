@@ -6,10 +6,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::plugin_mode;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
-use rollouts_guardrails::transport::{self, handshake};
+use rollouts_guardrails::transport::handshake;
 
 const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
 
@@ -156,7 +157,7 @@ fn plugin_mode(cookie: &str) -> ExitCode {
         let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(async {
             spawn_plugin_metrics()?;
-            transport::serve(Arc::new(engine))
+            plugin_mode::serve(Arc::new(engine))
                 .await
                 .map_err(anyhow::Error::from)
         })

@@ -1,6 +1,6 @@
 //! The server side of a hashicorp/yamux session over one connection.
 //!
-//! Spec: hashicorp/yamux `spec.md` (summary in `/work/shared/spec/go-plugin-netrpc.md` §4). The host opens
+//! Spec: hashicorp/yamux `spec.md` (summary in `docs/wire/go-plugin-netrpc.md`). The host opens
 //! every stream; we accept them, acknowledge each one at once (hashicorp/yamux closes the whole session when
 //! an opened stream is not ACKed within `StreamOpenTimeout`, and go-plugin's stdout/stderr streams stay idle),
 //! enforce the 256 KiB receive window the peer must respect, grant window as the reader consumes, honour the

@@ -1,5 +1,5 @@
 //! The gob stream decoder: reads the peer's type definitions (kept for the stream's lifetime) and decodes each
-//! top-level value into a dynamic [`Value`] driven only by those wire types. Spec: /work/shared/spec/gob.md
+//! top-level value into a dynamic [`Value`] driven only by those wire types. Spec: docs/wire/gob.md
 //! §1, §3, §4 (checked against Go's `encoding/gob/decoder.go` `decodeTypeSequence` and `decode.go`).
 //!
 //! The decoder asks "is a whole value here?" first: [`Decoder::decode`] returns `Ok(None)` without consuming

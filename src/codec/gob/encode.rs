@@ -1,6 +1,6 @@
 //! The gob stream encoder: declares each type once per stream (ids from 65 upward), then writes values the way
 //! Go's `encoding/gob` does: zero struct fields omitted, top-level non-structs as singletons. Spec:
-//! /work/shared/spec/gob.md §3, §4.2 ("Rust encoder simplification"), §7.4.
+//! docs/wire/gob.md (sections 3, 4 and 9).
 //!
 //! Every definition a value needs is written as its own message before the value message, which Go's
 //! top-level `decodeTypeSequence` accepts; interface values are therefore always written in the compact form.
