@@ -160,14 +160,7 @@ impl Engine {
                 return out;
             }
         };
-        out.insert(
-            metadata_key::GUARDRAIL.to_string(),
-            config.guardrail.name().to_string(),
-        );
-        out.insert(
-            metadata_key::PROFILE.to_string(),
-            config.profile.name().to_string(),
-        );
+        record_config(&mut out, &config);
         if let Ok(endpoint) = self.endpoint(&config.connection) {
             out.insert(
                 metadata_key::PROMETHEUS.to_string(),
@@ -189,20 +182,6 @@ impl Engine {
         out
     }
 
-    async fn evaluate(
-        &self,
-        ctx: &AnalysisContext,
-        metric: &MetricSpec,
-        at: SystemTime,
-        metadata: &mut BTreeMap<String, String>,
-        kind: &mut Option<GuardrailKind>,
-    ) -> Verdict {
-        match self.try_evaluate(ctx, metric, at, metadata, kind).await {
-            Ok(verdict) => verdict,
-            Err(failure) => Verdict::Fail(failure),
-        }
-    }
-
     /// parse → target → plan → ask (one deadline) → judge.
     async fn try_evaluate(
         &self,
@@ -214,14 +193,7 @@ impl Engine {
     ) -> Result<Verdict, Failure> {
         let config = parse_config(metric)?;
         *kind = Some(config.guardrail);
-        metadata.insert(
-            metadata_key::GUARDRAIL.to_string(),
-            config.guardrail.name().to_string(),
-        );
-        metadata.insert(
-            metadata_key::PROFILE.to_string(),
-            config.profile.name().to_string(),
-        );
+        record_config(metadata, &config);
         let endpoint = self.endpoint(&config.connection)?;
         metadata.insert(
             metadata_key::PROMETHEUS.to_string(),
@@ -365,6 +337,17 @@ fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
 
 fn query_failure(name: &str, error: &QueryError) -> Failure {
     Failure::new(error.class(), format!("{name} query failed: {error}"))
+}
+
+fn record_config(metadata: &mut BTreeMap<String, String>, config: &Config) {
+    metadata.insert(
+        metadata_key::GUARDRAIL.to_string(),
+        config.guardrail.name().to_string(),
+    );
+    metadata.insert(
+        metadata_key::PROFILE.to_string(),
+        config.profile.name().to_string(),
+    );
 }
 
 fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &Plan) {

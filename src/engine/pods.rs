@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::guardrails::{answer, query_name, Answers};
-use super::verdict::{format_number, vector, Coverage, Failure, FailureClass};
+use super::verdict::{
+    format_number, judge_count, vector, Coverage, Failure, FailureClass, Verdict,
+};
 use crate::prometheus::Sample;
 
 /// The samples of the vector answer `name`.
@@ -77,4 +79,17 @@ pub fn pods_of(coverage: &Coverage) -> String {
         plural(coverage.pods.len() as f64),
         coverage.target()
     )
+}
+
+/// A pod guardrail's offenders counted and judged against its threshold: `summary (threshold N)`, completed with the
+/// offenders (see [`judge_count`]).
+pub fn judge_pods(
+    coverage: &Coverage,
+    threshold: f64,
+    summary: String,
+    offenders: Vec<String>,
+) -> Verdict {
+    let count = offenders.len() as f64;
+    let summary = format!("{summary} (threshold {})", format_number(threshold));
+    judge_count(coverage, count, threshold, summary, offenders)
 }

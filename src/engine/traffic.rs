@@ -3,12 +3,12 @@
 //! configured name is validated and every value escaped), and the [`Traffic`] proof (fresh, covering, enough
 //! requests) every request judge passes through.
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::config::read::Keys;
 use super::config::{self, ConfigError, Profile};
 use super::duration::promql_range;
-use super::guardrails::{answer, Answers, Query};
+use super::guardrails::{answer, Answers, Evidence, Query};
 use super::promql::{self, Selector, SelectorError, TargetSelector};
 use super::verdict::{format_number, vector, Coverage, Failure, FailureClass, Traffic};
 
@@ -338,25 +338,26 @@ pub fn plan(
     })
 }
 
-/// The [`Traffic`] proof from the `requests` and `latest-request` answers.
-pub fn prove_traffic(
-    traffic: &TrafficSettings,
-    plan: &TrafficPlan,
-    coverage: &Coverage,
-    answers: &Answers,
-    staleness: Duration,
-    at: SystemTime,
-) -> Result<Traffic, Failure> {
-    Traffic::prove(
-        coverage,
-        answer(answers, query_name::REQUESTS)?,
-        answer(answers, query_name::LATEST_REQUEST)?,
-        at,
-        traffic.window,
-        staleness,
-        traffic.min_requests,
-        &plan.described,
-    )
+impl TrafficSettings {
+    /// The plan of `measure` for the evidence's target, and the [`Traffic`] proof over its answers.
+    pub fn proven(
+        &self,
+        measure: Measure,
+        evidence: &Evidence,
+    ) -> Result<(TrafficPlan, Traffic), Failure> {
+        let plan = plan(self, measure, evidence.target)?;
+        let proof = Traffic::prove(
+            &evidence.coverage,
+            answer(evidence.answers, query_name::REQUESTS)?,
+            answer(evidence.answers, query_name::LATEST_REQUEST)?,
+            evidence.at,
+            self.window,
+            evidence.staleness,
+            self.min_requests,
+            &plan.described,
+        )?;
+        Ok((plan, proof))
+    }
 }
 
 /// `(errors, ratio)` over proven traffic.

@@ -335,7 +335,7 @@ impl GuardrailKind {
     pub fn all_keys() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = COMMON_KEYS.to_vec();
         for kind in GuardrailKind::ALL {
-            for key in kind.scope().keys().iter().chain(kind.keys()) {
+            for key in kind.scope().keys().iter().chain(&kind.keys()) {
                 if !all.contains(key) {
                     all.push(key);
                 }

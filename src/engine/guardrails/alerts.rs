@@ -153,13 +153,8 @@ impl Alerts {
         }
         message.push(')');
         let count = offenders.len() as f64;
-        Ok(judge_count(
-            &proof,
-            count,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        let limit = self.threshold;
+        Ok(judge_count(&proof, count, limit, message, offenders))
     }
 }
 

@@ -1,25 +1,15 @@
 //! `error-rate`: the canary's ratio of error responses over the window, judged only over proven traffic.
-use super::{coverage_query, Answers, Query};
+use super::{coverage_query, Evidence, Query};
 use crate::engine::config::read::Keys;
-use crate::engine::config::{self, Common, ConfigError, Profile};
+use crate::engine::config::{self, ConfigError, Profile};
 use crate::engine::duration;
 use crate::engine::promql::TargetSelector;
-use crate::engine::traffic::{self, error_ratio, prove_traffic, round6, Measure, TrafficSettings};
-use crate::engine::verdict::{format_number, judge_limit, round3, Coverage, Failure, Verdict};
-use std::time::SystemTime;
+use crate::engine::traffic::{self, error_ratio, round6, Measure, TrafficSettings};
+use crate::engine::verdict::{format_number, judge_limit, round3, Failure, Verdict};
 
 pub const SUMMARY: &str = "the canary's ratio of error responses (http, istio, ingress-nginx)";
-pub const KEYS: &[&str] = &[
-    "window",
-    "threshold",
-    "source",
-    "requestMetric",
-    "minRequests",
-    "service",
-    "matchers",
-    "errorLabel",
-    "errorRegex",
-];
+/// Its keys besides the request keys of [`traffic::KEYS`].
+pub const KEYS: &[&str] = &["threshold", "errorLabel", "errorRegex"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorRate {
@@ -44,24 +34,9 @@ impl ErrorRate {
         Ok(queries)
     }
 
-    pub fn judge(
-        &self,
-        target: &TargetSelector,
-        coverage: &Coverage,
-        answers: &Answers,
-        common: &Common,
-        at: SystemTime,
-    ) -> Result<Verdict, Failure> {
-        let plan = traffic::plan(&self.traffic, Measure::Errors, target)?;
-        let traffic = prove_traffic(
-            &self.traffic,
-            &plan,
-            coverage,
-            answers,
-            common.staleness,
-            at,
-        )?;
-        let (errors, ratio) = error_ratio(&traffic, answers)?;
+    pub fn judge(&self, evidence: &Evidence) -> Result<Verdict, Failure> {
+        let (plan, traffic) = self.traffic.proven(Measure::Errors, evidence)?;
+        let (errors, ratio) = error_ratio(&traffic, evidence.answers)?;
         let value = format_number(round6(ratio));
         let message = format!(
             "error ratio {value} ({} of {} requests with {}) in the last {} to ReplicaSet {} (threshold {})",
@@ -69,14 +44,10 @@ impl ErrorRate {
             format_number(round3(traffic.requests)),
             plan.error_matcher,
             duration::format(self.traffic.window),
-            coverage.target(),
+            evidence.coverage.target(),
             format_number(self.threshold)
         );
-        Ok(judge_limit(
-            &traffic,
-            ratio > self.threshold,
-            value,
-            message,
-        ))
+        let exceeded = ratio > self.threshold;
+        Ok(judge_limit(&traffic, exceeded, value, message))
     }
 }

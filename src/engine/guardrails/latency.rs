@@ -1,29 +1,16 @@
 //! `latency`: a quantile of the canary's request durations over the window, judged only over proven
 //! traffic. The objective is the service's own, so `threshold` has no default.
-use std::time::SystemTime;
-
-use super::{coverage_query, Answers, Query};
+use super::{coverage_query, Evidence, Query};
 use crate::engine::config::read::Keys;
-use crate::engine::config::{self, Common, ConfigError, Profile};
+use crate::engine::config::{self, ConfigError, Profile};
 use crate::engine::duration;
 use crate::engine::promql::TargetSelector;
-use crate::engine::traffic::{
-    self, latency_seconds, prove_traffic, round6, Measure, TrafficSettings,
-};
-use crate::engine::verdict::{format_number, judge_limit, round3, Coverage, Failure, Verdict};
+use crate::engine::traffic::{self, latency_seconds, round6, Measure, TrafficSettings};
+use crate::engine::verdict::{format_number, judge_limit, round3, Failure, Verdict};
 
 pub const SUMMARY: &str = "a quantile of the canary's request latency above `threshold` seconds";
-pub const KEYS: &[&str] = &[
-    "window",
-    "threshold",
-    "source",
-    "requestMetric",
-    "minRequests",
-    "service",
-    "matchers",
-    "histogramMetric",
-    "quantile",
-];
+/// Its keys besides the request keys of [`traffic::KEYS`].
+pub const KEYS: &[&str] = &["threshold", "histogramMetric", "quantile"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latency {
@@ -54,38 +41,20 @@ impl Latency {
         Ok(queries)
     }
 
-    pub fn judge(
-        &self,
-        target: &TargetSelector,
-        coverage: &Coverage,
-        answers: &Answers,
-        common: &Common,
-        at: SystemTime,
-    ) -> Result<Verdict, Failure> {
-        let plan = traffic::plan(&self.traffic, Measure::Latency(self.quantile), target)?;
-        let traffic = prove_traffic(
-            &self.traffic,
-            &plan,
-            coverage,
-            answers,
-            common.staleness,
-            at,
-        )?;
-        let quantile = latency_seconds(&plan, coverage, answers)?;
+    pub fn judge(&self, evidence: &Evidence) -> Result<Verdict, Failure> {
+        let measure = Measure::Latency(self.quantile);
+        let (plan, traffic) = self.traffic.proven(measure, evidence)?;
+        let quantile = latency_seconds(&plan, &evidence.coverage, evidence.answers)?;
         let value = format_number(round6(quantile));
         let message = format!(
             "p{} latency {value}s over {} requests in the last {} to ReplicaSet {} (threshold {}s)",
             format_number(self.quantile * 100.0),
             format_number(round3(traffic.requests)),
             duration::format(self.traffic.window),
-            coverage.target(),
+            evidence.coverage.target(),
             format_number(self.threshold)
         );
-        Ok(judge_limit(
-            &traffic,
-            quantile > self.threshold,
-            value,
-            message,
-        ))
+        let exceeded = quantile > self.threshold;
+        Ok(judge_limit(&traffic, exceeded, value, message))
     }
 }

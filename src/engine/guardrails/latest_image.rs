@@ -6,9 +6,11 @@ use super::{coverage_query, waiting_query, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, ConfigError};
 use crate::engine::image;
-use crate::engine::pods::{label, plural, pods_of, samples, waiting_reasons, with_reason};
+use crate::engine::pods::{
+    judge_pods, label, plural, pods_of, samples, waiting_reasons, with_reason,
+};
 use crate::engine::promql::TargetSelector;
-use crate::engine::verdict::{format_number, judge_count, Coverage, Failure, Verdict};
+use crate::engine::verdict::{Coverage, Failure, Verdict};
 
 pub const SUMMARY: &str = "mutable image references (`latest`, untagged) in the canary's pods";
 pub const KEYS: &[&str] = &["threshold", "images"];
@@ -89,30 +91,21 @@ impl LatestImage {
             )
         };
         let message = format!(
-            "{} mutable image reference{} in {} container{} of {}{static_part} (threshold {})",
+            "{} mutable image reference{} in {} container{} of {}{static_part}",
             offenders.len(),
             plural(count),
             judged,
             plural(judged as f64),
             pods_of(coverage),
-            format_number(self.threshold),
         );
-        Ok(judge_count(
-            coverage,
-            count,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        Ok(judge_pods(coverage, self.threshold, message, offenders))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::query_name::IMAGES;
-    use crate::engine::guardrails::query_name::WAITING;
-    use crate::engine::guardrails::testing::{answers, judge, s};
-    use crate::engine::verdict::Verdict;
+    use crate::engine::guardrails::testing::*;
 
     #[test]
     fn latest_image_judges_the_specified_image_and_static_references() {

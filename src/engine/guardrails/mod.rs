@@ -7,7 +7,7 @@
 //! Adding a guardrail is one new module here plus one variant in [`GuardrailKind`] and [`Guardrail`]
 //! (see docs/adding-a-guardrail.md).
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::config::read::Keys;
 use super::config::{Common, Conditions, ConfigError, Profile};
@@ -107,20 +107,22 @@ impl GuardrailKind {
     }
 
     /// The guardrail's own keys (the target keys of its [`Scope`] and the common keys aside).
-    pub fn keys(self) -> &'static [&'static str] {
-        match self {
-            GuardrailKind::Restarts => restarts::KEYS,
-            GuardrailKind::NotReady => not_ready::KEYS,
-            GuardrailKind::LatestImage => latest_image::KEYS,
-            GuardrailKind::WaitingReasons => waiting_reasons::KEYS,
-            GuardrailKind::OomKilled => oom_killed::KEYS,
-            GuardrailKind::ErrorRate => error_rate::KEYS,
-            GuardrailKind::Latency => latency::KEYS,
-            GuardrailKind::Alerts => alerts::KEYS,
-            GuardrailKind::Regression => regression::KEYS,
-            GuardrailKind::Gitops => gitops::KEYS,
-            GuardrailKind::Query => query::KEYS,
-        }
+    pub fn keys(self) -> Vec<&'static str> {
+        let (own, requests) = match self {
+            GuardrailKind::Restarts => (restarts::KEYS, false),
+            GuardrailKind::NotReady => (not_ready::KEYS, false),
+            GuardrailKind::LatestImage => (latest_image::KEYS, false),
+            GuardrailKind::WaitingReasons => (waiting_reasons::KEYS, false),
+            GuardrailKind::OomKilled => (oom_killed::KEYS, false),
+            GuardrailKind::ErrorRate => (error_rate::KEYS, true),
+            GuardrailKind::Latency => (latency::KEYS, true),
+            GuardrailKind::Alerts => (alerts::KEYS, false),
+            GuardrailKind::Regression => (regression::KEYS, true),
+            GuardrailKind::Gitops => (gitops::KEYS, false),
+            GuardrailKind::Query => (query::KEYS, false),
+        };
+        let requests: &[&str] = if requests { super::traffic::KEYS } else { &[] };
+        [requests, own].concat()
     }
 
     pub fn scope(self) -> Scope {
@@ -227,6 +229,15 @@ impl Target {
             )),
         }
     }
+}
+
+/// What a request judge looks at for one side: its target, the coverage proof, its answers and the clock.
+pub struct Evidence<'a> {
+    pub target: &'a TargetSelector,
+    pub coverage: Coverage,
+    pub answers: &'a Answers,
+    pub staleness: Duration,
+    pub at: SystemTime,
 }
 
 /// The one answer of `name` in `answers`.
@@ -363,16 +374,23 @@ impl Guardrail {
                 .ok_or_else(|| Failure::new(FailureClass::QueryError, "no answers"))
         };
         let pods = || prove_coverage(first()?, target.replica_set()?, common, at);
+        let evidence = || -> Result<Evidence, Failure> {
+            Ok(Evidence {
+                target: target.replica_set()?,
+                coverage: pods()?,
+                answers: first()?,
+                staleness: common.staleness,
+                at,
+            })
+        };
         match self {
             Guardrail::Restarts(g) => g.judge(&pods()?, first()?, at),
             Guardrail::NotReady(g) => g.judge(&pods()?, first()?),
             Guardrail::LatestImage(g) => g.judge(&pods()?, first()?),
             Guardrail::WaitingReasons(g) => g.judge(&pods()?, first()?),
             Guardrail::OomKilled(g) => g.judge(&pods()?, first()?),
-            Guardrail::ErrorRate(g) => {
-                g.judge(target.replica_set()?, &pods()?, first()?, common, at)
-            }
-            Guardrail::Latency(g) => g.judge(target.replica_set()?, &pods()?, first()?, common, at),
+            Guardrail::ErrorRate(g) => g.judge(&evidence()?),
+            Guardrail::Latency(g) => g.judge(&evidence()?),
             Guardrail::Regression(g) => g.judge(target.replica_set()?, answers, common, at),
             Guardrail::Alerts(g) => g.judge(target.namespace()?, first()?, common, at),
             Guardrail::Gitops(g) => g.judge(first()?, common, at),

@@ -3,9 +3,9 @@
 use super::{coverage_query, waiting_query, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, ConfigError};
-use crate::engine::pods::{finite, pods_of, samples, waiting_reasons};
+use crate::engine::pods::{finite, judge_pods, pods_of, samples, waiting_reasons};
 use crate::engine::promql::TargetSelector;
-use crate::engine::verdict::{format_number, judge_count, Coverage, Failure, Verdict};
+use crate::engine::verdict::{Coverage, Failure, Verdict};
 
 pub const SUMMARY: &str = "pods of the canary that are not Ready";
 pub const KEYS: &[&str] = &["threshold"];
@@ -60,29 +60,15 @@ impl NotReady {
             }
             offenders.push(text);
         }
-        let count = offenders.len() as f64;
-        let message = format!(
-            "{} of {} not ready (threshold {})",
-            offenders.len(),
-            pods_of(coverage),
-            format_number(self.threshold),
-        );
-        Ok(judge_count(
-            coverage,
-            count,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        let message = format!("{} of {} not ready", offenders.len(), pods_of(coverage));
+        Ok(judge_pods(coverage, self.threshold, message, offenders))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::query_name::READY;
-    use crate::engine::guardrails::query_name::WAITING;
-    use crate::engine::guardrails::testing::{answers, judge, s};
-    use crate::engine::verdict::Verdict;
+    use crate::engine::guardrails::testing::*;
 
     #[test]
     fn not_ready_counts_pods_and_treats_missing_readiness_as_not_ready() {

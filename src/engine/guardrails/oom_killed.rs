@@ -8,9 +8,11 @@ use super::{coverage_query, waiting_query, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, ConfigError, Profile};
 use crate::engine::duration;
-use crate::engine::pods::{finite, label, plural, pods_of, samples, waiting_reasons, with_reason};
+use crate::engine::pods::{
+    finite, judge_pods, label, plural, pods_of, samples, waiting_reasons, with_reason,
+};
 use crate::engine::promql::TargetSelector;
-use crate::engine::verdict::{format_number, judge_count, Coverage, Failure, Verdict};
+use crate::engine::verdict::{Coverage, Failure, Verdict};
 
 pub const SUMMARY: &str = "containers of the canary OOMKilled in the window";
 pub const KEYS: &[&str] = &["window", "threshold"];
@@ -63,20 +65,13 @@ impl OomKilled {
         let offenders: Vec<String> = offenders.into_iter().collect();
         let count = offenders.len() as f64;
         let message = format!(
-            "{} container{} OOMKilled in the last {} across {} (threshold {})",
+            "{} container{} OOMKilled in the last {} across {}",
             offenders.len(),
             plural(count),
             duration::format(self.window),
             pods_of(coverage),
-            format_number(self.threshold),
         );
-        Ok(judge_count(
-            coverage,
-            count,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        Ok(judge_pods(coverage, self.threshold, message, offenders))
     }
 }
 
@@ -84,9 +79,7 @@ impl OomKilled {
 mod tests {
     use super::query_name::OOM_KILLED;
     use super::CONTAINERS;
-    use crate::engine::guardrails::query_name::WAITING;
-    use crate::engine::guardrails::testing::{answers, judge, s};
-    use crate::engine::verdict::Verdict;
+    use crate::engine::guardrails::testing::*;
 
     #[test]
     fn oom_kills_are_named_per_container() {

@@ -3,7 +3,7 @@
 //! the request signals); the canary fails when it exceeds stable × (1 + tolerance) and the `threshold` floor.
 use std::time::SystemTime;
 
-use super::{coverage_query, prove_coverage, Answers, Plan, Query, Side};
+use super::{coverage_query, prove_coverage, Answers, Evidence, Plan, Query, Side};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
 use crate::engine::duration;
@@ -15,14 +15,9 @@ use crate::engine::verdict::{
 
 pub const SUMMARY: &str =
     "the canary worse than the stable ReplicaSet (error-rate, latency, cpu, memory)";
+/// Its keys besides the request keys of [`traffic::KEYS`].
 pub const KEYS: &[&str] = &[
-    "window",
     "threshold",
-    "source",
-    "requestMetric",
-    "minRequests",
-    "service",
-    "matchers",
     "errorLabel",
     "errorRegex",
     "histogramMetric",
@@ -170,26 +165,26 @@ impl Regression {
         common: &Common,
         at: SystemTime,
     ) -> Result<(Coverage, f64), Failure> {
-        let coverage = prove_coverage(answers, target, common, at)?;
+        let evidence = Evidence {
+            target,
+            coverage: prove_coverage(answers, target, common, at)?,
+            answers,
+            staleness: common.staleness,
+            at,
+        };
         let value = match self.measure() {
             Some(measure) => {
-                let plan = traffic::plan(&self.traffic, measure, target)?;
-                let proof = traffic::prove_traffic(
-                    &self.traffic,
-                    &plan,
-                    &coverage,
-                    answers,
-                    common.staleness,
-                    at,
-                )?;
+                let (plan, proof) = self.traffic.proven(measure, &evidence)?;
                 match measure {
                     Measure::Errors => traffic::error_ratio(&proof, answers)?.1,
-                    Measure::Latency(_) => traffic::latency_seconds(&plan, &coverage, answers)?,
+                    Measure::Latency(_) => {
+                        traffic::latency_seconds(&plan, &evidence.coverage, answers)?
+                    }
                 }
             }
-            None => self.usage_per_pod(&coverage, answers)?,
+            None => self.usage_per_pod(&evidence.coverage, answers)?,
         };
-        Ok((coverage, value))
+        Ok((evidence.coverage, value))
     }
 
     fn usage_per_pod(&self, coverage: &Coverage, answers: &Answers) -> Result<f64, Failure> {

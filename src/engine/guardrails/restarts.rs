@@ -110,13 +110,8 @@ impl Restarts {
             ));
         }
         message.push_str(&format!(" (threshold {})", format_number(self.threshold)));
-        Ok(judge_count(
-            coverage,
-            total,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        let limit = self.threshold;
+        Ok(judge_count(coverage, total, limit, message, offenders))
     }
 }
 
@@ -177,11 +172,7 @@ fn lowest_at_start(
 #[cfg(test)]
 mod tests {
     use super::query_name::*;
-    use crate::engine::guardrails::query_name::WAITING;
-    use crate::engine::guardrails::testing::{answers, judge, planned, s, AT};
-    use crate::engine::verdict::{FailureClass, Verdict};
-    use crate::prometheus::QueryData;
-
+    use crate::engine::guardrails::testing::*;
     const ONE: &str = r#"{"guardrail":"restarts","threshold":1}"#;
     const ZERO: &str = r#"{"guardrail":"restarts","threshold":0}"#;
 

@@ -2,11 +2,13 @@
 //! guardrail through the same entry points a measurement uses.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use super::query_name::WAITING;
 use super::{query_name, Answers, Target};
 use crate::engine::config::Config;
 use crate::engine::promql::TargetSelector;
-use crate::engine::verdict::Verdict;
-use crate::prometheus::{QueryData, Sample};
+pub use crate::engine::verdict::{FailureClass, Verdict};
+pub use crate::prometheus::QueryData;
+use crate::prometheus::Sample;
 
 pub const AT: f64 = 1_767_268_800.0;
 

@@ -96,22 +96,15 @@ impl WaitingReasons {
                 other.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
-        Ok(judge_count(
-            coverage,
-            count,
-            self.threshold,
-            message,
-            offenders,
-        ))
+        let limit = self.threshold;
+        Ok(judge_count(coverage, count, limit, message, offenders))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::query_name::CONTAINERS;
-    use crate::engine::guardrails::query_name::WAITING;
-    use crate::engine::guardrails::testing::{answers, judge, s};
-    use crate::engine::verdict::{FailureClass, Verdict};
+    use crate::engine::guardrails::testing::*;
 
     #[test]
     fn waiting_reasons_judge_only_the_listed_reasons_of_covered_pods() {
