@@ -97,8 +97,9 @@ impl Engine {
         );
         let mut kind = None;
         let verdict = self
-            .evaluate(ctx, metric, at, &mut metadata, &mut kind)
-            .await;
+            .try_evaluate(ctx, metric, at, &mut metadata, &mut kind)
+            .await
+            .unwrap_or_else(Verdict::Fail);
         let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
                 if !pass.offenders.is_empty() {
