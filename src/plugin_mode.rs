@@ -43,9 +43,8 @@ pub enum TransportError {
     },
 }
 
-/// Serves plugin mode until the host quits or hangs up, or we are signalled. The caller has checked the
-/// magic cookie.
-pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
+/// Checks the host's environment, binds the private socket and announces it on stdout.
+fn listen() -> Result<PluginListener, TransportError> {
     if std::env::var_os(handshake::CLIENT_CERT_ENV).is_some() {
         return Err(HandshakeError::MtlsRequested.into());
     }
@@ -64,6 +63,15 @@ pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
     let group = std::env::var(handshake::SOCKET_GROUP_ENV)
         .ok()
         .filter(|g| !g.is_empty());
+    let listener = PluginListener::bind(socket_dir.as_deref(), group.as_deref())?;
+    handshake::announce(&handshake::handshake_line(version, listener.path()))?;
+    tracing::debug!(socket = %listener.path().display(), "plugin listening");
+    Ok(listener)
+}
+
+/// Serves plugin mode until the host quits or hangs up, or we are signalled. The caller has checked the
+/// magic cookie.
+pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|source| TransportError::Signal {
             signal: "SIGTERM",
@@ -74,9 +82,7 @@ pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
             signal: "SIGINT",
             source,
         })?;
-    let mut listener = PluginListener::bind(socket_dir.as_deref(), group.as_deref())?;
-    handshake::announce(&handshake::handshake_line(version, listener.path()))?;
-    tracing::debug!(socket = %listener.path().display(), "plugin listening");
+    let mut listener = listen()?;
 
     let (quit, mut quit_requested) = watch::channel(false);
     let stop = async move {
@@ -129,26 +135,7 @@ pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
                 ));
             }
             2 | 3 => stdio.push(stream),
-            _ => {
-                let broker = broker.clone();
-                let plugin = plugin.clone();
-                let in_flight = in_flight.clone();
-                tokio::spawn(async move {
-                    match broker.connect(stream).await {
-                        Ok(connected) => {
-                            netrpc::serve(
-                                connected.reader,
-                                connected.writer,
-                                connected.buffered,
-                                vec![plugin],
-                                in_flight,
-                            )
-                            .await
-                        }
-                        Err(error) => tracing::warn!(%error, "broker stream refused"),
-                    }
-                });
-            }
+            _ => serve_brokered(stream, broker.clone(), plugin.clone(), in_flight.clone()),
         }
     }
     if tokio::time::timeout(DRAIN_GRACE, in_flight.idle())
@@ -161,4 +148,28 @@ pub async fn serve(provider: Arc<dyn Provider>) -> Result<(), TransportError> {
     drop(stdio);
     drop(listener);
     Ok(())
+}
+
+/// A broker stream: once the broker connects it, the `Plugin` service's calls are served on it.
+fn serve_brokered(
+    stream: Stream,
+    broker: Arc<Broker>,
+    plugin: Arc<dyn Service>,
+    in_flight: Arc<InFlight>,
+) {
+    tokio::spawn(async move {
+        match broker.connect(stream).await {
+            Ok(connected) => {
+                netrpc::serve(
+                    connected.reader,
+                    connected.writer,
+                    connected.buffered,
+                    vec![plugin],
+                    in_flight,
+                )
+                .await
+            }
+            Err(error) => tracing::warn!(%error, "broker stream refused"),
+        }
+    });
 }

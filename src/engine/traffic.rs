@@ -235,101 +235,124 @@ fn selector_failure(e: SelectorError) -> Failure {
     Failure::new(FailureClass::Config, e.to_string())
 }
 
+/// Selectors and expressions of one request plan: the preset's metrics for one target.
+struct Builder<'a> {
+    traffic: &'a TrafficSettings,
+    preset: Preset,
+    target: &'a TargetSelector,
+}
+
+impl Builder<'_> {
+    /// `metric{<fixed>,<namespace>,<matchers>}`.
+    fn base(&self, metric: &str, what: &'static str) -> Result<Selector, SelectorError> {
+        let mut s = Selector::new(what, metric)?;
+        for (label, value) in self.preset.fixed {
+            s = s.equal(label, value)?;
+        }
+        let namespace_label = if self.preset.per_pod {
+            "namespace"
+        } else {
+            INGRESS_NGINX_NAMESPACE_LABEL
+        };
+        s = s.equal(namespace_label, self.target.namespace())?;
+        for (label, value) in &self.traffic.matchers {
+            s = s.equal(label, value)?;
+        }
+        Ok(s)
+    }
+
+    /// The selector narrowed to the canary Service (sources selected by Service).
+    fn scoped(&self, s: Selector) -> Result<Selector, SelectorError> {
+        match &self.traffic.service {
+            Some(service) => s.equal(INGRESS_NGINX_SERVICE_LABEL, service),
+            None => Ok(s),
+        }
+    }
+
+    /// Per-pod series kept to the target's pods.
+    fn restrict(&self, expression: String) -> String {
+        if self.preset.per_pod {
+            self.target.restrict(&expression)
+        } else {
+            expression
+        }
+    }
+
+    /// The measured query, and the selector counting requests with its unit factor.
+    fn measured(&self, measure: Measure) -> Result<(Query, Selector, f64), SelectorError> {
+        let range = promql_range(self.traffic.window);
+        let (error_label, error_regex) = (&self.traffic.error_label, &self.traffic.error_regex);
+        Ok(match measure {
+            Measure::Errors => {
+                // Only series carrying the error label count as requests: a wrong label must not read as
+                // "no errors".
+                let requests = self
+                    .base(&self.traffic.request_metric, "requestMetric")
+                    .and_then(|s| s.has(error_label))
+                    .and_then(|s| self.scoped(s))?;
+                let errors = requests.clone().regex(error_label, error_regex)?;
+                let increase = format!("increase({}[{range}])", errors.render());
+                let query = format!("sum({})", self.restrict(increase));
+                ((query_name::ERRORS, query), requests, 1.0)
+            }
+            Measure::Latency(quantile) => {
+                let metric = &self.traffic.histogram_metric;
+                let buckets = self
+                    .base(metric, "histogramMetric")
+                    .and_then(|s| self.scoped(s))?;
+                let rate = format!("rate({}[{range}])", buckets.render());
+                let query = format!(
+                    "histogram_quantile({quantile}, sum by (le) ({}))",
+                    self.restrict(rate)
+                );
+                let unit = if metric.ends_with("_milliseconds_bucket") {
+                    0.001
+                } else {
+                    1.0
+                };
+                // The `+Inf` bucket counts every request.
+                (
+                    (query_name::LATENCY, query),
+                    buckets.equal("le", "+Inf")?,
+                    unit,
+                )
+            }
+        })
+    }
+}
+
 /// Builds the queries measuring `measure` for `target`; `regression` uses it for both sides.
 pub fn plan(
     traffic: &TrafficSettings,
     measure: Measure,
     target: &TargetSelector,
 ) -> Result<TrafficPlan, Failure> {
-    let preset = Preset::of(traffic.source);
-    let base = |metric: &str, what: &'static str| -> Result<Selector, SelectorError> {
-        let mut s = Selector::new(what, metric)?;
-        for (label, value) in preset.fixed {
-            s = s.equal(label, value)?;
-        }
-        if preset.per_pod {
-            s = s.equal("namespace", target.namespace())?;
-        } else {
-            s = s.equal(INGRESS_NGINX_NAMESPACE_LABEL, target.namespace())?;
-        }
-        for (label, value) in &traffic.matchers {
-            s = s.equal(label, value)?;
-        }
-        Ok(s)
+    let builder = Builder {
+        traffic,
+        preset: Preset::of(traffic.source),
+        target,
     };
-    let scoped = |s: Selector| -> Result<Selector, SelectorError> {
-        match &traffic.service {
-            Some(service) => s.equal(INGRESS_NGINX_SERVICE_LABEL, service),
-            None => Ok(s),
-        }
-    };
-    let restrict = |expression: String| -> String {
-        if preset.per_pod {
-            target.restrict(&expression)
-        } else {
-            expression
-        }
-    };
+    let (measured, counted, unit_to_seconds) =
+        builder.measured(measure).map_err(selector_failure)?;
     let range = promql_range(traffic.window);
-    let (error_label, error_regex) = (&traffic.error_label, &traffic.error_regex);
-    let error_matcher = format!("{error_label}=~{}", promql::string_literal(error_regex));
-    let mut queries = Vec::new();
-    let (counted, unit_to_seconds) = match measure {
-        Measure::Errors => {
-            // Only series carrying the error label count as requests: a wrong label must not read as
-            // "no errors".
-            let requests = base(&traffic.request_metric, "requestMetric")
-                .and_then(|s| s.has(error_label))
-                .and_then(scoped)
-                .map_err(selector_failure)?;
-            let errors = requests
-                .clone()
-                .regex(error_label, error_regex)
-                .map_err(selector_failure)?;
-            queries.push((
-                query_name::ERRORS,
-                format!(
-                    "sum({})",
-                    restrict(format!("increase({}[{range}])", errors.render()))
-                ),
-            ));
-            (requests, 1.0)
-        }
-        Measure::Latency(quantile) => {
-            let metric = &traffic.histogram_metric;
-            let buckets = base(metric, "histogramMetric")
-                .and_then(scoped)
-                .map_err(selector_failure)?;
-            queries.push((
-                query_name::LATENCY,
-                format!(
-                    "histogram_quantile({quantile}, sum by (le) ({}))",
-                    restrict(format!("rate({}[{range}])", buckets.render()))
-                ),
-            ));
-            let unit = if metric.ends_with("_milliseconds_bucket") {
-                0.001
-            } else {
-                1.0
-            };
-            // The `+Inf` bucket counts every request.
-            (buckets.equal("le", "+Inf").map_err(selector_failure)?, unit)
-        }
-    };
-    queries.push((
-        query_name::REQUESTS,
-        format!(
-            "sum({})",
-            restrict(format!("increase({}[{range}])", counted.render()))
+    let increase = format!("increase({}[{range}])", counted.render());
+    let latest = format!("timestamp({})", counted.render());
+    let queries = vec![
+        measured,
+        (
+            query_name::REQUESTS,
+            format!("sum({})", builder.restrict(increase)),
         ),
-    ));
-    queries.push((
-        query_name::LATEST_REQUEST,
-        format!(
-            "max({})",
-            restrict(format!("timestamp({})", counted.render()))
+        (
+            query_name::LATEST_REQUEST,
+            format!("max({})", builder.restrict(latest)),
         ),
-    ));
+    ];
+    let error_matcher = format!(
+        "{}=~{}",
+        traffic.error_label,
+        promql::string_literal(&traffic.error_regex)
+    );
     Ok(TrafficPlan {
         described: counted.render(),
         queries,

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::{Answers, Query};
+use super::{answer, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
 use crate::engine::duration::{self, promql_range};
 use crate::engine::pods::label;
 use crate::engine::promql::{Selector, SelectorError};
 use crate::engine::verdict::{vector, Failure, FailureClass, FreshSample, Proof, Verdict};
+use crate::prometheus::Sample;
 
 pub const SUMMARY: &str =
     "the Argo CD Application or Flux object deploying the canary is unhealthy or stuck";
@@ -145,70 +146,30 @@ impl Gitops {
         common: &Common,
         at: SystemTime,
     ) -> Result<Verdict, Failure> {
-        let object = &self.object;
-        let what = describe(object);
-        let get = |name: &'static str| {
-            answers.get(name).ok_or_else(|| {
-                Failure::new(
-                    FailureClass::QueryError,
-                    format!("{name} query has no answer"),
-                )
-            })
-        };
-        let samples = vector(get(query_name::STATUS)?, query_name::STATUS)?;
+        let what = describe(&self.object);
+        let samples = vector(answer(answers, query_name::STATUS)?, query_name::STATUS)?;
         let sample = match samples {
-        [] => {
-            return Err(Failure::new(
-                FailureClass::NoData,
-                format!("no series for {what} — is the reconciler's metrics endpoint scraped, and is the name right?"),
-            ))
-        }
-        [one] => one,
-        more => {
-            return Err(Failure::new(
-                FailureClass::NoData,
-                format!("{} series match {what}: ambiguous; add `matchers` (e.g. the object's namespace label)", more.len()),
-            ))
-        }
-    };
+            [] => {
+                return Err(Failure::new(
+                    FailureClass::NoData,
+                    format!("no series for {what} — is the reconciler's metrics endpoint scraped, and is the name right?"),
+                ))
+            }
+            [one] => one,
+            more => {
+                return Err(Failure::new(
+                    FailureClass::NoData,
+                    format!("{} series match {what}: ambiguous; add `matchers` (e.g. the object's namespace label)", more.len()),
+                ))
+            }
+        };
         let proof = FreshSample::prove(
             sample.value,
             at,
             common.staleness,
             &format!("series for {what}"),
         )?;
-        let (healthy, state) = match object {
-            GitopsObject::ArgoApplication(_) => {
-                let (health, sync) = (label(sample, "health_status"), label(sample, "sync_status"));
-                (
-                    health == "Healthy" && sync == "Synced",
-                    format!("health {health}, sync {sync}"),
-                )
-            }
-            _ => {
-                let status = label(sample, "status");
-                let ready_in_window = vector(
-                    get(query_name::READY_IN_WINDOW)?,
-                    query_name::READY_IN_WINDOW,
-                )?
-                .iter()
-                .any(|s| s.value == 1.0);
-                let state = if status == "True" {
-                    "Ready".to_string()
-                } else if ready_in_window {
-                    format!(
-                        "not Ready (status {status}), Ready earlier in the last {}: reconciling",
-                        duration::format(self.window)
-                    )
-                } else {
-                    format!(
-                        "not Ready (status {status}) for longer than {}: stuck",
-                        duration::format(self.window)
-                    )
-                };
-                (status == "True", state)
-            }
-        };
+        let (healthy, state) = self.state(sample, answers)?;
         let message = format!("{what}: {state}");
         if !healthy {
             return Ok(Verdict::Fail(Failure {
@@ -219,6 +180,31 @@ impl Gitops {
             }));
         }
         Ok(proof.pass("1".into(), message, Vec::new()))
+    }
+
+    /// Whether the object is healthy, and its state as the message says it.
+    fn state(&self, sample: &Sample, answers: &Answers) -> Result<(bool, String), Failure> {
+        if let GitopsObject::ArgoApplication(_) = self.object {
+            let (health, sync) = (label(sample, "health_status"), label(sample, "sync_status"));
+            return Ok((
+                health == "Healthy" && sync == "Synced",
+                format!("health {health}, sync {sync}"),
+            ));
+        }
+        let status = label(sample, "status");
+        let in_window = answer(answers, query_name::READY_IN_WINDOW)?;
+        let ready_in_window = vector(in_window, query_name::READY_IN_WINDOW)?
+            .iter()
+            .any(|s| s.value == 1.0);
+        let window = duration::format(self.window);
+        let state = if status == "True" {
+            "Ready".to_string()
+        } else if ready_in_window {
+            format!("not Ready (status {status}), Ready earlier in the last {window}: reconciling")
+        } else {
+            format!("not Ready (status {status}) for longer than {window}: stuck")
+        };
+        Ok((status == "True", state))
     }
 }
 
