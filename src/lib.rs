@@ -1,7 +1,7 @@
 //! rollouts-guardrails: fail-closed reliability guardrails for Argo Rollouts.
 //!
 //! A guardrail (`restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`,
-//! `latency`, `alerts`, `regression`, `gitops` or `query`: [`engine::GuardrailKind::ALL`]) becomes PromQL,
+//! `latency`, `alerts`, `regression`, `gitops`, `query` or `replicas`: [`engine::GuardrailKind::ALL`]) becomes PromQL,
 //! Prometheus answers, and the engine turns the answer into a [`engine::Measurement`]. A measurement is `Successful` only when every query
 //! returned fresh data covering the target and the threshold or condition held; everything else is `Failed`
 //! with the reason.

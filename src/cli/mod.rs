@@ -8,7 +8,7 @@
 //!
 //! The guardrails (`--guardrail`, and `check --help` lists them from [`GuardrailKind::ALL`]): `restarts`,
 //! `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`,
-//! `regression`, `gitops` and `query`. With `--guardrail`, a configuration, target or address the flags leave
+//! `regression`, `gitops`, `query` and `replicas`. With `--guardrail`, a configuration, target or address the flags leave
 //! unusable is a usage error (exit 2) said in terms of the flags; with `--template`, each metric's problems
 //! are its own FAIL row.
 //!
@@ -128,7 +128,7 @@ fn check_command_line(
         .ok_or_else(|| UsageError::Config("no configuration".into()))?;
     if let Err(failure) = target::resolve(&config, context) {
         let needed = match config.guardrail.scope() {
-            Scope::ReplicaSet => "--namespace, --rollout and --pod-template-hash are needed, or --template with a Rollout-side arg",
+            Scope::ReplicaSet | Scope::ReplicaSetObject => "--namespace, --rollout and --pod-template-hash are needed, or --template with a Rollout-side arg",
             Scope::Namespace => "--namespace is needed",
             Scope::Global => "",
         };

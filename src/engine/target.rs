@@ -17,7 +17,9 @@ pub fn resolve(config: &Config, ctx: &AnalysisContext) -> Result<Target, Failure
     match config.guardrail.scope() {
         Scope::Global => Ok(Target::Global),
         Scope::Namespace => resolve_namespace(&config.target, ctx).map(Target::Namespace),
-        Scope::ReplicaSet => resolve_replica_set(&config.target, ctx).map(Target::ReplicaSet),
+        Scope::ReplicaSet | Scope::ReplicaSetObject => {
+            resolve_replica_set(&config.target, ctx).map(Target::ReplicaSet)
+        }
     }
 }
 
@@ -31,7 +33,7 @@ pub fn placeholder(config: &Config) -> Result<Target, Failure> {
     Ok(match config.guardrail.scope() {
         Scope::Global => Target::Global,
         Scope::Namespace => Target::Namespace(namespace),
-        Scope::ReplicaSet => Target::ReplicaSet(
+        Scope::ReplicaSet | Scope::ReplicaSetObject => Target::ReplicaSet(
             TargetSelector::new(
                 &namespace,
                 &or(&keys.rollout, PLACEHOLDER_ROLLOUT),

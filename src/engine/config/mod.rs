@@ -189,7 +189,11 @@ impl Config {
             keys.invalid(
                 "guardrail",
                 &format!(
-                    "unknown guardrail `{name}`; expected one of {}",
+                    "unknown guardrail `{name}`{}; expected one of {}",
+                    match read::nearest(&name, GuardrailKind::ALL.iter().map(|g| g.name())) {
+                        Some(near) => format!(" (did you mean `{near}`?)"),
+                        None => String::new(),
+                    },
                     GuardrailKind::ALL
                         .map(|g| format!("`{}`", g.name()))
                         .join(", ")
@@ -316,6 +320,7 @@ impl Scope {
     pub fn keys(self) -> &'static [&'static str] {
         match self {
             Scope::ReplicaSet => &["namespace", "rollout", "podTemplateHash", "minPods"],
+            Scope::ReplicaSetObject => &["namespace", "rollout", "podTemplateHash"],
             Scope::Namespace => &["namespace"],
             Scope::Global => &[],
         }

@@ -132,7 +132,7 @@ fn values_are_type_checked() {
         (r#"{"guardrail":"restarts","window":300}"#, "key `window` must be a duration such as `5m`"),
         (r#"{"guardrail":"restarts","timeout":"1h"}"#, "key `timeout`: must be between 1ms and 5m"),
         (r#"{"guardrail":"restarts","profile":"production"}"#, "key `profile`: unknown profile `production`; expected `default` or `prod`"),
-        (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart`; expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `gitops`, `query`"),
+        (r#"{"guardrail":"restart"}"#, "key `guardrail`: unknown guardrail `restart` (did you mean `restarts`?); expected one of `restarts`, `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`, `regression`, `gitops`, `query`, `replicas`"),
         (r#"{"threshold":1}"#, "missing key `guardrail`"),
         (r#"{"guardrail":"query"}"#, "missing key `query`"),
         (r#"{"guardrail":"query","query":"  "}"#, "missing key `query`"),

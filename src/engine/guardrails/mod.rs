@@ -24,6 +24,7 @@ pub mod not_ready;
 pub mod oom_killed;
 pub mod query;
 pub mod regression;
+pub mod replicas;
 pub mod restarts;
 pub mod waiting_reasons;
 
@@ -41,6 +42,7 @@ pub enum GuardrailKind {
     Regression,
     Gitops,
     Query,
+    Replicas,
 }
 
 /// What a guardrail judges, and so which target keys it takes.
@@ -48,6 +50,8 @@ pub enum GuardrailKind {
 pub enum Scope {
     /// The pods of one ReplicaSet (the canary): `namespace`, `rollout`, `podTemplateHash`, `minPods`.
     ReplicaSet,
+    /// The ReplicaSet object itself, whether or not any pod exists: `namespace`, `rollout`, `podTemplateHash`.
+    ReplicaSetObject,
     /// One namespace: `namespace`.
     Namespace,
     /// Nothing of the AnalysisRun's (the query or object is named in full).
@@ -55,7 +59,7 @@ pub enum Scope {
 }
 
 impl GuardrailKind {
-    pub const ALL: [GuardrailKind; 11] = [
+    pub const ALL: [GuardrailKind; 12] = [
         GuardrailKind::Restarts,
         GuardrailKind::NotReady,
         GuardrailKind::LatestImage,
@@ -67,6 +71,7 @@ impl GuardrailKind {
         GuardrailKind::Regression,
         GuardrailKind::Gitops,
         GuardrailKind::Query,
+        GuardrailKind::Replicas,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +87,7 @@ impl GuardrailKind {
             GuardrailKind::Regression => "regression",
             GuardrailKind::Gitops => "gitops",
             GuardrailKind::Query => "query",
+            GuardrailKind::Replicas => "replicas",
         }
     }
 
@@ -99,6 +105,7 @@ impl GuardrailKind {
             GuardrailKind::Regression => regression::SUMMARY,
             GuardrailKind::Gitops => gitops::SUMMARY,
             GuardrailKind::Query => query::SUMMARY,
+            GuardrailKind::Replicas => replicas::SUMMARY,
         }
     }
 
@@ -120,6 +127,7 @@ impl GuardrailKind {
             GuardrailKind::Regression => (regression::KEYS, true),
             GuardrailKind::Gitops => (gitops::KEYS, false),
             GuardrailKind::Query => (query::KEYS, false),
+            GuardrailKind::Replicas => (replicas::KEYS, false),
         };
         let requests: &[&str] = if requests { super::traffic::KEYS } else { &[] };
         [requests, own].concat()
@@ -129,6 +137,7 @@ impl GuardrailKind {
         match self {
             GuardrailKind::Alerts => Scope::Namespace,
             GuardrailKind::Gitops | GuardrailKind::Query => Scope::Global,
+            GuardrailKind::Replicas => Scope::ReplicaSetObject,
             _ => Scope::ReplicaSet,
         }
     }
@@ -148,6 +157,7 @@ pub enum Guardrail {
     Regression(regression::Regression),
     Gitops(gitops::Gitops),
     Query(query::Query),
+    Replicas(replicas::Replicas),
 }
 
 /// The name of each query in metadata (`query.<name>`) and in answers; each module names its own, these two
@@ -304,6 +314,7 @@ impl Guardrail {
             }
             GuardrailKind::Gitops => Guardrail::Gitops(gitops::Gitops::parse(keys, profile)?),
             GuardrailKind::Query => Guardrail::Query(query::Query::parse(keys, conditions)?),
+            GuardrailKind::Replicas => Guardrail::Replicas(replicas::Replicas::parse(keys)?),
         })
     }
 
@@ -320,6 +331,7 @@ impl Guardrail {
             Guardrail::Regression(_) => GuardrailKind::Regression,
             Guardrail::Gitops(_) => GuardrailKind::Gitops,
             Guardrail::Query(_) => GuardrailKind::Query,
+            Guardrail::Replicas(_) => GuardrailKind::Replicas,
         }
     }
 
@@ -346,6 +358,7 @@ impl Guardrail {
             Guardrail::Regression(g) => g.plan(target.replica_set()?)?,
             Guardrail::Gitops(g) => Plan::one(g.plan()?),
             Guardrail::Query(g) => Plan::one(g.plan()),
+            Guardrail::Replicas(g) => Plan::one(g.plan(target.replica_set()?)?),
         })
     }
 
@@ -395,6 +408,7 @@ impl Guardrail {
             Guardrail::Alerts(g) => g.judge(target.namespace()?, first()?, common, at),
             Guardrail::Gitops(g) => g.judge(first()?, common, at),
             Guardrail::Query(g) => g.judge(first()?, common, at),
+            Guardrail::Replicas(g) => g.judge(target.replica_set()?, first()?, common, at),
         }
     }
 }
