@@ -147,7 +147,7 @@ func setup() (func(), error) {
 	}
 	undo = append(undo, func() { os.Chdir(previous) })
 
-	cm, err := controllerConfigMap(bin)
+	cm, err := controllerConfigMap(bin, world.proxy.URL)
 	if err != nil {
 		return fail(err)
 	}
@@ -216,9 +216,10 @@ func setup() (func(), error) {
 	return stop, nil
 }
 
-// controllerConfigMap is the shipped argo-rollouts-config with its plugin location pointed at bin: decoded with
-// Kubernetes' and argo's own types, so a change to the shipped plugin name or shape breaks this test.
-func controllerConfigMap(bin string) (*corev1.ConfigMap, error) {
+// controllerConfigMap is the shipped argo-rollouts-config with its plugin location pointed at bin and its
+// registration's `--address` at address, as a user sets them: decoded with Kubernetes' and argo's own types, so a
+// change to the shipped plugin name or shape breaks this test.
+func controllerConfigMap(bin, address string) (*corev1.ConfigMap, error) {
 	raw, err := os.ReadFile(filepath.Join(world.repo, shippedControllerConfig))
 	if err != nil {
 		return nil, err
@@ -235,6 +236,11 @@ func controllerConfigMap(bin string) (*corev1.ConfigMap, error) {
 		return nil, fmt.Errorf("%s registers %+v, want exactly the plugin %s", shippedControllerConfig, plugins, harness.PluginName)
 	}
 	plugins[0].Location = "file://" + bin
+	for i, arg := range plugins[0].Args {
+		if strings.HasPrefix(arg, "--address=") {
+			plugins[0].Args[i] = "--address=" + address
+		}
+	}
 	out, err := yaml.Marshal(plugins)
 	if err != nil {
 		return nil, err

@@ -405,8 +405,11 @@ func (c *Cluster) argoModuleDir(ctx context.Context) (string, error) {
 
 var fileLocation = regexp.MustCompile(`(?m)^(\s*location:\s*)file://\S+`)
 
+// addressArg is the registration's `--address=` arg, which a user sets to their Prometheus.
+var addressArg = regexp.MustCompile(`(?m)^(\s*-\s*)--address=\S+`)
+
 // DefaultPluginConfig is manifests/controller/argo-rollouts-config.yaml with its file:// location pointing at the
-// release binary of this checkout.
+// release binary of this checkout and its registration's `--address` at the test Prometheus, as a user sets them.
 func (c *Cluster) DefaultPluginConfig() (string, error) {
 	b, err := os.ReadFile(filepath.Join(c.Root, "manifests", "controller", "argo-rollouts-config.yaml"))
 	if err != nil {
@@ -415,7 +418,8 @@ func (c *Cluster) DefaultPluginConfig() (string, error) {
 	if !fileLocation.Match(b) {
 		return "", fmt.Errorf("manifests/controller/argo-rollouts-config.yaml has no file:// location")
 	}
-	return fileLocation.ReplaceAllString(string(b), "${1}file://"+c.PluginBinary()), nil
+	config := fileLocation.ReplaceAllString(string(b), "${1}file://"+c.PluginBinary())
+	return addressArg.ReplaceAllString(config, "${1}--address="+c.PromURL), nil
 }
 
 // UseArgo switches the controller release (applied at the next StartController) and applies its CRDs.
