@@ -1,5 +1,5 @@
 //! What the engine is asked: the AnalysisRun's context and the metric, free of any transport's types.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The plugin name under `provider.plugin` and in the `argo-rollouts-config` ConfigMap.
 pub const PLUGIN_NAME: &str = "rollouts-guardrails/prometheus";
@@ -14,6 +14,10 @@ pub struct AnalysisContext {
     pub owner_references: Vec<OwnerReference>,
     /// `spec.args` with a literal value (`valueFrom` args are resolved by the controller into the config).
     pub args: BTreeMap<String, String>,
+    /// Metrics of this AnalysisRun that already have a Successful measurement (`status.metricResults`). For
+    /// them the data existed: its absence now is data that stopped (kube-state-metrics or the scrape went away),
+    /// never "not yet", so it is answered at once and never settles (docs/failure-and-rollback.md).
+    pub proven_metrics: BTreeSet<String>,
 }
 
 /// An owner reference of the AnalysisRun (the Rollout that created it, normally).

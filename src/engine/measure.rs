@@ -161,6 +161,8 @@ impl Engine {
             started_at,
             settle: match (when, &config) {
                 (When::At(_), _) | (_, Err(_)) => Duration::ZERO,
+                // Proven before in this AnalysisRun: absence now is data that stopped, not "not yet".
+                _ if ctx.proven_metrics.contains(&metric.name) => Duration::ZERO,
                 (
                     When::Now {
                         settle: SettlePolicy::Fixed(settle),

@@ -329,7 +329,21 @@ fn analysis_context(run: Option<&Value>) -> Result<AnalysisContext, String> {
             Some((string_field(arg, "Name"), value.to_string()))
         })
         .collect();
+    let proven_metrics = run
+        .field("Status")
+        .map(|status| slice_field(status, "MetricResults"))
+        .unwrap_or_default()
+        .iter()
+        .filter(|result| {
+            result
+                .field("Successful")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| n > 0)
+        })
+        .map(|result| string_field(result, "Name"))
+        .collect();
     Ok(AnalysisContext {
+        proven_metrics,
         namespace: string_field(meta, "Namespace"),
         name: string_field(meta, "Name"),
         uid: string_field(meta, "UID"),

@@ -48,6 +48,8 @@ pub fn analysis_context(context: Option<pb::AnalysisContext>) -> AnalysisContext
             })
             .collect(),
         args: context.args,
+        // The gRPC contract carries no run status: a caller that resumes gets settling as for a first measurement.
+        proven_metrics: Default::default(),
     }
 }
 
