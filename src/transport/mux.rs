@@ -165,7 +165,9 @@ impl Session {
         });
         let reader_shared = shared.clone();
         tokio::spawn(async move {
-            let outcome = read_loop(read, &reader_shared, accept_tx).await;
+            // `accept_tx` lives until the session is shut down: were it dropped first, `accept` would see the
+            // channel end and the serve loop's normal `close` could race this task's GoAway(protocol error).
+            let outcome = read_loop(read, &reader_shared, &accept_tx).await;
             let go_away = match outcome {
                 Ok(()) => None,
                 Err(ReadEnd::Protocol(reason)) => {
@@ -178,6 +180,7 @@ impl Session {
                 }
             };
             reader_shared.shut_down(go_away);
+            drop(accept_tx);
         });
         Session {
             incoming,
@@ -236,7 +239,7 @@ async fn write_loop<W: AsyncWrite>(write: W, mut outbound: mpsc::UnboundedReceiv
 async fn read_loop<R: AsyncRead>(
     read: R,
     shared: &Arc<Shared>,
-    accept: mpsc::Sender<Stream>,
+    accept: &mpsc::Sender<Stream>,
 ) -> Result<(), ReadEnd> {
     let mut read = pin!(BufReader::new(read));
     let mut remote_go_away = false;
@@ -268,7 +271,7 @@ async fn read_loop<R: AsyncRead>(
                     return Err(ReadEnd::Protocol("stream frame on stream 0".into()));
                 }
                 if header.flags.contains(Flags::SYN) {
-                    open_stream(shared, &accept, header.stream_id, remote_go_away)?;
+                    open_stream(shared, accept, header.stream_id, remote_go_away)?;
                 }
                 stream_frame(&mut read, shared, header).await?;
             }
@@ -623,6 +626,30 @@ mod tests {
             (go_away.frame_type, go_away.length),
             (FrameType::GoAway, frame::GO_AWAY_PROTOCOL_ERROR)
         );
+    }
+
+    /// The serve loop closes the session (GoAway normal) as soon as `accept` ends; after a protocol error the
+    /// host must still see GoAway(protocol error), whichever task runs first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_protocol_error_is_reported_even_when_the_acceptor_closes_at_once() {
+        for _ in 0..200 {
+            let (ours, mut peer) = duplex(1 << 16);
+            let mut session = Session::server(ours);
+            let handle = session.handle();
+            let acceptor = tokio::spawn(async move {
+                while session.accept().await.is_some() {}
+                handle.close();
+            });
+            let mut bad = header(FrameType::WindowUpdate, Flags::SYN, 1, 0);
+            bad[0] = 1;
+            peer.write_all(&bad).await.expect("write");
+            let go_away = next_header(&mut peer).await;
+            assert_eq!(
+                (go_away.frame_type, go_away.length),
+                (FrameType::GoAway, frame::GO_AWAY_PROTOCOL_ERROR)
+            );
+            acceptor.await.expect("acceptor");
+        }
     }
 
     #[tokio::test]
