@@ -6,7 +6,7 @@ BIN := target/release/rollouts-guardrails
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/release/rollouts-guardrails
 
-.PHONY: help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
+.PHONY: docs help deps build release release-static test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance demo lint fmt bench
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -14,11 +14,16 @@ help:
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
 	@echo "make fuzz   # cargo-fuzz on every decoder for FUZZ_SECONDS (default 300) each"
 	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
+	@echo "make docs   # regenerate docs/fault-matrix.md (every guardrail × every fault, both faces)"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
 
 deps:
 	@.ci/install-deps
+
+# The committed fault matrix; `make test` only checks its stable content against a run written under target/.
+docs: deps
+	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test fault_matrix
 
 build: deps
 	$(CARGO) build --locked

@@ -1,7 +1,7 @@
 //! hclog-compatible JSON log lines on stderr.
 //!
 //! go-plugin's host parses each stderr line that is JSON as an hclog entry (go-plugin `log_entry.go`
-//! `parseJSON`, see `/work/shared/spec/go-plugin-netrpc.md` §3): `@level`, `@message` and `@timestamp`
+//! `parseJSON`, see `docs/wire/go-plugin-netrpc.md`): `@level`, `@message` and `@timestamp`
 //! must be strings (the host asserts their types and panics otherwise) and the timestamp must use exactly
 //! Go's layout `2006-01-02T15:04:05.000000Z07:00`; every other key is shown as a key/value pair.
 use std::io::Write;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::plugin_mode;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
-use rollouts_guardrails::transport::{self, handshake};
+use rollouts_guardrails::transport::handshake;
 
 const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
 
@@ -75,7 +76,7 @@ fn check(args: CheckArgs) -> ExitCode {
         rollouts_guardrails::logging::init();
     }
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {
@@ -117,7 +118,10 @@ fn serve(args: grpc::ServeArgs) -> ExitCode {
     rollouts_guardrails::logging::init();
     let result = runtime().and_then(|runtime| {
         runtime
-            .block_on(grpc::serve(args, Engine::from_env(Client::new())))
+            .block_on(grpc::serve(
+                args,
+                Engine::from_env(Client::new()).observed_by(telemetry::global()),
+            ))
             .map_err(anyhow::Error::from)
     });
     match result {
@@ -150,10 +154,10 @@ fn plugin_mode(cookie: &str) -> ExitCode {
     }
     rollouts_guardrails::logging::init();
     let result = runtime().and_then(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(async {
             spawn_plugin_metrics()?;
-            transport::serve(Arc::new(engine))
+            plugin_mode::serve(Arc::new(engine))
                 .await
                 .map_err(anyhow::Error::from)
         })

@@ -216,12 +216,12 @@ fn check_metric(
     }
     let names = [
         (
-            parsed.namespace.as_deref(),
+            parsed.target.namespace.as_deref(),
             promql::validate_namespace as fn(&str) -> _,
         ),
-        (parsed.rollout.as_deref(), promql::validate_rollout),
+        (parsed.target.rollout.as_deref(), promql::validate_rollout),
         (
-            parsed.pod_template_hash.as_deref(),
+            parsed.target.pod_template_hash.as_deref(),
             promql::validate_pod_template_hash,
         ),
     ];

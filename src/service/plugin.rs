@@ -1,6 +1,6 @@
 //! The net/rpc `Plugin` service of an Argo Rollouts metric provider.
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md` §7 and `/work/shared/spec/gob.md` §7 (argo-rollouts
+//! Spec: `docs/wire/go-plugin-netrpc.md` and `docs/wire/gob.md` (argo-rollouts
 //! `metricproviders/plugin/rpc/rpc.go`). Each argument arrives as a gob interface value (`RunArgs`,
 //! `TerminateAndResumeArgs`, `GarbageCollectArgs`, `GetMetadataArgs`, or nil); replies are `Measurement`,
 //! `RpcError`, `string` or `map[string]string`, matched by field name on the Go side.

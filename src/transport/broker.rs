@@ -1,7 +1,7 @@
 //! The accept side of go-plugin's MuxBroker: ids handed out by `Dispenser.Dispense`, matched against the
 //! 4-byte id each new host stream starts with, echoed back as the ack.
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md` §5, verified against go-plugin v1.6.3 `mux_broker.go`
+//! Spec: `docs/wire/go-plugin-netrpc.md`, verified against go-plugin v1.6.3 `mux_broker.go`
 //! (`Dial` writes the id with `binary.LittleEndian`, reads 4 bytes back and fails with "bad ack" unless they
 //! equal the id; `Accept` writes the id back little-endian).
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! The control stream's net/rpc services: `Control` (Ping, Quit) and `Dispenser` (Dispense).
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md` §5 (go-plugin v1.6.3 `rpc_server.go`: `controlServer`,
+//! Spec: `docs/wire/go-plugin-netrpc.md` (go-plugin v1.6.3 `rpc_server.go`: `controlServer`,
 //! `dispenseServer`).
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The yamux frame header: a pure 12-byte codec, no I/O.
 //!
-//! Spec: hashicorp/yamux `spec.md` (summarised in `/work/shared/spec/go-plugin-netrpc.md` §4). All fields are
+//! Spec: hashicorp/yamux `spec.md` (summarised in `docs/wire/go-plugin-netrpc.md`). All fields are
 //! big-endian: version (u8), type (u8), flags (u16), stream id (u32), length (u32).
 
 /// Bytes in every frame header.

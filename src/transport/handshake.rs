@@ -1,7 +1,7 @@
 //! The go-plugin process contract: magic cookie, protocol version, the private unix socket and the
 //! handshake line on stdout.
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md` §1–2 (go-plugin `server.go`: `Serve`, `protocolVersion`,
+//! Spec: `docs/wire/go-plugin-netrpc.md` (go-plugin `server.go`: `Serve`, `protocolVersion`,
 //! `serverListener_unix`).
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -1,6 +1,6 @@
 //! Go `net/rpc` server framing over gob, on one yamux stream.
 //!
-//! Spec: `/work/shared/spec/go-plugin-netrpc.md` §6 (golang/go `src/net/rpc/server.go`: `ServeCodec`,
+//! Spec: `docs/wire/go-plugin-netrpc.md` (golang/go `src/net/rpc/server.go`: `ServeCodec`,
 //! `readRequest`, `sendResponse`). A request is a gob `Request{ServiceMethod, Seq}` followed by the argument;
 //! a reply is `Response{ServiceMethod, Seq, Error}` followed by the result (`struct{}` on error). Requests
 //! are served concurrently, one task each; replies are written whole, under one lock, so each header stays

@@ -1,6 +1,6 @@
 //! Go `encoding/gob`: a self-describing decoder into a dynamic value and an encoder for replies.
 //!
-//! Spec: /work/shared/spec/gob.md, verified against Go's `src/encoding/gob` and golden vectors written by a
+//! Spec: docs/wire/gob.md, verified against Go's `src/encoding/gob` and golden vectors written by a
 //! real Go peer (`tests/gobgen`, `tests/fixtures/gob`).
 //!
 //! - [`wire`]: uint/int/float primitives.

@@ -1,5 +1,5 @@
 //! Go's `time.Time` binary form (`MarshalBinary`, which `GobEncode` returns, and so what `metav1.Time` sends
-//! as a GobEncoderT payload) to and from [`SystemTime`]. Spec: /work/shared/spec/gob.md §5.2, checked against
+//! as a GobEncoderT payload) to and from [`SystemTime`]. Spec: docs/wire/gob.md, checked against
 //! Go's `src/time/time.go` (`appendBinary`, `UnmarshalBinary`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,5 +1,5 @@
 //! Gob type identities: the predefined type ids, the peer's wire type definitions (decoder side) and the type
-//! descriptors our encoder declares (encoder side). Spec: /work/shared/spec/gob.md §2–§3.1.
+//! descriptors our encoder declares (encoder side). Spec: docs/wire/gob.md
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Gob's primitive encodings: unsigned and signed integers, floats, and a bounds-checked reader over one
-//! buffer. Spec: /work/shared/spec/gob.md §1.2–§1.4 (checked against Go's `encoding/gob/encode.go` and
+//! buffer. Spec: docs/wire/gob.md (checked against Go's `encoding/gob/encode.go` and
 //! `decode.go`: `encodeUint`, `decodeUint`, `encodeInt`, `floatBits`).
 
 use thiserror::Error;
