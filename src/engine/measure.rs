@@ -220,6 +220,7 @@ impl Engine {
         let mut resume_at = None;
         let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
+                metadata.extend(pass.details.iter().map(|(k, v)| (k.to_string(), v.clone())));
                 if !pass.offenders.is_empty() {
                     metadata.insert(
                         metadata_key::OFFENDERS.to_string(),
@@ -229,6 +230,12 @@ impl Engine {
                 (Phase::Successful, pass.value, pass.message, None)
             }
             Verdict::Fail(failure) => {
+                metadata.extend(
+                    failure
+                        .details
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone())),
+                );
                 if !failure.offenders.is_empty() {
                     metadata.insert(
                         metadata_key::OFFENDERS.to_string(),

@@ -22,6 +22,9 @@ pub struct Failure {
     /// Set when the failure is an absence that is normal while a canary starts (no series *yet*): the
     /// measurement may settle (see [`super::settle`]). `None`: answered at once.
     pub awaiting: Option<Awaiting>,
+    /// Evidence beyond the message, as metadata entries (`regression` with `mann-whitney`: the samples and
+    /// the test's outcome); empty for most verdicts.
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl Failure {
@@ -32,6 +35,7 @@ impl Failure {
             value: String::new(),
             offenders: Vec::new(),
             awaiting: None,
+            details: Vec::new(),
         }
     }
 
@@ -57,8 +61,20 @@ pub struct Pass {
     pub message: String,
     /// Offending items seen below the threshold; reported, not fatal.
     pub offenders: Vec<String>,
+    /// Evidence beyond the message, as metadata entries (see [`Failure::details`]).
+    pub details: Vec<(&'static str, String)>,
     /// Private: a `Pass` exists only where a proof made it.
     proof: Proven,
+}
+
+impl Verdict {
+    /// The same verdict carrying `details` as metadata entries, whichever way it went.
+    pub fn with_details(self, details: Vec<(&'static str, String)>) -> Verdict {
+        match self {
+            Verdict::Pass(pass) => Verdict::Pass(Pass { details, ..pass }),
+            Verdict::Fail(failure) => Verdict::Fail(Failure { details, ..failure }),
+        }
+    }
 }
 
 /// The token a [`Proof`] puts into every [`Pass`].
@@ -75,6 +91,7 @@ pub fn judge_limit(proof: &dyn Proof, exceeded: bool, value: String, message: St
             value,
             offenders: Vec::new(),
             awaiting: None,
+            details: Vec::new(),
         })
     } else {
         proof.pass(value, message, Vec::new())
@@ -109,6 +126,7 @@ pub fn judge_count(
             value,
             offenders,
             awaiting: None,
+            details: Vec::new(),
         })
     } else {
         proof.pass(value, message, offenders)
@@ -122,6 +140,7 @@ pub trait Proof: sealed::Sealed {
             value,
             message,
             offenders,
+            details: Vec::new(),
             proof: Proven,
         })
     }
@@ -576,6 +595,7 @@ impl FreshResult {
                 value: format_values(&values, scalar),
                 offenders: Vec::new(),
                 awaiting: None,
+                details: Vec::new(),
             });
         }
         Ok(FreshResult { values, scalar })

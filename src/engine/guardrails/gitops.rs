@@ -174,6 +174,7 @@ impl Gitops {
                 value: "0".into(),
                 offenders: vec![what],
                 awaiting: None,
+                details: Vec::new(),
             }));
         }
         Ok(proof.pass("1".into(), message, Vec::new()))

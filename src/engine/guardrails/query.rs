@@ -69,6 +69,7 @@ impl Query {
                 value: value.clone(),
                 offenders: Vec::new(),
                 awaiting: None,
+                details: Vec::new(),
             }))
         };
         let mut reasons = Vec::new();

@@ -285,6 +285,7 @@ impl Regression {
                 value,
                 offenders: Vec::new(),
                 awaiting: None,
+                details: Vec::new(),
             });
         }
         proof.pass(value, message, Vec::new())

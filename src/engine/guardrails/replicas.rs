@@ -111,6 +111,7 @@ impl Replicas {
                 value,
                 offenders: vec![target.describe()],
                 awaiting: None,
+                details: Vec::new(),
             }));
         }
         Ok(proof.pass(value, message, Vec::new()))
