@@ -363,6 +363,40 @@ pub fn plan(
     })
 }
 
+/// The measured signal over one `step`, as an instant expression, and the factor into seconds of its values
+/// (`regression` with `mann-whitney` asks it as a subquery, one sample per step): the error ratio, with
+/// `0` errors where no request matched the error regex, or the latency quantile in the histogram's unit.
+pub fn per_step(
+    traffic: &TrafficSettings,
+    measure: Measure,
+    target: &TargetSelector,
+    step: Duration,
+) -> Result<(String, f64), Failure> {
+    let stepped = TrafficSettings {
+        window: step,
+        ..traffic.clone()
+    };
+    let plan = plan(&stepped, measure, target)?;
+    let named = |name: &str| {
+        plan.queries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, q)| q.clone())
+            .ok_or_else(|| Failure::new(FailureClass::Config, format!("no {name} query planned")))
+    };
+    Ok(match measure {
+        Measure::Errors => (
+            format!(
+                "({} or vector(0)) / {}",
+                named(query_name::ERRORS)?,
+                named(query_name::REQUESTS)?
+            ),
+            1.0,
+        ),
+        Measure::Latency(_) => (named(query_name::LATENCY)?, plan.unit_to_seconds),
+    })
+}
+
 /// How long the canary has existed: since its oldest covered pod was created (`None` without a `created`
 /// answer, as for `regression`, whose plan does not ask it).
 fn canary_age(evidence: &Evidence) -> Option<Duration> {
