@@ -854,3 +854,161 @@ fn write_flows(out: &mut String, series: &str, flows: &[Flow]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The rank-test fixture (rendered by the tests that use it, not committed): canary and stable latency
+// histograms of four rollouts in namespace `ranked`, whose per-minute shape differs (`regression` with
+// `method: mann-whitney` compares one p99 per minute). Same timeline as the canonical fixture; tests
+// evaluate at END with a 20-minute window.
+// ---------------------------------------------------------------------------------------------------------
+
+/// One ReplicaSet of the rank-test fixture and the upper bound (seconds) of its uniform request durations in
+/// each minute of the timeline (minute 0 starts at START): p99 ≈ 0.99 × that bound.
+pub struct Ranked {
+    pub scenario: Scenario,
+    /// Requests per second per pod.
+    pub per_second: f64,
+    /// The instant the ReplicaSet's pods appear (created and first exported); START for the whole timeline.
+    pub from: i64,
+    /// `minute → upper bound of the durations`.
+    pub bound: fn(i64) -> f64,
+}
+
+/// A slow jitter (±`amplitude`) so that no two minutes tie, with a phase per ReplicaSet.
+fn jitter(minute: i64, amplitude: f64, phase: f64) -> f64 {
+    1.0 + amplitude * (1.7 * minute as f64 + phase).sin()
+}
+
+/// The minutes (from START) of the two one-minute spikes of [`RANKED_SPIKY`]'s canary: END-14m and END-6m.
+pub const RANKED_SPIKE_MINUTES: [i64; 2] = [46, 54];
+
+const fn ranked(
+    rollout: &'static str,
+    hash: &'static str,
+    pods: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        namespace: "ranked",
+        rollout,
+        hash,
+        pods,
+    }
+}
+
+/// `slow`: the canary 1.5× slower than its stable in every minute (p99 ≈ 0.45 s vs 0.30 s).
+pub const RANKED_SLOW: Scenario = ranked("slow", "1a2b3c4d5", &["slow-1a2b3c4d5-aaaaa"]);
+pub const RANKED_SLOW_STABLE: Scenario = ranked(
+    "slow",
+    "5d4c3b2a1",
+    &["slow-5d4c3b2a1-bbbbb", "slow-5d4c3b2a1-ccccc"],
+);
+/// `spiky`: the canary like its stable except two one-minute spikes (p99 ≈ 0.89 s) in the last 20 minutes.
+pub const RANKED_SPIKY: Scenario = ranked("spiky", "2b3c4d5e6", &["spiky-2b3c4d5e6-ddddd"]);
+pub const RANKED_SPIKY_STABLE: Scenario = ranked("spiky", "6e5d4c3b2", &["spiky-6e5d4c3b2-eeeee"]);
+/// `shifted`: the canary consistently 5 % slower than its stable (inside latency's 10 % tolerance).
+pub const RANKED_SHIFTED: Scenario = ranked("shifted", "3c4d5e6f7", &["shifted-3c4d5e6f7-fffff"]);
+pub const RANKED_SHIFTED_STABLE: Scenario =
+    ranked("shifted", "7f6e5d4c3", &["shifted-7f6e5d4c3-ggggg"]);
+/// `young`: a canary like its stable, created 5 minutes before END.
+pub const RANKED_YOUNG: Scenario = ranked("young", "4d5e6f7a8", &["young-4d5e6f7a8-hhhhh"]);
+pub const RANKED_YOUNG_STABLE: Scenario = ranked("young", "8a7f6e5d4", &["young-8a7f6e5d4-iiiii"]);
+
+/// Every ReplicaSet of the rank-test fixture.
+pub fn ranked_replica_sets() -> Vec<Ranked> {
+    let at = |scenario, bound: fn(i64) -> f64| Ranked {
+        scenario,
+        per_second: 10.0,
+        from: START,
+        bound,
+    };
+    vec![
+        at(RANKED_SLOW, |m| 0.45 * jitter(m, 0.04, 1.0)),
+        at(RANKED_SLOW_STABLE, |m| 0.3 * jitter(m, 0.04, 0.0)),
+        at(RANKED_SPIKY, |m| {
+            if RANKED_SPIKE_MINUTES.contains(&m) {
+                0.9
+            } else {
+                0.3 * jitter(m, 0.04, 2.0)
+            }
+        }),
+        at(RANKED_SPIKY_STABLE, |m| 0.3 * jitter(m, 0.04, 0.0)),
+        at(RANKED_SHIFTED, |m| 0.315 * jitter(m, 0.01, 0.0)),
+        at(RANKED_SHIFTED_STABLE, |m| 0.3 * jitter(m, 0.01, 0.0)),
+        Ranked {
+            from: END - 5 * MINUTE,
+            ..at(RANKED_YOUNG, |m| 0.3 * jitter(m, 0.04, 3.0))
+        },
+        at(RANKED_YOUNG_STABLE, |m| 0.3 * jitter(m, 0.04, 0.0)),
+    ]
+}
+
+/// Bucket bounds of the rank-test histograms: every 25 ms to 1 s, then coarser.
+fn ranked_bounds() -> Vec<String> {
+    (1..=40)
+        .map(|k| format_number_plain(0.025 * k as f64))
+        .chain(["1.5", "2", "2.5", "5", "+Inf"].map(String::from))
+        .collect()
+}
+
+/// `0.025`, `0.1`, `1`: a bound as Prometheus clients print it.
+fn format_number_plain(v: f64) -> String {
+    let rounded = (v * 1000.0).round() / 1000.0;
+    format!("{rounded}")
+}
+
+/// The rank-test fixture: the pods (kube-state-metrics) and their latency histograms.
+pub fn render_ranked() -> String {
+    let sets = ranked_replica_sets();
+    let mut fixture = Fixture::new(TIMELINE);
+    for set in &sets {
+        let s = &set.scenario;
+        for p in healthy(
+            s,
+            &format!("registry.local/{}/{}:1.0.0", s.namespace, s.rollout),
+        ) {
+            let p = if set.from > START {
+                p.created(set.from).exported(set.from, END)
+            } else {
+                p
+            };
+            fixture = fixture.pod(p);
+        }
+    }
+    let mut out = fixture.render();
+    out.truncate(out.len() - "# EOF\n".len());
+    let bounds = ranked_bounds();
+    let name = "http_request_duration_seconds_bucket";
+    let _ = writeln!(out, "# HELP {name} Request duration buckets.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for set in &sets {
+        for pod in set.scenario.pods {
+            for le in &bounds {
+                let limit: f64 = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                let labels = render_labels(&[
+                    ("namespace", set.scenario.namespace.to_string()),
+                    ("pod", pod.to_string()),
+                    ("job", "kubernetes-pods".to_string()),
+                    ("le", le.clone()),
+                ]);
+                // Each 30 s interval (t - STEP, t] belongs to the minute it starts in.
+                let mut count = 0.0;
+                for t in TIMELINE.instants().filter(|t| *t >= set.from) {
+                    if t > set.from {
+                        let minute = (t - STEP - START) / MINUTE;
+                        let bound = (set.bound)(minute);
+                        let share = (limit / bound).min(1.0);
+                        count += set.per_second * STEP as f64 * share;
+                    }
+                    let value = (count * 1000.0).round() / 1000.0;
+                    let _ = writeln!(out, "{name}{{{labels}}} {value} {t}");
+                }
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}

@@ -519,9 +519,10 @@ impl Regression {
         let what = format!("{} samples", self.signal.name());
         let series = match super::answer(answers, query_name::SAMPLES)? {
             QueryData::Matrix(series) => series,
-            other => return Err(Failure::new(
-                FailureClass::QueryError,
-                format!(
+            other => {
+                return Err(Failure::new(
+                    FailureClass::QueryError,
+                    format!(
                     "samples query returned a {}; expected a range vector (a subquery's answer)",
                     match other {
                         QueryData::Vector(_) => "vector",
@@ -530,7 +531,8 @@ impl Regression {
                         QueryData::Matrix(_) => "matrix",
                     }
                 ),
-            )),
+                ))
+            }
         };
         let steps = match series.as_slice() {
             [] => {

@@ -1,0 +1,231 @@
+//! `regression` with `method: mann-whitney` against a real Prometheus, beside `method: ratio` on the same
+//! data: the rank-test fixture (`tests/fixtures/prometheus/regression-ranked.om`, rendered by
+//! `support::scenarios::render_ranked`) holds four canaries with their stable ReplicaSets, evaluated at END
+//! with a 20-minute window and one-minute steps.
+mod support;
+
+use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rollouts_guardrails::engine::{
+    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
+};
+use rollouts_guardrails::prometheus::Client;
+use serde_json::{json, Value};
+use support::prometheus::TestPrometheus;
+use support::scenarios::{self, Scenario};
+
+/// Prometheus on the rank-test fixture, shared by this binary's tests.
+fn ranked() -> &'static TestPrometheus {
+    static RANKED: OnceLock<TestPrometheus> = OnceLock::new();
+    RANKED.get_or_init(|| TestPrometheus::start(&scenarios::render_ranked()))
+}
+
+fn analysis_run(s: &Scenario) -> AnalysisContext {
+    AnalysisContext {
+        namespace: s.namespace.to_string(),
+        name: format!("{}-{}-2", s.rollout, s.hash),
+        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
+        owner_references: vec![OwnerReference {
+            kind: "Rollout".into(),
+            name: s.rollout.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// `regression` of the p99 latency over 20 minutes, canary `canary` against `stable`, with `method`.
+fn latency(stable: &Scenario, method: &str) -> Value {
+    json!({
+        "guardrail": "regression",
+        "signal": "latency",
+        "quantile": 0.99,
+        "window": "20m",
+        "stablePodTemplateHash": stable.hash,
+        "method": method,
+    })
+}
+
+async fn measure(canary: &Scenario, config: Value) -> Measurement {
+    let engine = Engine::new(Client::new(), Some(ranked().url().to_string()));
+    let metric = MetricSpec {
+        name: "latency-regression".into(),
+        plugin_config: Some(config.to_string().into_bytes()),
+        ..Default::default()
+    };
+    let at = UNIX_EPOCH + Duration::from_secs(scenarios::END as u64);
+    engine
+        .measure_at(&analysis_run(canary), &metric, Some(at))
+        .await
+}
+
+#[track_caller]
+fn assert_verdict(m: &Measurement, phase: Phase, failure: Option<&str>, contains: &[&str]) {
+    assert_eq!(m.phase, phase, "{m:#?}");
+    assert_eq!(
+        m.metadata.get("failure").map(String::as_str),
+        failure,
+        "{m:#?}"
+    );
+    for text in contains {
+        assert!(
+            m.message.contains(text),
+            "message lacks {text:?}: {}",
+            m.message
+        );
+    }
+}
+
+/// Both methods on one canary: `(ratio, mann-whitney)`.
+async fn both(canary: &Scenario, stable: &Scenario) -> (Measurement, Measurement) {
+    (
+        measure(canary, latency(stable, "ratio")).await,
+        measure(canary, latency(stable, "mann-whitney")).await,
+    )
+}
+
+#[tokio::test]
+async fn a_canary_one_and_a_half_times_slower_fails_with_both_methods() {
+    let (ratio, ranked) = both(&scenarios::RANKED_SLOW, &scenarios::RANKED_SLOW_STABLE).await;
+    assert_verdict(&ratio, Phase::Failed, Some("threshold"), &["ratio 1.49"]);
+    assert_verdict(
+        &ranked,
+        Phase::Failed,
+        Some("threshold"),
+        &[
+            "canary p99 latency median 0.445 s vs stable 0.297 s (×1.50 > 1.10), Mann-Whitney p = 1.6e-08 < 0.05 on 21 vs 21 one-minute samples: regression",
+            "ReplicaSets ranked/slow-1a2b3c4d5 vs ranked/slow-5d4c3b2a1 over 20m",
+        ],
+    );
+    assert_eq!(ranked.value, "0.445117");
+    // Metadata: both sample vectors, the test's outcome and the subqueries of both sides.
+    let samples = |key: &str| -> Vec<f64> {
+        ranked.metadata[key]
+            .split(',')
+            .map(|v| v.parse().expect("a number"))
+            .collect()
+    };
+    let (canary, stable) = (samples("samples.canary"), samples("samples.stable"));
+    assert_eq!((canary.len(), stable.len()), (21, 21), "{ranked:#?}");
+    assert!(
+        canary.iter().all(|v| (0.43..0.47).contains(v)),
+        "{canary:?}"
+    );
+    assert!(
+        stable.iter().all(|v| (0.29..0.32).contains(v)),
+        "{stable:?}"
+    );
+    assert_eq!(ranked.metadata["mann-whitney.samples"], "21 vs 21");
+    assert_eq!(
+        ranked.metadata["mann-whitney.dropped"],
+        "canary 0, stable 0"
+    );
+    assert_eq!(ranked.metadata["mann-whitney.u"], "441");
+    let p: f64 = ranked.metadata["mann-whitney.p-value"].parse().unwrap();
+    assert!(p > 0.0 && p < 1e-7, "{p}");
+    assert!(ranked.metadata["query.samples"].ends_with(")[1200s:60s]"));
+    assert!(ranked.metadata["query.stable-samples"].contains("created_by_name=\"slow-5d4c3b2a1\""));
+    assert!(ranked.metadata.contains_key("query.stable-requests"));
+}
+
+#[tokio::test]
+async fn two_one_minute_spikes_pass_with_mann_whitney_and_fail_with_ratio() {
+    let (ratio, ranked) = both(&scenarios::RANKED_SPIKY, &scenarios::RANKED_SPIKY_STABLE).await;
+    // Two spikes own the window's p99.
+    assert_verdict(
+        &ratio,
+        Phase::Failed,
+        Some("threshold"),
+        &["0.81 vs stable 0.303838: ratio 2.66"],
+    );
+    assert_verdict(
+        &ranked,
+        Phase::Successful,
+        None,
+        &["median 0.3 s vs stable 0.297 s (×1.01 ≤ 1.10), Mann-Whitney p = 0.12 ≥ 0.05 on 21 vs 21 one-minute samples: no regression (not significant)"],
+    );
+    // The spikes are in the samples, as the one-minute p99 of the bucket they fall into.
+    let spikes = ranked.metadata["samples.canary"]
+        .split(',')
+        .filter(|v| v.parse::<f64>().unwrap() > 0.8)
+        .count();
+    assert_eq!(spikes, scenarios::RANKED_SPIKE_MINUTES.len(), "{ranked:#?}");
+}
+
+#[tokio::test]
+async fn a_shift_inside_tolerance_passes_although_significant() {
+    let (ratio, ranked) = both(
+        &scenarios::RANKED_SHIFTED,
+        &scenarios::RANKED_SHIFTED_STABLE,
+    )
+    .await;
+    assert_verdict(&ratio, Phase::Successful, None, &["ratio 1.07"]);
+    assert_verdict(
+        &ranked,
+        Phase::Successful,
+        None,
+        &[
+            "(×1.08 ≤ 1.10), Mann-Whitney p = 1.6e-08 < 0.05",
+            "no regression (significant, but within tolerance)",
+        ],
+    );
+    // A tighter tolerance makes the same data a regression.
+    let mut config = latency(&scenarios::RANKED_SHIFTED_STABLE, "mann-whitney");
+    config["tolerance"] = json!(0.05);
+    let tight = measure(&scenarios::RANKED_SHIFTED, config).await;
+    assert_verdict(
+        &tight,
+        Phase::Failed,
+        Some("threshold"),
+        &["(×1.08 > 1.05)", ": regression"],
+    );
+}
+
+#[tokio::test]
+async fn a_canary_younger_than_the_window_is_unproven() {
+    let (ratio, ranked) = both(&scenarios::RANKED_YOUNG, &scenarios::RANKED_YOUNG_STABLE).await;
+    // The ratio method judges the 5 minutes there are as if they were the window.
+    assert_verdict(&ratio, Phase::Successful, None, &["ratio 1.01"]);
+    assert_verdict(
+        &ranked,
+        Phase::Failed,
+        Some("no-data"),
+        &["canary: 5 finite one-minute samples of the p99 latency in the last 20m, fewer than minSamples 10 (unproven)"],
+    );
+    assert_eq!(ranked.value, "");
+    assert_eq!(ranked.metadata["mann-whitney.samples"], "5 vs 21");
+    // minSamples lower than what there is: judged.
+    let mut config = latency(&scenarios::RANKED_YOUNG_STABLE, "mann-whitney");
+    config["minSamples"] = json!(5);
+    let judged = measure(&scenarios::RANKED_YOUNG, config).await;
+    assert_verdict(
+        &judged,
+        Phase::Successful,
+        None,
+        &["on 5 vs 21 one-minute samples"],
+    );
+}
+
+#[tokio::test]
+async fn a_stable_hash_without_pods_or_series_is_no_proof() {
+    let mut config = latency(&scenarios::RANKED_SLOW_STABLE, "mann-whitney");
+    config["stablePodTemplateHash"] = json!("0f0f0f0f0");
+    let m = measure(&scenarios::RANKED_SLOW, config).await;
+    assert_verdict(
+        &m,
+        Phase::Failed,
+        Some("no-data"),
+        &["stable: no fresh kube-state-metrics series"],
+    );
+    // Another rollout's histogram name: no requests at all.
+    let mut config = latency(&scenarios::RANKED_SLOW_STABLE, "mann-whitney");
+    config["histogramMetric"] = json!("grpc_server_handling_seconds_bucket");
+    let m = measure(&scenarios::RANKED_SLOW, config).await;
+    assert_verdict(
+        &m,
+        Phase::Failed,
+        Some("no-traffic"),
+        &["canary: no request series"],
+    );
+}
