@@ -229,3 +229,83 @@ async fn a_stable_hash_without_pods_or_series_is_no_proof() {
         &["canary: no request series"],
     );
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
+
+/// `check --template` on the shipped rank-test example: `(metric, phase, message)` of each metric, in order.
+fn template(args: &[&str]) -> Vec<(String, String, String)> {
+    let path = format!(
+        "{}/examples/guardrails/canary-vs-stable-ranked.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut line = vec![
+        "check",
+        "--prometheus",
+        ranked().url(),
+        "--at",
+        scenarios::END_RFC3339,
+        "--output",
+        "json",
+        "--template",
+        &path,
+    ];
+    for arg in args {
+        line.extend(["--arg", arg]);
+    }
+    let output = std::process::Command::new(BIN)
+        .args(&line)
+        .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
+        .output()
+        .expect("run rollouts-guardrails");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let row: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            let text = |k: &str| row[k].as_str().unwrap_or("").to_string();
+            (text("metric"), text("phase"), text("message"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_ranked_example_template_evaluates_as_documented() {
+    for (canary, stable, latency) in [
+        (
+            scenarios::RANKED_SLOW,
+            scenarios::RANKED_SLOW_STABLE,
+            "Failed",
+        ),
+        (
+            scenarios::RANKED_SPIKY,
+            scenarios::RANKED_SPIKY_STABLE,
+            "Successful",
+        ),
+        (
+            scenarios::RANKED_SHIFTED,
+            scenarios::RANKED_SHIFTED_STABLE,
+            "Successful",
+        ),
+    ] {
+        let args = [
+            format!("namespace={}", canary.namespace),
+            format!("rollout={}", canary.rollout),
+            format!("canary-hash={}", canary.hash),
+            format!("stable-hash={}", stable.hash),
+        ];
+        let rows = template(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let phases: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|(m, p, _)| (m.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                ("latency-regression", latency),
+                ("error-rate-regression", "Successful")
+            ],
+            "{}: {rows:#?}",
+            canary.rollout
+        );
+        assert!(rows[1].2.contains("Mann-Whitney p = "), "{rows:#?}");
+    }
+}

@@ -1009,6 +1009,27 @@ pub fn render_ranked() -> String {
             }
         }
     }
+    // Requests with 0.1 % 5xx on every ReplicaSet: the error ratio does not regress anywhere.
+    let _ = writeln!(out, "# HELP http_requests Requests.");
+    let _ = writeln!(out, "# TYPE http_requests counter");
+    for set in &sets {
+        for pod in set.scenario.pods {
+            for (code, share) in [("200", 0.999), ("500", 0.001)] {
+                let labels = render_labels(&[
+                    ("namespace", set.scenario.namespace.to_string()),
+                    ("pod", pod.to_string()),
+                    ("job", "kubernetes-pods".to_string()),
+                    ("code", code.to_string()),
+                    ("method", "GET".to_string()),
+                ]);
+                for t in TIMELINE.instants().filter(|t| *t >= set.from) {
+                    let value =
+                        (set.per_second * share * (t - set.from) as f64 * 1000.0).round() / 1000.0;
+                    let _ = writeln!(out, "http_requests_total{{{labels}}} {value} {t}");
+                }
+            }
+        }
+    }
     out.push_str("# EOF\n");
     out
 }
