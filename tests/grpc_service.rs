@@ -259,6 +259,55 @@ async fn all_seven_calls_against_a_real_prometheus() -> Result<()> {
     Ok(())
 }
 
+/// `regression` with `method: mann-whitney` through gRPC gives the engine's verdicts: the slow canary of the
+/// rank-test fixture fails, the spiky one passes, with the samples and the test's outcome in metadata.
+#[tokio::test]
+async fn the_rank_test_regression_through_grpc() -> Result<()> {
+    let prometheus = support::prometheus::TestPrometheus::start(&scenarios::render_ranked());
+    let server = Running::start(GrpcServer::new(engine())).await;
+    let mut client = server.client().await;
+    let config = |stable: &scenarios::Scenario| {
+        format!(
+            r#"{{"guardrail":"regression","signal":"latency","quantile":0.99,"window":"20m","method":"mann-whitney","stablePodTemplateHash":"{}","address":"{}"}}"#,
+            stable.hash,
+            prometheus.url()
+        )
+    };
+    let slow = run(
+        &mut client,
+        run_request(
+            Some(context(&scenarios::RANKED_SLOW)),
+            Some(metric(&config(&scenarios::RANKED_SLOW_STABLE))),
+        ),
+    )
+    .await?;
+    assert_eq!(phase(&slow), Phase::Failed, "{}", slow.message);
+    assert_eq!(slow.metadata["failure"], "threshold");
+    assert!(
+        slow.message.contains("(×1.50 > 1.10), Mann-Whitney p = 1.6e-08 < 0.05 on 21 vs 21 one-minute samples: regression"),
+        "{}",
+        slow.message
+    );
+    assert_eq!(slow.metadata["mann-whitney.samples"], "21 vs 21");
+    assert_eq!(slow.metadata["samples.canary"].split(',').count(), 21);
+    let spiky = run(
+        &mut client,
+        run_request(
+            Some(context(&scenarios::RANKED_SPIKY)),
+            Some(metric(&config(&scenarios::RANKED_SPIKY_STABLE))),
+        ),
+    )
+    .await?;
+    assert_eq!(phase(&spiky), Phase::Successful, "{}", spiky.message);
+    assert!(
+        spiky.message.contains("no regression (not significant)"),
+        "{}",
+        spiky.message
+    );
+    server.shut_down().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_requests_are_failed_measurements_as_in_plugin_mode() -> Result<()> {
     let server = Running::start(GrpcServer::new(engine())).await;
