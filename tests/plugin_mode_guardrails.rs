@@ -142,3 +142,60 @@ fn every_request_alert_regression_and_gitops_guardrail_through_the_real_controll
         }
     }
 }
+
+/// `regression` with `method: mann-whitney` through plugin mode, on the rank-test fixture shifted to end now:
+/// a canary 1.5× slower fails, one 5 % slower (significant, inside the tolerance) passes, one 5 minutes old in
+/// a 20-minute window is unproven.
+#[test]
+fn the_rank_test_regression_through_the_real_controller_client() {
+    let prometheus = support::prometheus::TestPrometheus::start_ending_at(
+        &scenarios::render_ranked(),
+        support::prometheus::unix_now(),
+    );
+    let ranked = |canary: &Scenario, stable: &Scenario| {
+        let mut config = target(
+            canary,
+            json!({"guardrail": "regression", "signal": "latency", "quantile": 0.99, "window": "20m",
+                   "method": "mann-whitney", "stablePodTemplateHash": stable.hash}),
+        );
+        config["address"] = Value::from(prometheus.url());
+        config
+    };
+    let cases = [
+        (
+            ranked(&scenarios::RANKED_SLOW, &scenarios::RANKED_SLOW_STABLE),
+            "Failed",
+            Some("threshold"),
+        ),
+        (
+            ranked(
+                &scenarios::RANKED_SHIFTED,
+                &scenarios::RANKED_SHIFTED_STABLE,
+            ),
+            "Successful",
+            None,
+        ),
+        (
+            ranked(&scenarios::RANKED_YOUNG, &scenarios::RANKED_YOUNG_STABLE),
+            "Failed",
+            Some("no-data"),
+        ),
+    ];
+    let configs: Vec<Value> = cases.iter().map(|(c, _, _)| c.clone()).collect();
+    let session = faces::plugin_mode_with_args(&configs, &[], &["--allow-cross-namespace"])
+        .expect("plugin mode through argo-rollouts' client");
+    assert_eq!(session.replies.len(), cases.len(), "{}", session.logs);
+    for ((config, phase, failure), reply) in cases.iter().zip(&session.replies) {
+        assert_eq!(reply.phase, *phase, "{config}: {reply:#?}");
+        assert_eq!(
+            reply.metadata.get("failure").map(String::as_str),
+            *failure,
+            "{config}: {reply:#?}"
+        );
+        assert!(
+            reply.message.contains("Mann-Whitney") || failure == &Some("no-data"),
+            "{reply:#?}"
+        );
+        assert!(reply.metadata.contains_key("samples.stable"), "{reply:#?}");
+    }
+}
