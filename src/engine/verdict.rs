@@ -660,7 +660,8 @@ pub fn vector<'a>(data: &'a QueryData, query: &str) -> Result<&'a [Sample], Fail
     }
 }
 
-fn kind_name(data: &QueryData) -> &'static str {
+/// `vector`, `scalar`, `matrix` or `string`: what an answer is, for messages.
+pub fn kind_name(data: &QueryData) -> &'static str {
     match data {
         QueryData::Vector(_) => "vector",
         QueryData::Scalar(_) => "scalar",

@@ -13,8 +13,8 @@ use crate::engine::duration;
 use crate::engine::promql::{self, TargetSelector};
 use crate::engine::traffic::{self, round6, Measure, TrafficSettings};
 use crate::engine::verdict::{
-    format_number, unix_seconds, vector, Comparison, Coverage, Failure, FailureClass, Proof,
-    Verdict,
+    format_number, kind_name, unix_seconds, vector, Comparison, Coverage, Failure, FailureClass,
+    Proof, Verdict,
 };
 use crate::prometheus::QueryData;
 use crate::stats;
@@ -382,11 +382,11 @@ impl Regression {
         if let Method::MannWhitney(test) = self.method {
             let canary = side(
                 "canary",
-                self.side_samples(canary, canary_answers, common, at),
+                self.side_samples(&test, canary, canary_answers, common, at),
             )?;
             let stable = side(
                 "stable",
-                self.side_samples(&stable_target, stable_answers, common, at),
+                self.side_samples(&test, &stable_target, stable_answers, common, at),
             )?;
             return Ok(self.rank_compare(&test, canary, stable));
         }
@@ -494,17 +494,12 @@ impl Regression {
     /// One side's proven samples: coverage and traffic as for `ratio`, then exactly one fresh series.
     fn side_samples(
         &self,
+        test: &RankTest,
         target: &TargetSelector,
         answers: &Answers,
         common: &Common,
         at: SystemTime,
     ) -> Result<(Coverage, Samples), Failure> {
-        let Method::MannWhitney(test) = self.method else {
-            return Err(Failure::new(
-                FailureClass::Config,
-                "not a mann-whitney regression",
-            ));
-        };
         let evidence = Evidence {
             target,
             coverage: prove_coverage(answers, target, common, at)?,
@@ -515,7 +510,7 @@ impl Regression {
         if let Some(measure) = self.measure() {
             self.traffic.proven(measure, &evidence)?;
         }
-        let (_, unit) = self.per_step(&test, target)?;
+        let (_, unit) = self.per_step(test, target)?;
         let what = format!("{} samples", self.signal.name());
         let series = match super::answer(answers, query_name::SAMPLES)? {
             QueryData::Matrix(series) => series,
@@ -524,12 +519,7 @@ impl Regression {
                     FailureClass::QueryError,
                     format!(
                     "samples query returned a {}; expected a range vector (a subquery's answer)",
-                    match other {
-                        QueryData::Vector(_) => "vector",
-                        QueryData::Scalar(_) => "scalar",
-                        QueryData::String(_) => "string",
-                        QueryData::Matrix(_) => "matrix",
-                    }
+                    kind_name(other)
                 ),
                 ))
             }
@@ -552,7 +542,7 @@ impl Regression {
                     format!(
                         "samples query returned {} series; expected one (the per-step {} of ReplicaSet {})",
                         more.len(),
-                        self.describe_short(),
+                        self.signal_phrase(),
                         evidence.coverage.target()
                     ),
                 ))
@@ -593,7 +583,7 @@ impl Regression {
     }
 
     /// The signal without its unit, for messages (`p99 latency`).
-    fn describe_short(&self) -> String {
+    fn signal_phrase(&self) -> String {
         match self.signal {
             Signal::ErrorRate => "error ratio".to_string(),
             Signal::Latency => format!("p{} latency", format_number(self.quantile * 100.0)),
@@ -657,7 +647,7 @@ impl Regression {
                     format!(
                         "{which}: {} finite {step_words} samples of the {} in the last {}, fewer than minSamples {} (unproven){context}",
                         samples.values.len(),
-                        self.describe_short(),
+                        self.signal_phrase(),
                         duration::format(self.traffic.window),
                         test.min_samples
                     ),
@@ -722,12 +712,11 @@ impl Regression {
             format_number(round6(alpha)),
             c.values.len(),
             s.values.len(),
-            what = self.describe_short(),
+            what = self.signal_phrase(),
         );
         let value = format_number(round6(mc));
         if significant && larger && above_floor {
             return Verdict::Fail(Failure {
-                class: FailureClass::Threshold,
                 value,
                 ..Failure::new(FailureClass::Threshold, message)
             })
