@@ -284,12 +284,12 @@ async fn the_rank_test_regression_through_grpc() -> Result<()> {
     assert_eq!(phase(&slow), Phase::Failed, "{}", slow.message);
     assert_eq!(slow.metadata["failure"], "threshold");
     assert!(
-        slow.message.contains("(×1.50 > 1.10), Mann-Whitney p = 1.6e-08 < 0.05 on 21 vs 21 one-minute samples: regression"),
+        slow.message.contains("(×1.50 > 1.10), Mann-Whitney p = 3.4e-08 < 0.05 on 20 vs 20 one-minute samples: regression"),
         "{}",
         slow.message
     );
-    assert_eq!(slow.metadata["mann-whitney.samples"], "21 vs 21");
-    assert_eq!(slow.metadata["samples.canary"].split(',').count(), 21);
+    assert_eq!(slow.metadata["mann-whitney.samples"], "20 vs 20");
+    assert_eq!(slow.metadata["samples.canary"].split(',').count(), 20);
     let spiky = run(
         &mut client,
         run_request(
