@@ -516,15 +516,13 @@ impl Regression {
         let what = format!("{} samples", self.signal.name());
         let series = match super::answer(answers, query_name::SAMPLES)? {
             QueryData::Matrix(series) => series,
-            other => {
-                return Err(Failure::new(
-                    FailureClass::QueryError,
-                    format!(
+            other => return Err(Failure::new(
+                FailureClass::QueryError,
+                format!(
                     "samples query returned a {}; expected a range vector (a subquery's answer)",
                     kind_name(other)
                 ),
-                ))
-            }
+            )),
         };
         let steps = match series.as_slice() {
             [] => {
@@ -687,10 +685,11 @@ impl Regression {
         } else {
             1.0
         };
-        let shown_ratio = if ratio.is_finite() {
-            format!("{ratio:.2}")
-        } else {
-            "+Inf".to_string()
+        let shown_ratio = match format!("{ratio:.2}") {
+            _ if !ratio.is_finite() => "+Inf".to_string(),
+            // Close to the limit, one more digit shows which side it is on.
+            shown if shown == format!("{limit:.2}") => format!("{ratio:.3}"),
+            shown => shown,
         };
         details.push((metadata_key::P_VALUE, format!("{:e}", outcome.p_value)));
         details.push((metadata_key::U, format_number(outcome.u)));
