@@ -516,13 +516,15 @@ impl Regression {
         let what = format!("{} samples", self.signal.name());
         let series = match super::answer(answers, query_name::SAMPLES)? {
             QueryData::Matrix(series) => series,
-            other => return Err(Failure::new(
-                FailureClass::QueryError,
-                format!(
-                    "samples query returned a {}; expected a range vector (a subquery's answer)",
-                    kind_name(other)
-                ),
-            )),
+            other => {
+                let kind = kind_name(other);
+                return Err(Failure::new(
+                    FailureClass::QueryError,
+                    format!(
+                        "samples query returned a {kind}; expected a range vector (a subquery's)"
+                    ),
+                ));
+            }
         };
         let steps = match series.as_slice() {
             [] => {
