@@ -2,7 +2,7 @@
 //! data: the rank-test fixture (`tests/fixtures/prometheus/regression-ranked.om`, rendered by
 //! `support::scenarios::render_ranked`) holds four canaries with their stable ReplicaSets, evaluated at END
 //! with a 20-minute window and one-minute steps.
-mod support;
+use crate::support;
 
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};

@@ -5,7 +5,7 @@
 //! or carry a byte of a non-Prometheus body into a message, metadata or log line. Every refusal has a
 //! positive control beside it: the allowed case does send what it should, so each test can fail.
 //! (Plugin mode through argo-rollouts' own client: `tests/conformance/harness/security.go`.)
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
