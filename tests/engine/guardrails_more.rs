@@ -643,6 +643,56 @@ async fn regression_compares_canary_with_stable_on_every_signal() {
     assert_eq!(m.phase, Phase::Successful, "{m:#?}");
 }
 
+/// `method: mann-whitney` on every signal of the extra fixture (constant rates: each side's samples tie, the
+/// canary's all above or all below the stable's): the per-step expressions of cpu, memory and error-rate read
+/// the same series as `ratio`.
+#[tokio::test]
+async fn regression_by_rank_test_on_every_signal() {
+    let ranked = |signal: &str, stable: &Scenario| {
+        let mut config = regression(signal, stable);
+        config["method"] = json!("mann-whitney");
+        config["window"] = json!("20m");
+        config
+    };
+    for signal in ["error-rate", "latency", "cpu", "memory"] {
+        let better = traffic(
+            &scenarios::CHECKOUT_CART,
+            ranked(signal, &scenarios::EXTRA_DECOYS[0]),
+        )
+        .await;
+        assert_eq!(better.phase, Phase::Successful, "{signal}: {better:#?}");
+        assert!(
+            better
+                .message
+                .contains("on 20 vs 20 one-minute samples: no regression"),
+            "{signal}: {}",
+            better.message
+        );
+        let worse = traffic(
+            &scenarios::CHECKOUT_PRICING,
+            ranked(signal, &scenarios::CHECKOUT_PRICING_STABLE),
+        )
+        .await;
+        assert_eq!(worse.phase, Phase::Failed, "{signal}: {worse:#?}");
+        assert_eq!(
+            worse.metadata["failure"], "threshold",
+            "{signal}: {worse:#?}"
+        );
+        assert!(worse.message.ends_with("over 20m"), "{}", worse.message);
+    }
+    let cpu = traffic(
+        &scenarios::CHECKOUT_PRICING,
+        ranked("cpu", &scenarios::CHECKOUT_PRICING_STABLE),
+    )
+    .await;
+    assert!(
+        cpu.message
+            .starts_with("canary CPU per pod median 0.9 cores vs stable 0.3 cores (×3.00 > 1.50)"),
+        "{}",
+        cpu.message
+    );
+}
+
 #[tokio::test]
 async fn regression_needs_enough_data_on_both_sides() {
     // quiet has pods but no resource series.
