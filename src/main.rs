@@ -8,6 +8,7 @@ use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::measure::address_from_env;
 use rollouts_guardrails::engine::trust::TrustPolicy;
 use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::prometheus::auth::AwsEnvironment;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
@@ -84,8 +85,16 @@ fn check(args: CheckArgs) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         rollouts_guardrails::logging::init();
     }
+    let auth = match args.auth.auth(AwsEnvironment::from_process()) {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("rollouts-guardrails check: {error}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    };
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let trust = TrustPolicy::permissive_with_auth(address_from_env(), auth);
+        let engine = Engine::with_trust(Client::new(), trust);
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {
