@@ -128,11 +128,9 @@ impl ManagedAuthArgs {
             let region = self.sigv4_region.as_deref().ok_or_else(|| {
                 AuthError::Settings("--sigv4-role-arn needs --sigv4-region".into())
             })?;
-            return Ok(Auth::SigV4(SigV4Settings::new(
-                region,
-                self.sigv4_role_arn.as_deref(),
-                aws,
-            )?));
+            return SigV4Settings::new(region, self.sigv4_role_arn.as_deref(), aws)
+                .map(Auth::SigV4)
+                .map_err(|e| AuthError::Settings(format!("--sigv4-region/--sigv4-role-arn: {e}")));
         }
         if oauth2 {
             let (Some(url), Some(id), Some(file)) = (
@@ -145,25 +143,27 @@ impl ManagedAuthArgs {
                         .into(),
                 ));
             };
-            return Ok(Auth::OAuth2(OAuth2Settings::new(
-                url,
-                id,
-                file.clone(),
-                self.oauth2_scopes.clone(),
-            )?));
+            return OAuth2Settings::new(url, id, file.clone(), self.oauth2_scopes.clone())
+                .map(Auth::OAuth2)
+                .map_err(|e| {
+                    AuthError::Settings(format!(
+                        "--oauth2-token-url/--oauth2-client-id/--oauth2-scope: {e}"
+                    ))
+                });
         }
         Ok(Auth::None)
     }
 
-    /// The flag that selects a scheme, for conflict messages.
-    fn flag(&self) -> Option<&'static str> {
-        if self.sigv4_region.is_some() || self.sigv4_role_arn.is_some() {
-            Some("--sigv4-region")
-        } else if self.oauth2_token_url.is_some() || self.oauth2_client_id.is_some() {
-            Some("--oauth2-token-url")
-        } else {
-            None
-        }
+    /// The flags that select a scheme, for conflict messages.
+    fn flags(&self) -> [Option<&'static str>; 2] {
+        [
+            (self.sigv4_region.is_some() || self.sigv4_role_arn.is_some())
+                .then_some("--sigv4-region"),
+            (self.oauth2_token_url.is_some()
+                || self.oauth2_client_id.is_some()
+                || self.oauth2_client_secret_file.is_some())
+            .then_some("--oauth2-token-url"),
+        ]
     }
 }
 
@@ -307,9 +307,9 @@ impl TrustPolicy {
                 .then_some("--bearer-token-file"),
             (args.basic_auth_username.is_some() || args.basic_auth_password_file.is_some())
                 .then_some("--basic-auth-username"),
-            args.managed.flag(),
         ]
         .into_iter()
+        .chain(args.managed.flags())
         .flatten()
         .collect();
         if let [first, second, ..] = schemes[..] {

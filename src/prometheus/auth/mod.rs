@@ -232,7 +232,7 @@ pub(crate) fn display(url: &url::Url) -> String {
 /// A configured address for a message, whether or not it parses: never its userinfo or query.
 pub(crate) fn shown_address(raw: &str) -> String {
     match url::Url::parse(raw.trim()) {
-        Ok(url) if url.has_host() => display(&url),
+        Ok(url) => display(&url),
         _ => "<not a URL>".to_owned(),
     }
 }
