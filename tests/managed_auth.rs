@@ -697,7 +697,9 @@ async fn an_expiring_token_is_replaced_before_the_store_refuses_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_token_endpoint_fails_the_measurement_with_the_reason() {
     let fixture = OAuth2Fixture::start(3600, Duration::ZERO).await;
-    let answers: [(&str, u16, &'static str, String, &str, &[&str]); 4] = [
+    /// name, status, content type, body, class, what the message says
+    type Case<'a> = (&'a str, u16, &'static str, String, &'a str, &'a [&'a str]);
+    let answers: [Case; 4] = [
         (
             "401",
             401,

@@ -253,14 +253,11 @@ mod tests {
             br#"{"error":"invalid_client","error_description":"secret s3cr3t is wrong"}"#,
             "http://idp/",
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         let text = refused.to_string();
         assert!(text.contains("HTTP 401 invalid_client"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
-        let redirect = token_answer(302, b"", "http://idp/")
-            .err()
-            .expect("redirect");
+        let redirect = token_answer(302, b"", "http://idp/").expect_err("redirect");
         assert!(
             redirect.to_string().contains("redirects are not followed"),
             "{redirect}"
