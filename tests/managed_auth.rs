@@ -3,8 +3,12 @@
 //! vectors), credentials from the environment, from a web-identity token exchanged at a fake STS, and from
 //! an assumed role; OAuth2 client credentials from a token endpoint that expires its tokens. Every failure
 //! is a Failed measurement with the reason, and no secret, token, key or signature reaches a message, the
-//! metadata or a log line.
+//! metadata or a log line. One case runs through plugin mode (argo-rollouts' own plugin client starting the
+//! binary with registration args and the pod's AWS environment).
 mod support;
+
+#[path = "hostile/faces.rs"]
+mod faces;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -529,6 +533,79 @@ async fn conflicting_schemes_are_an_invalid_registration() {
             .filter(|a| !a.starts_with("--address"))
             .any(|a| m.message.contains(a.split('=').next().expect("flag")));
         assert!(named, "{args:?}: {}", m.message);
+    }
+}
+
+#[test]
+fn plugin_mode_signs_with_irsa_credentials_from_the_pods_environment() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, WEB_TOKEN).expect("write");
+    let (amp, sts) = runtime.block_on(async {
+        let key = Key {
+            secret: TEMP_SECRET.into(),
+            session_token: Some(TEMP_TOKEN.into()),
+        };
+        let sts = HttpFake::start(move |r| {
+            if r.form("WebIdentityToken").as_deref() == Some(WEB_TOKEN) {
+                sts_answer("AssumeRoleWithWebIdentity", TEMP_KEY, &key)
+            } else {
+                sts_error(400, "InvalidIdentityToken", "bad token")
+            }
+        })
+        .await;
+        let amp = fake_amp(verifier(
+            "aps",
+            &[(TEMP_KEY, TEMP_SECRET, Some(TEMP_TOKEN))],
+        ))
+        .await;
+        (amp, sts)
+    });
+    let address = format!("--address={}", amp.url());
+    let sts_url = sts.url().to_string();
+    let token_path = token_file.to_str().expect("utf-8");
+    let configs = [
+        json!({"guardrail": "query", "query": "up", "threshold": 5}),
+        json!({"guardrail": "query", "query": "up", "threshold": 5}),
+    ];
+    let session = faces::plugin_mode_with_args(
+        &configs,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_path),
+            ("AWS_ROLE_ARN", ROLE),
+            ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+        ],
+        &[address.as_str(), "--sigv4-region=us-east-1"],
+    )
+    .expect("plugin mode through argo-rollouts' client");
+    for reply in &session.replies {
+        assert_eq!(reply.phase, "Successful", "{reply:#?}\n{}", session.logs);
+    }
+    assert_eq!(
+        sts.requests().len(),
+        1,
+        "one exchange for both measurements"
+    );
+    assert_eq!(amp.requests().len(), 2);
+    let mut secrets = vec![
+        WEB_TOKEN.to_owned(),
+        TEMP_SECRET.to_owned(),
+        TEMP_TOKEN.to_owned(),
+    ];
+    secrets.extend(amp.requests().iter().filter_map(|r| {
+        r.header("authorization")
+            .and_then(|a| a.split("Signature=").nth(1))
+            .map(str::to_owned)
+    }));
+    let shown = format!("{:?}\n{}", session.replies, session.logs);
+    assert!(
+        session.logs.contains("sigv4"),
+        "the start-up summary names the scheme: {}",
+        session.logs
+    );
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "{secret} in {shown}");
     }
 }
 
