@@ -334,7 +334,7 @@ async fn chain(
     Err(AuthError::NoCredentials(
         "none of AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared credentials and config files, \
          AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN (IRSA) or AWS_CONTAINER_CREDENTIALS_FULL_URI (EKS Pod \
-         Identity) is set in the controller's environment"
+         Identity) is set in the environment"
             .into(),
     ))
 }
