@@ -22,6 +22,7 @@ use clap::{Args, Parser};
 use url::Url;
 
 use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
+use super::defaults::{Defaults, DefaultsArgs, DefaultsError};
 use super::verdict::{Failure, FailureClass};
 use crate::prometheus::auth::{AuthError, AwsEnvironment, OAuth2Settings, SigV4Settings};
 use crate::prometheus::files::{self, FileAccess, FileError};
@@ -79,6 +80,10 @@ pub struct ControllerArgs {
     /// AWS SigV4 or OAuth2 client credentials for the controller's address (managed stores).
     #[command(flatten)]
     pub managed: ManagedAuthArgs,
+    /// Controller-wide defaults (`--matcher`, `--replica-label`, `--timeout`, `--settle`,
+    /// `--max-concurrent-queries`, `--metrics-listen`).
+    #[command(flatten)]
+    pub defaults: DefaultsArgs,
 }
 
 /// The managed stores' authentication, for the controller's address (and `--allowed-address` prefixes) in
@@ -199,6 +204,8 @@ pub enum TrustError {
     /// The SigV4 or OAuth2 flags are incomplete or invalid.
     #[error("{0}")]
     ManagedAuth(AuthError),
+    #[error(transparent)]
+    Defaults(#[from] DefaultsError),
 }
 
 /// The decisions of the trust boundary, built once. Cheap to share behind an `Arc`.
@@ -223,6 +230,8 @@ struct Rules {
     credentials_dirs: Vec<PathBuf>,
     allowed: Vec<Url>,
     cross_namespace: bool,
+    /// Controller-wide defaults (matchers, replica labels, timeout, settle, …).
+    defaults: Defaults,
 }
 
 impl TrustPolicy {
@@ -240,6 +249,7 @@ impl TrustPolicy {
                 credentials_dirs: Vec::new(),
                 allowed: Vec::new(),
                 cross_namespace: true,
+                defaults: Defaults::default(),
             })),
         }
     }
@@ -262,6 +272,16 @@ impl TrustPolicy {
             .as_ref()
             .ok()
             .and_then(|r| r.controller_address.as_deref())
+    }
+
+    /// The controller-wide defaults (the built-in ones when the settings are invalid: every measurement
+    /// fails then anyway).
+    pub fn defaults(&self) -> &Defaults {
+        static BUILT_IN: std::sync::OnceLock<Defaults> = std::sync::OnceLock::new();
+        match &self.rules {
+            Ok(rules) => &rules.defaults,
+            Err(_) => BUILT_IN.get_or_init(Defaults::default),
+        }
     }
 
     /// The policy of plugin mode and `serve`. `env_address` is `GUARDRAILS_PROMETHEUS_ADDRESS`, used when
@@ -303,6 +323,12 @@ impl TrustPolicy {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let env_settle = super::measure::settle_from_env().map_err(|reason| DefaultsError {
+            flag: super::settle::SETTLE_ENV,
+            value: String::new(),
+            reason,
+        })?;
+        let defaults = Defaults::parse(&args.defaults, env_settle)?;
         let denied = denied_dirs();
         let credentials_dirs = args
             .credentials_dirs
@@ -356,6 +382,7 @@ impl TrustPolicy {
                 credentials_dirs,
                 allowed,
                 cross_namespace: args.allow_cross_namespace,
+                defaults,
             })),
         })
     }
