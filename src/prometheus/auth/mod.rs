@@ -7,6 +7,16 @@
 //! key, and maps to the nearest [`FailureClass`]: `config` for what the admin must fix (no credentials in
 //! the chain, an unreadable secret file), `timeout` for an identity service that did not answer in time,
 //! `query-error` for a refusal or an answer that cannot be used.
+//!
+//! # Template-side keys
+//! Today both schemes are controller-side (`--sigv4-*`, `--oauth2-*` in `engine::trust`). A template key
+//! would build the same values: `sigv4: {region, roleArn}` → [`SigV4Settings::new`] with
+//! [`AwsEnvironment::from_process`], `oauth2: {tokenUrl, clientId, clientSecretFile, scopes}` →
+//! [`OAuth2Settings::new`]. Two rules of the trust boundary then apply: SigV4 signs with the controller pod's
+//! own AWS identity, so it may only ever be used toward the controller's address or an `--allowed-address`
+//! prefix, never an address the template chose; and `clientSecretFile` is a template file key, confined to a
+//! `--credentials-dir` like `bearerTokenFile` (the client reads it under the endpoint's
+//! [`FileAccess`](super::FileAccess), which is part of the token cache's key).
 pub mod oauth2;
 pub mod sigv4;
 
@@ -141,10 +151,17 @@ pub(crate) fn refresh_at(issued: Instant, lifetime: Duration) -> Instant {
 }
 
 /// One cached value and the single-flight refresh of it: while one caller refreshes, the others wait for
-/// its result instead of asking the identity service themselves. Cancel-safe: a caller dropped mid-refresh
-/// releases the lock and the next one refreshes. A failure is not cached.
+/// its result instead of asking the identity service themselves — a failed refresh too: the callers that
+/// were waiting for it get its error, and only a caller arriving after it asks again. Cancel-safe: a caller
+/// dropped mid-refresh releases the lock and the next one refreshes.
 pub(crate) struct Refreshing<T> {
-    slot: tokio::sync::Mutex<Option<Fresh<T>>>,
+    slot: tokio::sync::Mutex<Slot<T>>,
+}
+
+struct Slot<T> {
+    fresh: Option<Fresh<T>>,
+    /// The last refresh's failure and when it ended.
+    failure: Option<(Instant, AuthError)>,
 }
 
 struct Fresh<T> {
@@ -155,7 +172,10 @@ struct Fresh<T> {
 impl<T: Clone> Refreshing<T> {
     pub(crate) fn new() -> Refreshing<T> {
         Refreshing {
-            slot: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(Slot {
+                fresh: None,
+                failure: None,
+            }),
         }
     }
 
@@ -165,23 +185,42 @@ impl<T: Clone> Refreshing<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(T, Duration), AuthError>>,
     {
+        let asked = Instant::now();
         let mut slot = self.slot.lock().await;
-        if let Some(fresh) = slot.as_ref().filter(|f| Instant::now() < f.refresh_at) {
+        if let Some(fresh) = slot
+            .fresh
+            .as_ref()
+            .filter(|f| Instant::now() < f.refresh_at)
+        {
             return Ok(fresh.value.clone());
+        }
+        // A refresh that failed while this caller waited for the lock was this caller's refresh too.
+        if let Some((ended, error)) = &slot.failure {
+            if *ended >= asked {
+                return Err(error.clone());
+            }
         }
         // The lifetime counts from before the request: the service's clock started no later than that.
         let issued = Instant::now();
-        let (value, lifetime) = fetch().await?;
-        *slot = Some(Fresh {
-            value: value.clone(),
-            refresh_at: refresh_at(issued, lifetime),
-        });
-        Ok(value)
+        match fetch().await {
+            Ok((value, lifetime)) => {
+                slot.fresh = Some(Fresh {
+                    value: value.clone(),
+                    refresh_at: refresh_at(issued, lifetime),
+                });
+                slot.failure = None;
+                Ok(value)
+            }
+            Err(error) => {
+                slot.failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 
     /// Forgets the cached value (the server refused it), so the next request fetches a new one.
     pub(crate) async fn invalidate(&self) {
-        *self.slot.lock().await = None;
+        self.slot.lock().await.fresh = None;
     }
 }
 
@@ -371,6 +410,66 @@ mod tests {
         let refused = || async { Err(AuthError::Settings("no".into())) };
         assert!(failing.get(refused).await.is_err());
         assert_eq!(failing.get(|| fetch(Duration::from_secs(60))).await, Ok(4));
+    }
+
+    // One thread: the waiters run (and queue on the lock) at the `yield_now`, before the refresh fails.
+    #[tokio::test]
+    async fn callers_waiting_for_a_failed_refresh_share_its_failure() {
+        let cache: Arc<Refreshing<usize>> = Arc::new(Refreshing::new());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (started, release) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let first = {
+            let (cache, fetches, started, release) = (
+                cache.clone(),
+                fetches.clone(),
+                started.clone(),
+                release.clone(),
+            );
+            tokio::spawn(async move {
+                cache
+                    .get(|| async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        started.notify_one();
+                        release.notified().await;
+                        Err::<(usize, Duration), _>(AuthError::Settings("refused".into()))
+                    })
+                    .await
+            })
+        };
+        started.notified().await;
+        // These callers ask while the first refresh is in flight.
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let (cache, fetches) = (cache.clone(), fetches.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get(|| async move {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            Ok((7, Duration::from_secs(60)))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.notify_one();
+        assert!(first.await.expect("first").is_err());
+        for caller in waiting {
+            assert!(caller.await.expect("caller").is_err());
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "one refresh for all of them"
+        );
+        // A caller arriving afterwards asks again.
+        let later = cache
+            .get(|| async { Ok((7, Duration::from_secs(60))) })
+            .await;
+        assert_eq!(later, Ok(7));
     }
 
     #[test]
