@@ -1,6 +1,6 @@
 //! How a request authenticates ([`Auth`]), including the managed stores' schemes — AWS SigV4 for Amazon
 //! Managed Service for Prometheus ([`sigv4`]) and OAuth2 client credentials ([`oauth2`]) — and
-//! [`Providers`], the credential and token caches a [`Client`](super::Client) shares among all its requests,
+//! `Providers`, the credential and token caches a [`Client`](super::Client) shares among all its requests,
 //! so concurrent measurements share one refresh.
 //!
 //! Every failure is an [`AuthError`]: it names what failed and why, never a secret, token, signature or

@@ -1,5 +1,5 @@
 //! OAuth2 client credentials (RFC 6749 §4.4): [`OAuth2Settings`] (token URL, client id, client secret file,
-//! scopes) and [`TokenSource`], which fetches an access token, caches it until 80% of its lifetime and lets
+//! scopes) and `TokenSource`, which fetches an access token, caches it until 80% of its lifetime and lets
 //! concurrent requests share one refresh.
 //!
 //! The token request is `POST <tokenUrl>` with the form `grant_type=client_credentials`, `client_id`,

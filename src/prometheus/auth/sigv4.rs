@@ -1,6 +1,6 @@
 //! AWS Signature Version 4 for Amazon Managed Service for Prometheus (service `aps`): [`SigV4Settings`]
 //! (region, an optional role to assume), the credential chain a controller pod has, cached until shortly
-//! before the credentials expire ([`CredentialSource`]), and [`sign`], which signs the final request with
+//! before the credentials expire (`CredentialSource`), and `sign`, which signs the final request with
 //! the `aws-sigv4` crate.
 //!
 //! The chain, in the order of the AWS SDKs' default chain (the first link that holds credentials wins):
