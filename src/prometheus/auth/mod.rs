@@ -16,7 +16,7 @@
 //! own AWS identity, so it may only ever be used toward the controller's address or an `--allowed-address`
 //! prefix, never an address the template chose; and `clientSecretFile` is a template file key, confined to a
 //! `--credentials-dir` like `bearerTokenFile` (the client reads it under the endpoint's
-//! [`FileAccess`](super::FileAccess), which is part of the token cache's key).
+//! [`FileAccess`], which is part of the token cache's key).
 pub mod oauth2;
 pub mod sigv4;
 
