@@ -33,6 +33,8 @@ const ROLE_KEY: &str = "ASIAROLE0000002";
 const ROLE_SECRET: &str = "ROLE-SECRET-55d1";
 const ROLE_TOKEN: &str = "ROLE-SESSION-TOKEN-e3f2";
 const CLIENT_SECRET: &str = "CLIENT-SECRET-71c9";
+const CONTAINER_KEY: &str = "ASIACONTAINER03";
+const CONTAINER_TOKEN: &str = "POD-IDENTITY-AUTH-TOKEN-0d3b";
 const ROLE: &str = "arn:aws:iam::123456789012:role/guardrails-reader";
 const ASSUMED: &str = "arn:aws:iam::123456789012:role/amp-query";
 
@@ -42,6 +44,11 @@ fn secrets() -> &'static Mutex<Vec<String>> {
     SECRETS.get_or_init(|| {
         Mutex::new(
             [
+                ACCESS_KEY,
+                TEMP_KEY,
+                ROLE_KEY,
+                CONTAINER_KEY,
+                CONTAINER_TOKEN,
                 SECRET_KEY,
                 WEB_TOKEN,
                 TEMP_SECRET,
@@ -394,6 +401,80 @@ async fn web_identity_is_exchanged_at_sts_once_and_an_assumed_role_signs() {
     let last = amp.requests().last().cloned().expect("request");
     assert_eq!(last.header("x-amz-security-token"), Some(ROLE_TOKEN));
     assert_nothing_secret_shown(&[&amp, &sts]);
+}
+
+#[tokio::test]
+async fn eks_pod_identity_credentials_come_from_the_container_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("eks-pod-identity-token");
+    std::fs::write(&token_file, CONTAINER_TOKEN).expect("write");
+    let expiration = (chrono::Utc::now() + chrono::Duration::hours(6))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    // The EKS Pod Identity agent: credentials only for the pod's authorization token.
+    let agent = HttpFake::start(move |r| {
+        if r.header("authorization") == Some(CONTAINER_TOKEN) {
+            let answer = json!({
+                "AccessKeyId": CONTAINER_KEY,
+                "SecretAccessKey": TEMP_SECRET,
+                "Token": TEMP_TOKEN,
+                "AccountId": "123456789012",
+                "Expiration": expiration,
+            });
+            (200, "application/json", answer.to_string())
+        } else {
+            (
+                401,
+                "application/json",
+                r#"{"Code":"AccessDeniedException"}"#.into(),
+            )
+        }
+    })
+    .await;
+    let amp = fake_amp(verifier(
+        "aps",
+        &[(CONTAINER_KEY, TEMP_SECRET, Some(TEMP_TOKEN))],
+    ))
+    .await;
+    let uri = agent.url().join("v1/credentials").expect("uri");
+    let aws = |token: &Path| {
+        environment(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                token.to_str().expect("utf-8"),
+            ),
+            ("HOME", dir.path().to_str().expect("utf-8")),
+        ])
+    };
+    let engine = sigv4_engine(&amp.url(), None, aws(&token_file));
+    for _ in 0..2 {
+        let m = measure(&engine, &query(json!({}))).await;
+        assert_eq!(m.phase, Phase::Successful, "{}", m.message);
+    }
+    assert_eq!(agent.requests().len(), 1, "cached until 80% of six hours");
+    assert_eq!(agent.requests()[0].path, "/v1/credentials");
+    // A wrong authorization token: the agent refuses, the measurement says so.
+    let wrong = dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token").expect("write");
+    secrets()
+        .lock()
+        .expect("secrets")
+        .push("not-the-token".into());
+    let m = measure(
+        &sigv4_engine(&amp.url(), None, aws(&wrong)),
+        &query(json!({})),
+    )
+    .await;
+    assert_failed(
+        &m,
+        "query-error",
+        &[
+            "container credentials endpoint",
+            "HTTP 401 AccessDeniedException",
+        ],
+    );
+    assert_nothing_secret_shown(&[&amp, &agent]);
 }
 
 #[tokio::test]
