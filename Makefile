@@ -37,7 +37,7 @@ deps:
 
 # The committed fault matrix; `make test` only checks its stable content against a run written under target/.
 docs: deps
-	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test fault_matrix
+	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test faces fault_matrix
 
 build: deps
 	$(CARGO) build --locked
@@ -63,7 +63,7 @@ test-lane-e2e: release
 	  echo "=== lane: end to end (exit $$status)"; cat target/test-e2e.log; exit $$status
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
-# hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
+# hashicorp/yamux (tests/plugin/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
 test-rust:
 	$(CARGO) test --locked
 
@@ -147,7 +147,7 @@ actionlint:
 	$(ACTIONLINT) -shellcheck= .github/workflows/*.yml
 
 # Every YAML under manifests/ and examples/: argo-rollouts' own types (unknown fields rejected) and validation,
-# kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/manifests_validate.rs.)
+# kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/cli/manifests_validate.rs.)
 test-manifests: deps
 	tests/manifests/run.sh
 

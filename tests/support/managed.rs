@@ -265,6 +265,26 @@ impl Verifier {
     }
 }
 
+/// A verifier for `service` in us-east-1 that knows `keys` (access key id, secret, session token).
+pub fn verifier(service: &str, keys: &[(&str, &str, Option<&str>)]) -> Verifier {
+    Verifier {
+        region: "us-east-1".into(),
+        service: service.into(),
+        keys: keys
+            .iter()
+            .map(|(id, secret, token)| {
+                (
+                    id.to_string(),
+                    Key {
+                        secret: secret.to_string(),
+                        session_token: token.map(str::to_owned),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 /// The canonical request of `request` over the `signed` headers (lowercase, sorted as given).
 pub fn canonical_request(request: &RawRequest, signed: &[&str]) -> String {
     let payload = request

@@ -7,7 +7,7 @@
 //! The fake cluster behind the fake Prometheus changes only when a test says so (after the Nth measurement),
 //! so no assertion depends on how fast the machine is; `settle` is a few seconds so the poll interval
 //! (`min(10s, settle/6)`) is a fraction of a second.
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

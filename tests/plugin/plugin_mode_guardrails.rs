@@ -2,10 +2,9 @@
 //! (go-plugin net/rpc, `tests/hostile/cmd/pluginrun`) drives the binary, which evaluates "now" against the
 //! extra fixture shifted to end now. (restarts, not-ready, latest-image, waiting-reasons and oom-killed go
 //! through the Go conformance harness.)
-mod support;
+use crate::support;
 
-#[path = "hostile/faces.rs"]
-mod faces;
+use crate::support::faces;
 
 use serde_json::{json, Value};
 use support::scenarios::{self, Scenario};

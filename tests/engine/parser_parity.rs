@@ -2,7 +2,7 @@
 //! fixtures under tests/manifests/broken/ gets the same verdict from the parser (`Config::from_metric`, what
 //! `validate` calls) and from a measurement. Refused by the parser ⇔ the measurement fails as `config` with
 //! the parser's message, before any query is sent.
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -3,12 +3,8 @@
 //! vectors), credentials from the environment, from a web-identity token exchanged at a fake STS, and from
 //! an assumed role; OAuth2 client credentials from a token endpoint that expires its tokens. Every failure
 //! is a Failed measurement with the reason, and no secret, token, key or signature reaches a message, the
-//! metadata or a log line. One case runs through plugin mode (argo-rollouts' own plugin client starting the
-//! binary with registration args and the pod's AWS environment).
-mod support;
-
-#[path = "hostile/faces.rs"]
-mod faces;
+//! metadata or a log line. (Through plugin mode, with the pod's AWS environment: `tests/plugin/managed_auth.rs`.)
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +17,9 @@ use rollouts_guardrails::engine::{AnalysisContext, Engine, Measurement, MetricSp
 use rollouts_guardrails::prometheus::auth::AwsEnvironment;
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
-use support::managed::{fake_amp, sts_answer, sts_error, HttpFake, Key, RawRequest, Verifier};
+use support::managed::{
+    fake_amp, sts_answer, sts_error, verifier, HttpFake, Key, RawRequest, Verifier,
+};
 
 const ACCESS_KEY: &str = "AKIDGUARDRAILS01";
 const SECRET_KEY: &str = "SECRET-KEY-8f3a/xY+0";
@@ -71,31 +69,7 @@ fn shown() -> &'static Mutex<Vec<String>> {
 
 /// Every log line of this test binary, at trace level.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = LogWriter(buffer.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buffer
-    })
-}
-
-#[derive(Clone)]
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    support::logs::captured()
 }
 
 /// No secret in anything shown so far, nor in any log line; signatures the stores saw are secrets too.
@@ -190,25 +164,6 @@ fn sigv4_engine(address: &url::Url, role: Option<&str>, aws: AwsEnvironment) -> 
     };
     let trust = TrustPolicy::strict_in(&args, None, aws).expect("valid settings");
     Engine::with_trust(Client::new(), trust)
-}
-
-fn verifier(service: &str, keys: &[(&str, &str, Option<&str>)]) -> Verifier {
-    Verifier {
-        region: "us-east-1".into(),
-        service: service.into(),
-        keys: keys
-            .iter()
-            .map(|(id, secret, token)| {
-                (
-                    id.to_string(),
-                    Key {
-                        secret: secret.to_string(),
-                        session_token: token.map(str::to_owned),
-                    },
-                )
-            })
-            .collect(),
-    }
 }
 
 // ---------------------------------------------------------------- the verifier itself
@@ -614,79 +569,6 @@ async fn conflicting_schemes_are_an_invalid_registration() {
             .filter(|a| !a.starts_with("--address"))
             .any(|a| m.message.contains(a.split('=').next().expect("flag")));
         assert!(named, "{args:?}: {}", m.message);
-    }
-}
-
-#[test]
-fn plugin_mode_signs_with_irsa_credentials_from_the_pods_environment() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, WEB_TOKEN).expect("write");
-    let (amp, sts) = runtime.block_on(async {
-        let key = Key {
-            secret: TEMP_SECRET.into(),
-            session_token: Some(TEMP_TOKEN.into()),
-        };
-        let sts = HttpFake::start(move |r| {
-            if r.form("WebIdentityToken").as_deref() == Some(WEB_TOKEN) {
-                sts_answer("AssumeRoleWithWebIdentity", TEMP_KEY, &key)
-            } else {
-                sts_error(400, "InvalidIdentityToken", "bad token")
-            }
-        })
-        .await;
-        let amp = fake_amp(verifier(
-            "aps",
-            &[(TEMP_KEY, TEMP_SECRET, Some(TEMP_TOKEN))],
-        ))
-        .await;
-        (amp, sts)
-    });
-    let address = format!("--address={}", amp.url());
-    let sts_url = sts.url().to_string();
-    let token_path = token_file.to_str().expect("utf-8");
-    let configs = [
-        json!({"guardrail": "query", "query": "up", "threshold": 5}),
-        json!({"guardrail": "query", "query": "up", "threshold": 5}),
-    ];
-    let session = faces::plugin_mode_with_args(
-        &configs,
-        &[
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_path),
-            ("AWS_ROLE_ARN", ROLE),
-            ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
-        ],
-        &[address.as_str(), "--sigv4-region=us-east-1"],
-    )
-    .expect("plugin mode through argo-rollouts' client");
-    for reply in &session.replies {
-        assert_eq!(reply.phase, "Successful", "{reply:#?}\n{}", session.logs);
-    }
-    assert_eq!(
-        sts.requests().len(),
-        1,
-        "one exchange for both measurements"
-    );
-    assert_eq!(amp.requests().len(), 2);
-    let mut secrets = vec![
-        WEB_TOKEN.to_owned(),
-        TEMP_SECRET.to_owned(),
-        TEMP_TOKEN.to_owned(),
-    ];
-    secrets.extend(amp.requests().iter().filter_map(|r| {
-        r.header("authorization")
-            .and_then(|a| a.split("Signature=").nth(1))
-            .map(str::to_owned)
-    }));
-    let shown = format!("{:?}\n{}", session.replies, session.logs);
-    assert!(
-        session.logs.contains("sigv4"),
-        "the start-up summary names the scheme: {}",
-        session.logs
-    );
-    for secret in &secrets {
-        assert!(!shown.contains(secret.as_str()), "{secret} in {shown}");
     }
 }
 

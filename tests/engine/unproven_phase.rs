@@ -3,7 +3,7 @@
 //! `metadata.failure`; a proven violation stays Failed; during `settle` the measurement is Running, after it
 //! the mapped phase; `Successful` and unknown classes are configuration errors. Plugin mode through argo's
 //! own client is in the conformance harness (`tests/conformance/harness/settle.go`).
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;

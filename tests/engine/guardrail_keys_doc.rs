@@ -17,7 +17,7 @@ const CONNECTION_KEYS: &[&str] = &[
 
 /// `(keys, guardrails)` of every row of the table under "## Keys per guardrail".
 fn table() -> Vec<(Vec<String>, BTreeSet<GuardrailKind>)> {
-    let doc = include_str!("../docs/guardrails.md");
+    let doc = include_str!("../../docs/guardrails.md");
     let section = doc
         .split("## Keys per guardrail")
         .nth(1)

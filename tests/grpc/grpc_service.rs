@@ -2,7 +2,7 @@
 //! fixture, plugin-mode semantics for bad requests, INVALID_ARGUMENT for malformed ones, deadlines, the
 //! measurement limit, graceful drain, TLS and mutual TLS with a CA made at test time, health and `/metrics`.
 //! Servers are started in-process on `127.0.0.1:0`.
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

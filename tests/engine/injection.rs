@@ -3,7 +3,7 @@
 //! Prometheus here is an oracle that *passes* every guardrail whenever a query carries PromQL outside its
 //! string literals that the plugin did not write (`vector(1)`, a regex matcher, a second selector), so an
 //! injection that worked would turn these tests' Failed into Successful.
-mod support;
+use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 

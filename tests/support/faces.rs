@@ -1,4 +1,4 @@
-//! The two remote faces as test drivers, shared by `tests/fault_matrix.rs` and `tests/secrets.rs`: plugin mode
+//! The two remote faces as test drivers, shared by `tests/faces/fault_matrix.rs` and `tests/faces/secrets.rs`: plugin mode
 //! through argo-rollouts' own plugin client (`tests/hostile/cmd/pluginrun`, built once per test binary with
 //! `go build`), and the gRPC service in this process through a tonic client.
 // Each test binary uses part of this.

@@ -8,7 +8,7 @@
 //!
 //! Needs `prometheus` and `promtool` on the PATH (`make deps`).
 
-mod support;
+use crate::support;
 
 use support::prometheus::{self, TestPrometheus};
 use support::scenarios::{self, Scenario, END, MINUTE};
@@ -256,7 +256,7 @@ mod launcher {
         let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "launcher::leak_an_instance_when_asked",
+                "fixtures_current::launcher::leak_an_instance_when_asked",
                 "--include-ignored",
             ])
             .env("TEST_PROMETHEUS_LEAK", "1")
@@ -281,7 +281,7 @@ mod launcher {
         let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "launcher::leak_an_instance_when_asked",
+                "fixtures_current::launcher::leak_an_instance_when_asked",
                 "--include-ignored",
                 "--nocapture",
             ])

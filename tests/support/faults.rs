@@ -1,5 +1,5 @@
 //! Every way Prometheus (or the road to it) can fail, as fake-Prometheus scenarios or dead addresses, and the
-//! healthy answer they replace. Shared by `tests/fault_matrix.rs` and `tests/secrets.rs`. Answers are built
+//! healthy answer they replace. Shared by `tests/faces/fault_matrix.rs` and `tests/faces/secrets.rs`. Answers are built
 //! from each request's own `time` parameter, so they are fresh whether a face evaluates "now" (plugin mode)
 //! or a given instant.
 // Each test binary uses part of this.
@@ -31,7 +31,7 @@ pub const ERROR_TYPES: [&str; 8] = [
 
 /// The configuration of `guardrail` on Prometheus at `address`, target from the AnalysisRun. `settle: 0s`:
 /// the matrix judges the final answer to each fault at once (an empty answer would otherwise be Running while
-/// it settles, which tests/settle.rs covers).
+/// it settles, which tests/engine/settle.rs covers).
 pub fn config(guardrail: &str, address: &str) -> Value {
     let mut c =
         json!({ "guardrail": guardrail, "address": address, "timeout": TIMEOUT, "settle": "0s" });

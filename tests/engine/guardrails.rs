@@ -1,7 +1,7 @@
 //! The guardrails against a real Prometheus (Debian's package) loaded with the canonical kube-state-metrics
 //! fixture (`tests/fixtures/prometheus/README.md`), evaluated at the instant the data ends. Every scenario of the
 //! fixture table, the decoys, the profiles and the fail-closed rules that need real PromQL.
-mod support;
+use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! Many clusters in one store, through the engine: the registration's `--matcher` reaches every series of every
 //! guardrail, a template may add matchers but changes the controller's only explicitly, a target reported by
 //! two sources is Failed `ambiguous`, and `--max-concurrent-queries` bounds what is in flight to one endpoint.
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

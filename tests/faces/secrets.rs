@@ -5,13 +5,11 @@
 //! either remote face shows: the plugin's stderr (hclog lines at trace level, as the controller re-logs them),
 //! measurement messages, values and metadata, gRPC replies and `/metrics`.
 //!
-//! Needs `go` on PATH (the plugin-mode face, see `tests/hostile/faces.rs`).
-mod support;
+//! Needs `go` on PATH (the plugin-mode face, see `tests/support/faces.rs`).
+use crate::support;
 
-#[path = "hostile/faces.rs"]
-mod faces;
-#[path = "hostile/faults.rs"]
-mod faults;
+use crate::support::faces;
+use crate::support::faults;
 
 use std::io::Read;
 use std::net::TcpListener as StdListener;

@@ -1,7 +1,7 @@
 //! Fail-closed, exhaustively: every way Prometheus can fail to prove safety, for every guardrail, gives a
 //! `Failed` measurement with a reason and a failure class — never `Successful`, never a panic. Driven by the
 //! fake Prometheus (`support::fake_prometheus`).
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

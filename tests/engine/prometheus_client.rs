@@ -1,6 +1,6 @@
 //! The Prometheus client against a fake Prometheus: what it sends (method, path, parameters, credentials,
 //! headers), what it makes of every kind of answer, and that no error ever carries a credential.
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

@@ -1,6 +1,6 @@
 //! The `check` command through the real binary: its exit statuses, table and JSON output, `--set`, `--at` and
 //! `--template`, against a real Prometheus with the canonical fixture.
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 

@@ -1,7 +1,7 @@
 //! Query coalescing against a fake Prometheus that counts requests: identical concurrent queries are sent once
 //! and share the answer or the failure; different instants, queries or credentials are never shared; a caller
 //! giving up does not cancel the others; nothing is cached once the request is over.
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime};
 

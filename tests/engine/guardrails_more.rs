@@ -4,7 +4,7 @@
 //! by `support::scenarios::render_extra`). Each has healthy, violating, no-traffic (where it applies) and
 //! no-data cases, with decoys that would flip the verdict if a selector leaked; then the same through the
 //! `check` CLI.
-mod support;
+use crate::support;
 
 use std::fs;
 use std::process::Command;
