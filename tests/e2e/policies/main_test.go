@@ -1,0 +1,60 @@
+// Package policies runs what the API server itself decides about the objects `rollouts-guardrails validate`
+// judges, on a control plane of etcd and kube-apiserver v1.34.4 only (cluster.StartAPIServer) with
+// argo-rollouts v1.9.1's CRDs:
+//   - immutable_test.go: every case of tests/validate/immutable (and testdata/immutable) applied as a GitOps tool
+//     would, revision after revision; each refused case must be refused naming the field, each allowed one
+//     accepted;
+//   - admission_test.go: manifests/policies applied as shipped (kubectl apply -k); each object of
+//     tests/validate/policies/denied.yaml denied with its annotated message, naming the policy, each of
+//     admitted.yaml, the shipped manifests and the examples admitted.
+//
+// The immutable cases run first (Go runs a package's tests in source order; immutable_test.go sorts before
+// admission_test.go is not relied on: TestImmutableFields refuses to run once the policies are installed).
+package policies
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollouts-guardrails/e2e/cluster"
+)
+
+// c is the API server every test shares (one namespace per case).
+var c *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	t0 := time.Now()
+	var err error
+	c, err = cluster.StartAPIServer(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "policies: API server did not start: %v\n", err)
+		c.Stop()
+		return 1
+	}
+	if err := c.ApplyCRDs(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "policies: CRDs: %v\n", err)
+		c.Stop()
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "policies: etcd + kube-apiserver %s up, argo-rollouts %s CRDs Established in %.0f s (state in %s)\n",
+		cluster.K8sVersion, c.ArgoVersion, time.Since(t0).Seconds(), c.Dir)
+	code := m.Run()
+	dir := c.Dir
+	c.Stop()
+	if out, err := exec.Command("pgrep", "-af", dir).Output(); err == nil && len(strings.TrimSpace(string(out))) > 0 {
+		fmt.Fprintf(os.Stderr, "policies: FAIL leftover processes after stop:\n%s", out)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "policies: every process stopped (pgrep finds none)")
+	return code
+}
