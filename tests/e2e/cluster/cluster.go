@@ -161,23 +161,13 @@ func (c *Cluster) startKube(ctx context.Context) error {
 	if err := c.startAPI(ctx); err != nil {
 		return err
 	}
-	saKey, caFile := filepath.Join(c.Dir, "sa.key"), filepath.Join(c.Dir, "ca.crt")
+	// nodelifecycle off: the fake node has no kubelet heartbeat to lose, and nothing should taint or evict it.
 	ports, err := mustPorts(2)
 	if err != nil {
 		return err
 	}
 	kcmPort, schedPort := ports[0], ports[1]
-	kcm, err := c.bin("kube-controller-manager", K8sVersion)
-	if err != nil {
-		return err
-	}
-	// nodelifecycle off: the fake node has no kubelet heartbeat to lose, and nothing should taint or evict it.
-	c.KCM, err = start(c.Dir, c.Dir, "kube-controller-manager", kcm, nil,
-		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(kcmPort),
-		"--leader-elect=false", "--controllers=*,-node-lifecycle-controller", "--service-account-private-key-file="+saKey,
-		"--root-ca-file="+caFile, "--use-service-account-credentials=false", "--v=1")
-	if err != nil {
+	if err := c.startControllerManager("*,-node-lifecycle-controller", kcmPort); err != nil {
 		return err
 	}
 	sched, err := c.bin("kube-scheduler", K8sVersion)
@@ -196,6 +186,30 @@ func (c *Cluster) startKube(ctx context.Context) error {
 		_, err := c.Kubectl(ctx, "get", "serviceaccount", "default", "-n", "default")
 		return err == nil
 	})
+}
+
+// StartControllerManager starts kube-controller-manager running the given controllers (its --controllers
+// syntax) against the API server of startAPI.
+func (c *Cluster) StartControllerManager(controllers string) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	return c.startControllerManager(controllers, port)
+}
+
+func (c *Cluster) startControllerManager(controllers string, port int) error {
+	kcm, err := c.bin("kube-controller-manager", K8sVersion)
+	if err != nil {
+		return err
+	}
+	c.KCM, err = start(c.Dir, c.Dir, "kube-controller-manager", kcm, nil,
+		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(port),
+		"--leader-elect=false", "--controllers="+controllers,
+		"--service-account-private-key-file="+filepath.Join(c.Dir, "sa.key"),
+		"--root-ca-file="+filepath.Join(c.Dir, "ca.crt"), "--use-service-account-credentials=false", "--v=1")
+	return err
 }
 
 // startAPI starts etcd and kube-apiserver on free loopback ports and writes the admin kubeconfig.

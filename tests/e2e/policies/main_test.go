@@ -1,6 +1,6 @@
 // Package policies runs what the API server itself decides about the objects `rollouts-guardrails validate`
-// judges, on a control plane of etcd and kube-apiserver v1.34.4 only (cluster.StartAPIServer) with
-// argo-rollouts v1.9.1's CRDs:
+// judges, on a control plane of etcd and kube-apiserver v1.34.4 (cluster.StartAPIServer), kube-controller-manager
+// running only the policies' type checker, and argo-rollouts v1.9.1's CRDs:
 //   - immutable_test.go: every case of tests/validate/immutable (and testdata/immutable) applied as a GitOps tool
 //     would, revision after revision; each refused case must be refused naming the field, each allowed one
 //     accepted;
@@ -38,6 +38,13 @@ func run(m *testing.M) int {
 	c, err = cluster.StartAPIServer(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "policies: API server did not start: %v\n", err)
+		c.Stop()
+		return 1
+	}
+	// The one controller admission policies need: it type-checks each policy against the schemas of the kinds it
+	// matches and writes status.typeChecking (kube-apiserver alone never does).
+	if err := c.StartControllerManager("validatingadmissionpolicy-status-controller"); err != nil {
+		fmt.Fprintf(os.Stderr, "policies: kube-controller-manager: %v\n", err)
 		c.Stop()
 		return 1
 	}
