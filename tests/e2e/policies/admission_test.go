@@ -56,6 +56,10 @@ func policyOf(message string) string {
 // debug` checked too; the shipped templates and examples admitted.
 func TestAdmissionPolicies(t *testing.T) {
 	ctx := ctxT(t)
+	// Made before the policies exist, as in a cluster that installs them later: no limits, a `:latest` image.
+	legacy := namespace(t, ctx, "legacy")
+	kubectl(t, ctx, legacyReplicaSet, "create", "-n", legacy, "-f", "-")
+
 	kubectl(t, ctx, "", "apply", "-k", filepath.Join(c.Root, "manifests", "policies"))
 	t.Cleanup(func() { _, _ = c.Kubectl(ctx, "delete", "-k", filepath.Join(c.Root, "manifests", "policies")) })
 
@@ -120,6 +124,21 @@ func TestAdmissionPolicies(t *testing.T) {
 		}
 	})
 
+	// argo-rollouts v1.9.1 scales a ReplicaSet with a full Update (rollout/sync.go scaleReplicaSet →
+	// rollout/controller.go updateReplicaSet), as a merge patch does here; the Deployment controller does the
+	// same. Denied, a Rollout could neither scale down an old stable ReplicaSet made before the policies nor
+	// scale it back up on abort.
+	t.Run("scaling-a-replicaset-made-before-the-policies-admitted", func(t *testing.T) {
+		kubectl(t, ctx, "", "patch", "-n", legacy, "replicaset/legacy", "--type=merge", "-p", `{"spec":{"replicas":0}}`)
+		kubectl(t, ctx, "", "patch", "-n", legacy, "replicaset/legacy", "--type=merge", "-p", `{"spec":{"replicas":2}}`)
+		// Its pod template is still judged when it changes.
+		_, err := c.Kubectl(ctx, "set", "image", "-n", legacy, "replicaset/legacy", "app=nginx:1.27.3")
+		want := denial("require-limits", "require-limits: container `app` has no cpu and memory limits")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want the denial\n  %s\ngot\n  %v", want, err)
+		}
+	})
+
 	t.Run("namespace-label-removed-denied", func(t *testing.T) {
 		_, err := c.Kubectl(ctx, "label", "namespace", ns, "owner-")
 		want := denial("require-owner-label", "require-owner-label: Namespace `"+ns+"` has no `owner` label")
@@ -168,6 +187,19 @@ spec:
 	})
 }
 
+// legacyReplicaSet breaks both workload policies.
+const legacyReplicaSet = `apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: legacy}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: legacy}}
+  template:
+    metadata: {labels: {app: legacy}}
+    spec:
+      containers: [{name: app, image: "nginx:latest"}]
+`
+
 // typeChecked waits for the API server's type check of each policy (status.typeChecking, written once per
 // generation against the OpenAPI schema of every kind the policy matches) and fails on any warning: a CEL type
 // error the untyped evaluation of tests/validate/go cannot see.
@@ -196,6 +228,36 @@ func typeChecked(t *testing.T, ctx context.Context) {
 			t.Errorf("%s: %s: %s", name, w.FieldRef, w.Warning)
 		}
 	}
+}
+
+// typeProbe is ill-typed on purpose (a Deployment's replicas is an integer): the type checker must flag it, or
+// typeChecked's silence proves nothing.
+const typeProbe = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: guardrails-e2e-type-probe}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  validations:
+    - expression: object.spec.replicas == 'one'
+`
+
+func TestTypeCheckerFlagsAnIllTypedPolicy(t *testing.T) {
+	ctx := ctxT(t)
+	kubectl(t, ctx, typeProbe, "apply", "-f", "-")
+	t.Cleanup(func() { _, _ = c.Kubectl(ctx, "delete", "validatingadmissionpolicy", "guardrails-e2e-type-probe") })
+	var warnings string
+	if err := waitFor(ctx, 60*time.Second, func() bool {
+		out, err := c.Kubectl(ctx, "get", "validatingadmissionpolicy", "guardrails-e2e-type-probe",
+			"-o", "jsonpath={.status.typeChecking.expressionWarnings[*].warning}")
+		warnings = out
+		return err == nil && strings.Contains(out, "no matching overload")
+	}); err != nil {
+		t.Fatalf("no type warning for an int compared with a string (got %q): %v", warnings, err)
+	}
+	t.Logf("the type checker's warning: %s", warnings)
 }
 
 func waitFor(ctx context.Context, d time.Duration, ok func() bool) error {
