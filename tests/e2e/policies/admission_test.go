@@ -50,11 +50,11 @@ func policyOf(message string) string {
 	return name
 }
 
-// TestAdmissionPolicies installs manifests/policies exactly as a user does (kubectl apply -k) and asserts the
+// admissionPolicies installs manifests/policies exactly as a user does (kubectl apply -k) and asserts the
 // API server's own verdicts: each object of denied.yaml denied with validate's message, naming the policy; each
 // of admitted.yaml admitted; an update to a mutable image denied; an ephemeral container added by `kubectl
 // debug` checked too; the shipped templates and examples admitted.
-func TestAdmissionPolicies(t *testing.T) {
+func admissionPolicies(t *testing.T) {
 	ctx := ctxT(t)
 	// Made before the policies exist, as in a cluster that installs them later: no limits, a `:latest` image.
 	legacy := namespace(t, ctx, "legacy")
@@ -244,7 +244,7 @@ spec:
     - expression: object.spec.replicas == 'one'
 `
 
-func TestTypeCheckerFlagsAnIllTypedPolicy(t *testing.T) {
+func typeCheckerFlagsAnIllTypedPolicy(t *testing.T) {
 	ctx := ctxT(t)
 	kubectl(t, ctx, typeProbe, "apply", "-f", "-")
 	t.Cleanup(func() { _, _ = c.Kubectl(ctx, "delete", "validatingadmissionpolicy", "guardrails-e2e-type-probe") })

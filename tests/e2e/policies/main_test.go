@@ -1,15 +1,13 @@
 // Package policies runs what the API server itself decides about the objects `rollouts-guardrails validate`
 // judges, on a control plane of etcd and kube-apiserver v1.34.4 (cluster.StartAPIServer), kube-controller-manager
-// running only the policies' type checker, and argo-rollouts v1.9.1's CRDs:
-//   - immutable_test.go: every case of tests/validate/immutable (and testdata/immutable) applied as a GitOps tool
-//     would, revision after revision; each refused case must be refused naming the field, each allowed one
-//     accepted;
-//   - admission_test.go: manifests/policies applied as shipped (kubectl apply -k); each object of
-//     tests/validate/policies/denied.yaml denied with its annotated message, naming the policy, each of
-//     admitted.yaml, the shipped manifests and the examples admitted.
-//
-// The immutable cases run first (Go runs a package's tests in source order; immutable_test.go sorts before
-// admission_test.go is not relied on: TestImmutableFields refuses to run once the policies are installed).
+// running only the policies' type checker, and argo-rollouts v1.9.1's CRDs. TestAPIServer runs, in this order:
+//   - immutable-fields (immutable_test.go), before any policy exists: every case of tests/validate/immutable and
+//     testdata/immutable applied as a GitOps tool would, revision after revision; each refused case must be
+//     refused naming the field, each allowed one stored, and `validate --against` must say the same;
+//   - admission-policies (admission_test.go): manifests/policies applied as shipped (kubectl apply -k); each
+//     object of tests/validate/policies/denied.yaml denied with its annotated message, naming the policy, each of
+//     admitted.yaml, the shipped manifests and the examples admitted;
+//   - type-checker-flags-an-ill-typed-policy: the type check the policies pass does flag a type error.
 package policies
 
 import (
@@ -26,6 +24,14 @@ import (
 
 // c is the API server every test shares (one namespace per case).
 var c *cluster.Cluster
+
+// TestAPIServer runs the three in order: the immutable-field cases must meet only the API server's own
+// validation, before the policies are installed (they would deny the cases' unlimited containers).
+func TestAPIServer(t *testing.T) {
+	t.Run("immutable-fields", immutableFields)
+	t.Run("admission-policies", admissionPolicies)
+	t.Run("type-checker-flags-an-ill-typed-policy", typeCheckerFlagsAnIllTypedPolicy)
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
