@@ -8,10 +8,11 @@ use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::measure::address_from_env;
 use rollouts_guardrails::engine::trust::TrustPolicy;
 use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::plugin_mode;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
-use rollouts_guardrails::transport::{self, handshake};
+use rollouts_guardrails::transport::handshake;
 
 const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
 
@@ -85,7 +86,7 @@ fn check(args: CheckArgs) -> ExitCode {
         rollouts_guardrails::logging::init();
     }
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {
@@ -118,7 +119,7 @@ fn serve(args: grpc::ServeArgs) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|trust| {
             tracing::info!(settings = %trust.summary(), "controller-side settings");
-            let engine = Engine::with_trust(Client::new(), trust);
+            let engine = Engine::with_trust(Client::new(), trust).observed_by(telemetry::global());
             runtime().and_then(|runtime| {
                 runtime
                     .block_on(grpc::serve(args, engine))
@@ -165,10 +166,10 @@ fn plugin_mode(cookie: &str) -> ExitCode {
         None => tracing::info!(settings = %trust.summary(), "controller-side settings"),
     }
     let result = runtime().and_then(|runtime| {
-        let engine = Engine::with_trust(Client::new(), trust);
+        let engine = Engine::with_trust(Client::new(), trust).observed_by(telemetry::global());
         runtime.block_on(async {
             spawn_plugin_metrics()?;
-            transport::serve(Arc::new(engine))
+            plugin_mode::serve(Arc::new(engine))
                 .await
                 .map_err(anyhow::Error::from)
         })

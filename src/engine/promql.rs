@@ -222,6 +222,12 @@ fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), NameEr
     Ok(())
 }
 
+// Lowercase alphanumerics so every selector built from them validates; swapped for readable markers when
+// shown. These queries are shown, never sent.
+pub const PLACEHOLDER_NAMESPACE: &str = "ph0namespace";
+pub const PLACEHOLDER_ROLLOUT: &str = "ph0rollout";
+pub const PLACEHOLDER_HASH: &str = "ph0hash";
+
 /// The pods a guardrail judges: those of ReplicaSet `<rollout>-<podTemplateHash>` in one namespace.
 /// Construct it only through [`TargetSelector::new`], which validates every part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +255,25 @@ impl TargetSelector {
             rollout: rollout.to_string(),
             replica_set,
         })
+    }
+
+    /// A valid target of placeholder names: what a plan is built for before the AnalysisRun is known (to
+    /// check a configuration, and to show its queries with `<namespace>`-style markers, see
+    /// [`TargetSelector::show`]).
+    pub fn placeholder() -> TargetSelector {
+        TargetSelector {
+            namespace: PLACEHOLDER_NAMESPACE.to_string(),
+            rollout: PLACEHOLDER_ROLLOUT.to_string(),
+            replica_set: format!("{PLACEHOLDER_ROLLOUT}-{PLACEHOLDER_HASH}"),
+        }
+    }
+
+    /// A query built for [`TargetSelector::placeholder`] with its markers made readable.
+    pub fn show(query: &str) -> String {
+        query
+            .replace(PLACEHOLDER_NAMESPACE, "<namespace>")
+            .replace(PLACEHOLDER_ROLLOUT, "<rollout>")
+            .replace(PLACEHOLDER_HASH, "<podTemplateHash>")
     }
 
     /// The same rollout's ReplicaSet with another pod-template hash (the stable side of a comparison).

@@ -143,6 +143,14 @@ impl TrustPolicy {
         }
     }
 
+    /// The controller-side address used when a template sets none (`None` also when the settings are invalid).
+    pub fn default_address(&self) -> Option<&str> {
+        self.rules
+            .as_ref()
+            .ok()
+            .and_then(|r| r.controller_address.as_deref())
+    }
+
     /// The policy of plugin mode and `serve`. `env_address` is `GUARDRAILS_PROMETHEUS_ADDRESS`, used when
     /// `--address` is not given.
     pub fn strict(
