@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,6 +140,24 @@ func admissionPolicies(t *testing.T) {
 		}
 	})
 
+	// The ReplicaSet controller creates its pods; judged, the old stable's pods would be denied on abort.
+	t.Run("pods-of-a-replicaset-made-before-the-policies-admitted", func(t *testing.T) {
+		uid := kubectl(t, ctx, "", "get", "-n", legacy, "replicaset/legacy", "-o", "jsonpath={.metadata.uid}")
+		kubectl(t, ctx, legacyPod("legacy-abc12", "apps/v1", "ReplicaSet", "legacy", uid), "create", "-n", legacy, "-f", "-")
+		// A pod of a controller kind the policies do not judge is judged itself.
+		_, err := c.KubectlIn(ctx, legacyPod("widget-abc12", "example.com/v1", "Widget", "w", uid), "create", "-n", legacy, "-f", "-")
+		want := denial("no-mutable-image", "no-mutable-image: container `app` uses mutable image `nginx:latest`: pin a tag other than latest, or a digest")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want the denial\n  %s\ngot\n  %v", want, err)
+		}
+		// An ephemeral container on the admitted pod is judged too.
+		_, err = c.Kubectl(ctx, "debug", "-n", legacy, "legacy-abc12", "--image=busybox:latest", "--container=debugger")
+		want = denial("no-mutable-image", "no-mutable-image: container `app` uses mutable image `nginx:latest`: pin a tag other than latest, or a digest")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want the denial\n  %s\ngot\n  %v", want, err)
+		}
+	})
+
 	t.Run("namespace-label-removed-denied", func(t *testing.T) {
 		_, err := c.Kubectl(ctx, "label", "namespace", ns, "owner-")
 		want := denial("require-owner-label", "require-owner-label: Namespace `"+ns+"` has no `owner` label")
@@ -199,6 +218,19 @@ spec:
     spec:
       containers: [{name: app, image: "nginx:latest"}]
 `
+
+// legacyPod is a pod of legacyReplicaSet's template with a controller ownerReference.
+func legacyPod(name, apiVersion, kind, owner, uid string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  labels: {app: legacy}
+  ownerReferences: [{apiVersion: %s, kind: %s, name: %s, uid: %s, controller: true}]
+spec:
+  containers: [{name: app, image: "nginx:latest"}]
+`, name, apiVersion, kind, owner, uid)
+}
 
 // typeChecked waits for the API server's type check of each policy (status.typeChecking, written once per
 // generation against the OpenAPI schema of every kind the policy matches) and fails on any warning: a CEL type
