@@ -8,6 +8,8 @@ pub enum FailureClass {
     NoData,
     /// The target's pods are proven, but there is no request series or fewer than `minRequests` requests.
     NoTraffic,
+    /// The target is reported by series from more than one source (cluster, store): never merged.
+    Ambiguous,
     /// Data exists but is older than `staleness`.
     Stale,
     /// Prometheus could not be asked or its answer could not be trusted.
@@ -25,6 +27,7 @@ impl FailureClass {
         match self {
             FailureClass::NoData => "no-data",
             FailureClass::NoTraffic => "no-traffic",
+            FailureClass::Ambiguous => "ambiguous",
             FailureClass::Stale => "stale",
             FailureClass::QueryError => "query-error",
             FailureClass::Timeout => "timeout",

@@ -68,9 +68,10 @@ const PHASES: [Phase; 6] = [
     Phase::Error,
     Phase::Inconclusive,
 ];
-const CLASSES: [FailureClass; 7] = [
+const CLASSES: [FailureClass; 8] = [
     FailureClass::NoData,
     FailureClass::NoTraffic,
+    FailureClass::Ambiguous,
     FailureClass::Stale,
     FailureClass::QueryError,
     FailureClass::Timeout,

@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 use crate::engine::config::{Config, ADDRESS_ENV};
 use crate::engine::guardrails::Scope;
 use crate::engine::measure::{SettlePolicy, When};
+use crate::engine::promql::Matchers;
 use crate::engine::target::{self, POD_TEMPLATE_HASH_LABEL};
 use crate::engine::{
     AnalysisContext, Engine, GuardrailKind, Measurement, MetricSpec, OwnerReference, Phase,
@@ -139,7 +140,7 @@ fn check_command_line(
             UsageError::Config(format!("the configuration from --guardrail and --set: {e}"))
         })?
         .ok_or_else(|| UsageError::Config("no configuration".into()))?;
-    if let Err(failure) = target::resolve(&config, context) {
+    if let Err(failure) = target::resolve(&config, context, &Matchers::default()) {
         let needed = match config.guardrail.scope() {
             Scope::ReplicaSet | Scope::ReplicaSetObject => "--namespace, --rollout and --pod-template-hash are needed, or --template with a Rollout-side arg",
             Scope::Namespace => "--namespace is needed",

@@ -7,11 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 
-use super::config::{Common, Config, ConfigError, Connection, ADDRESS_ENV};
+use super::config::{Common, Config, ConfigError, Connection, GuardrailKind, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
-use super::guardrails::{Answers, Plan, Scope};
+use super::defaults::{Effective, Origin};
+use super::guardrails::{Answers, Plan, Scope, Target};
 use super::observer::{InFlight, Observer, QueryOutcome, QueryTimer, Unobserved};
-use super::promql::TargetSelector;
+use super::promql::{Matchers, TargetSelector};
 use super::settle::{self, Settling, Timeline, DEFAULT_SETTLE, MAX_SETTLE, SETTLE_ENV};
 use super::target;
 use super::trust::TrustPolicy;
@@ -32,6 +33,11 @@ pub mod metadata_key {
     /// What a `Running` measurement waits for (`pod-series`, `request-series`, `requests`, `readiness`).
     pub const WAITING_FOR: &str = "waitingFor";
     pub const OFFENDERS: &str = "offenders";
+    /// The effective `timeout`, `matchers` and `replicaLabels`, each with its origin
+    /// (`template`, `registration`, `environment` or `default`).
+    pub const EFFECTIVE_TIMEOUT: &str = "effective.timeout";
+    pub const EFFECTIVE_MATCHERS: &str = "effective.matchers";
+    pub const EFFECTIVE_REPLICA_LABELS: &str = "effective.replicaLabels";
     /// Prefix of the resolved PromQL of each query: `query.coverage`, `query.restarts-max`, …
     pub const QUERY_PREFIX: &str = "query.";
 }
@@ -83,10 +89,16 @@ impl Engine {
 
     /// An engine under `trust` (plugin mode and `serve` use [`TrustPolicy::strict`]).
     pub fn with_trust(client: Client, trust: TrustPolicy) -> Engine {
+        // The registration's `--settle` (or GUARDRAILS_SETTLE, which strict policies parse with it); a
+        // permissive policy reads the environment here.
+        let default_settle = match trust.defaults().settle {
+            Some((settle, _)) => settle,
+            None => default_settle_from_env(),
+        };
         Engine {
             client,
             trust: Arc::new(trust),
-            default_settle: default_settle_from_env(),
+            default_settle,
             observer: &Unobserved,
         }
     }
@@ -97,6 +109,11 @@ impl Engine {
             default_settle,
             ..self
         }
+    }
+
+    /// The controller-wide defaults of the registration (or `serve`'s flags).
+    pub fn defaults(&self) -> &super::defaults::Defaults {
+        self.trust.defaults()
     }
 
     /// The address used when a metric's configuration has none.
@@ -293,7 +310,7 @@ impl Engine {
                 endpoint.display_address(),
             );
         }
-        if let Ok(target) = target::placeholder(&config) {
+        if let Ok(target) = target::placeholder(&config, &self.trust.defaults().matchers) {
             if let Ok(plan) = config.settings.plan(&target) {
                 let mut shown = BTreeMap::new();
                 record_plan(&mut shown, &plan);
@@ -327,17 +344,20 @@ impl Engine {
             self.trust
                 .check_namespace(config.target.namespace.as_deref(), &ctx.namespace)?;
         }
-        let target = target::resolve(config, ctx)?;
+        let defaults = self.trust.defaults();
+        let target = target::resolve(config, ctx, &defaults.matchers)?;
         if let Some(described) = target.describe() {
             metadata.insert(metadata_key::TARGET.to_string(), described);
         }
+        let effective = defaults.effective(&config.common);
+        record_effective(metadata, config, &defaults.matchers, &target, &effective);
         let plan = config.settings.plan(&target)?;
         record_plan(metadata, &plan);
-        let answers = self
-            .ask(&endpoint, &plan, at, config.common.timeout)
-            .await?;
+        let answers = self.ask(&endpoint, &plan, at, effective.timeout).await?;
         let common = Common {
             settle: Some(settle),
+            timeout: Some(effective.timeout),
+            replica_labels: Some(effective.replica_labels),
             ..config.common.clone()
         };
         Ok(config.settings.judge(&target, &answers, &common, at))
@@ -463,6 +483,58 @@ fn record_config(metadata: &mut BTreeMap<String, String>, config: &Config) {
         metadata_key::PROFILE.to_string(),
         config.profile.name().to_string(),
     );
+}
+
+/// The effective timeout, source matchers and replica labels, each with where it came from.
+fn record_effective(
+    metadata: &mut BTreeMap<String, String>,
+    config: &Config,
+    controller: &Matchers,
+    target: &Target,
+    effective: &Effective,
+) {
+    metadata.insert(
+        metadata_key::EFFECTIVE_TIMEOUT.to_string(),
+        format!(
+            "{} ({})",
+            duration::format(effective.timeout),
+            effective.timeout_from.name()
+        ),
+    );
+    metadata.insert(
+        metadata_key::EFFECTIVE_REPLICA_LABELS.to_string(),
+        format!(
+            "{} ({})",
+            effective.replica_labels.join(","),
+            effective.replica_labels_from.name()
+        ),
+    );
+    let matchers = target.matchers();
+    let shown = if config.guardrail == GuardrailKind::Query {
+        // `query` runs its PromQL as written.
+        match controller.is_empty() {
+            true => "none".to_string(),
+            false => format!(
+                "{} (registration) not applied: the query guardrail runs its PromQL as written",
+                controller.describe()
+            ),
+        }
+    } else if matchers.is_empty() {
+        "none".to_string()
+    } else {
+        matchers
+            .iter()
+            .map(|(label, value)| {
+                let from = match config.common.matchers.get(label) {
+                    Some(_) => Origin::Template,
+                    None => Origin::Registration,
+                };
+                format!("{label}={value} ({})", from.name())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    metadata.insert(metadata_key::EFFECTIVE_MATCHERS.to_string(), shown);
 }
 
 fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &Plan) {

@@ -11,6 +11,7 @@
 //! - [`traffic`]: request metrics (presets, queries, the traffic proof) for the request guardrails.
 //! - [`pods`]: reading kube-state-metrics answers about the covered pods.
 //! - [`verdict`]: fail-closed verdicts: `Successful` only through a proof of fresh, covering data.
+//! - [`defaults`]: controller-wide defaults from the registration (`--matcher`, `--timeout`, …).
 //! - [`trust`]: the trust boundary: controller-side settings, which address, credentials, files and
 //!   namespaces a template may use.
 //! - [`settle`]: how long absence-so-far (no series yet, a pod not Ready yet) is waited for, and how often.
@@ -23,6 +24,7 @@
 pub mod condition;
 pub mod config;
 pub mod context;
+pub mod defaults;
 pub mod duration;
 pub mod guardrails;
 pub mod image;

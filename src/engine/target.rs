@@ -4,7 +4,7 @@ use super::config::{Config, TargetKeys};
 use super::context::AnalysisContext;
 use super::guardrails::{Scope, Target};
 use super::promql::{
-    validate_namespace, TargetSelector, PLACEHOLDER_HASH, PLACEHOLDER_NAMESPACE,
+    validate_namespace, Matchers, TargetSelector, PLACEHOLDER_HASH, PLACEHOLDER_NAMESPACE,
     PLACEHOLDER_ROLLOUT,
 };
 use super::verdict::{Failure, FailureClass};
@@ -13,33 +13,68 @@ use super::verdict::{Failure, FailureClass};
 pub const POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
 
 /// The target of `config`'s guardrail, from its keys, else from the AnalysisRun; a missing part is named.
-pub fn resolve(config: &Config, ctx: &AnalysisContext) -> Result<Target, Failure> {
+/// It is read from the source `controller`'s matchers and the template's select (see [`source`]).
+pub fn resolve(
+    config: &Config,
+    ctx: &AnalysisContext,
+    controller: &Matchers,
+) -> Result<Target, Failure> {
+    let source = source(config, controller)?;
     match config.guardrail.scope() {
-        Scope::Global => Ok(Target::Global),
-        Scope::Namespace => resolve_namespace(&config.target, ctx).map(Target::Namespace),
-        Scope::ReplicaSet | Scope::ReplicaSetObject => {
-            resolve_replica_set(&config.target, ctx).map(Target::ReplicaSet)
+        Scope::Global => Ok(Target::Global(source)),
+        Scope::Namespace => {
+            resolve_namespace(&config.target, ctx).map(|n| Target::Namespace(n, source))
         }
+        Scope::ReplicaSet | Scope::ReplicaSetObject => resolve_replica_set(&config.target, ctx)
+            .map(|t| Target::ReplicaSet(t.with_matchers(source))),
     }
 }
 
+/// The source's matchers: the controller's `--matcher`s plus the template's `matchers`. A template may add
+/// matchers but never silently change or drop a controller-wide one: the same label with another value is
+/// refused unless the label is listed in `overrideControllerMatchers`, and an override must give a value.
+pub fn source(config: &Config, controller: &Matchers) -> Result<Matchers, Failure> {
+    let template = &config.common.matchers;
+    let refused = |message: String| Err(Failure::new(FailureClass::Config, message));
+    for label in &config.common.override_matchers {
+        if template.get(label).is_none() {
+            return refused(format!(
+                "overrideControllerMatchers names `{label}`, but `matchers` gives it no value: a controller-wide matcher can be replaced, never dropped"
+            ));
+        }
+    }
+    for (label, value) in template.iter() {
+        match controller.get(label) {
+            Some(pinned) if pinned != value && !config.common.override_matchers.contains(label) => {
+                return refused(format!(
+                    "matcher {label}={value} conflicts with the controller's --matcher {label}={pinned}: a template may add matchers, not change the controller's; to replace it on purpose, also set overrideControllerMatchers: [{label}]"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(controller.merged(template))
+}
+
 /// The target with placeholders for the parts the AnalysisRun would give (for `GetMetadata`).
-pub fn placeholder(config: &Config) -> Result<Target, Failure> {
+pub fn placeholder(config: &Config, controller: &Matchers) -> Result<Target, Failure> {
+    let source = source(config, controller)?;
     let keys = &config.target;
     let or = |part: &Option<String>, placeholder: &str| {
         part.clone().unwrap_or_else(|| placeholder.to_string())
     };
     let namespace = or(&keys.namespace, PLACEHOLDER_NAMESPACE);
     Ok(match config.guardrail.scope() {
-        Scope::Global => Target::Global,
-        Scope::Namespace => Target::Namespace(namespace),
+        Scope::Global => Target::Global(source),
+        Scope::Namespace => Target::Namespace(namespace, source),
         Scope::ReplicaSet | Scope::ReplicaSetObject => Target::ReplicaSet(
             TargetSelector::new(
                 &namespace,
                 &or(&keys.rollout, PLACEHOLDER_ROLLOUT),
                 &or(&keys.pod_template_hash, PLACEHOLDER_HASH),
             )
-            .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?,
+            .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?
+            .with_matchers(source),
         ),
     })
 }
@@ -129,7 +164,7 @@ mod tests {
     }
 
     fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelector, Failure> {
-        match resolve(config, ctx)? {
+        match resolve(config, ctx, &Matchers::default())? {
             Target::ReplicaSet(t) => Ok(t),
             other => panic!("{other:?}"),
         }
@@ -195,5 +230,95 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    fn pinned(pairs: &[(&str, &str)]) -> Matchers {
+        Matchers::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_adds_matchers_but_changes_the_controllers_only_explicitly() {
+        let controller = pinned(&[("cluster", "prod-eu")]);
+        let t = resolve_target(
+            &config(r#"{"guardrail":"restarts","matchers":{"team":"pay"}}"#),
+            &ctx(),
+        );
+        assert_eq!(t.unwrap().matchers().describe(), "team=pay");
+        let added = source(
+            &config(r#"{"guardrail":"restarts","matchers":{"team":"pay"}}"#),
+            &controller,
+        )
+        .unwrap();
+        assert_eq!(added.describe(), "cluster=prod-eu, team=pay");
+        let same = source(
+            &config(r#"{"guardrail":"restarts","matchers":{"cluster":"prod-eu"}}"#),
+            &controller,
+        )
+        .unwrap();
+        assert_eq!(same.describe(), "cluster=prod-eu");
+        let err = source(
+            &config(r#"{"guardrail":"restarts","matchers":{"cluster":"staging-eu"}}"#),
+            &controller,
+        )
+        .unwrap_err();
+        assert_eq!(err.class, FailureClass::Config);
+        assert!(
+            err.message.starts_with("matcher cluster=staging-eu conflicts with the controller's --matcher cluster=prod-eu")
+                && err.message.contains("overrideControllerMatchers: [cluster]"),
+            "{}",
+            err.message
+        );
+        let overridden = source(
+            &config(r#"{"guardrail":"restarts","matchers":{"cluster":"staging-eu"},"overrideControllerMatchers":["cluster"]}"#),
+            &controller,
+        )
+        .unwrap();
+        assert_eq!(overridden.describe(), "cluster=staging-eu");
+        let dropped = source(
+            &config(r#"{"guardrail":"restarts","overrideControllerMatchers":["cluster"]}"#),
+            &controller,
+        )
+        .unwrap_err();
+        assert!(
+            dropped.message.contains("never dropped"),
+            "{}",
+            dropped.message
+        );
+        // The source reaches every selector of the target, escaped.
+        let target = resolve(
+            &config(r#"{"guardrail":"restarts","matchers":{"cluster":"a\"b"}}"#),
+            &ctx(),
+            &controller,
+        );
+        assert!(target.is_err(), "a conflicting template matcher is refused");
+        let Target::ReplicaSet(t) = resolve(
+            &config(r#"{"guardrail":"restarts","matchers":{"team":"a\"b"}}"#),
+            &ctx(),
+            &controller,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        for query in [
+            t.coverage(),
+            t.ready(),
+            t.restarts_max(std::time::Duration::from_secs(60)),
+            t.created(),
+            t.waiting(),
+            t.container_images(),
+            t.cpu_per_pod(std::time::Duration::from_secs(60)),
+        ] {
+            assert!(
+                query.matches(r#"cluster="prod-eu",team="a\"b""#).count()
+                    == query.matches("{namespace=").count(),
+                "every selector, pods' info included: {query}"
+            );
+        }
     }
 }

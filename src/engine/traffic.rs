@@ -2,14 +2,13 @@
 //! request keys parsed into [`TrafficSettings`], the PromQL built from them (through [`Selector`], so every
 //! configured name is validated and every value escaped), and the [`Traffic`] proof (fresh, covering, enough
 //! requests) every request judge passes through.
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::config::read::Keys;
 use super::config::{self, ConfigError, Profile};
 use super::duration::promql_range;
 use super::guardrails::{self, answer, Answers, Evidence, Query};
-use super::promql::{self, Selector, SelectorError, TargetSelector};
+use super::promql::{self, Matchers, Selector, SelectorError, TargetSelector};
 use super::verdict::{
     format_number, unix_seconds, vector, Coverage, Failure, FailureClass, Traffic,
 };
@@ -109,7 +108,7 @@ pub const KEYS: &[&str] = &[
     "requestMetric",
     "minRequests",
     "service",
-    "matchers",
+    "requestMatchers",
 ];
 
 /// The largest `minRequests` accepted (a guard against typos that would make every canary "too quiet").
@@ -125,8 +124,9 @@ pub struct TrafficSettings {
     pub error_regex: String,
     /// `ingress-nginx`: the canary Service the ingress routes to.
     pub service: Option<String>,
-    /// Extra exact label matchers on every request series.
-    pub matchers: BTreeMap<String, String>,
+    /// `requestMatchers`: exact label matchers on the request series only (a route, a method); the source's
+    /// `matchers` apply to them too.
+    pub request_matchers: Matchers,
     pub window: Duration,
     /// Fewer requests in the window is "not enough traffic" (10 by default, 50 in `prod`).
     pub min_requests: u64,
@@ -185,7 +185,7 @@ impl TrafficSettings {
             error_label: or("errorLabel", preset.error_label)?,
             error_regex: or("errorRegex", preset.error_regex)?,
             service,
-            matchers: keys.matchers()?,
+            request_matchers: keys.matchers("requestMatchers")?,
             window: config::window(keys, config::default_window(profile))?,
             min_requests: min_requests.unwrap_or(profile.pick(10, 50)),
         };
@@ -257,10 +257,10 @@ impl Builder<'_> {
             INGRESS_NGINX_NAMESPACE_LABEL
         };
         s = s.equal(namespace_label, self.target.namespace())?;
-        for (label, value) in &self.traffic.matchers {
-            s = s.equal(label, value)?;
-        }
-        Ok(s)
+        self.target
+            .matchers()
+            .merged(&self.traffic.request_matchers)
+            .apply(s)
     }
 
     /// The selector narrowed to the canary Service (sources selected by Service).
@@ -535,8 +535,10 @@ mod tests {
         ] {
             assert!(Config::from_json(json.as_bytes()).is_err(), "{json}");
         }
-        let q = planned(r#"{"guardrail":"error-rate","matchers":{"route":"/a\"} or vector(1)"}}"#)
-            .unwrap();
+        let q = planned(
+            r#"{"guardrail":"error-rate","requestMatchers":{"route":"/a\"} or vector(1)"}}"#,
+        )
+        .unwrap();
         let errors = &q.iter().find(|(n, _)| *n == query_name::ERRORS).unwrap().1;
         assert!(errors.contains(r#"route="/a\"} or vector(1)""#), "{errors}");
     }

@@ -147,16 +147,95 @@ pub struct Coverage {
 
 impl Proof for Coverage {}
 
+/// The labels kube-state-metrics itself puts on `kube_pod_info` (describing the pod, not the source).
+const POD_INFO_LABELS: &[&str] = &[
+    "namespace",
+    "pod",
+    "uid",
+    "host_ip",
+    "pod_ip",
+    "node",
+    "created_by_kind",
+    "created_by_name",
+    "priority_class",
+    "host_network",
+];
+
+/// Two samples of one answer that come from different sources: their labels differ in something other than
+/// `ignored` (what the exporter says about the object) and the `replica_labels` that tell replicas of one
+/// exporter or store apart (a `cluster` external label, two Prometheus jobs, …). Returns the two samples and
+/// the first label in which they differ, shown as `label=value` (or `no label`).
+fn two_sources<'a>(
+    samples: &'a [Sample],
+    ignored: &[&str],
+    replica_labels: &[String],
+) -> Option<(&'a Sample, &'a Sample, String, String)> {
+    let source = |s: &Sample| -> BTreeMap<String, String> {
+        s.labels
+            .iter()
+            .filter(|(k, _)| {
+                !ignored.contains(&k.as_str())
+                    && !replica_labels.iter().any(|r| r == *k)
+                    && k.as_str() != "__name__"
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let first = samples.first()?;
+    let first_source = source(first);
+    samples[1..].iter().find_map(|other| {
+        let other_source = source(other);
+        let label = first_source
+            .keys()
+            .chain(other_source.keys())
+            .find(|k| first_source.get(*k) != other_source.get(*k))?
+            .clone();
+        let shown = |m: &BTreeMap<String, String>| match m.get(&label) {
+            Some(v) => format!("{label}={v}"),
+            None => format!("no {label}"),
+        };
+        Some((first, other, shown(&first_source), shown(&other_source)))
+    })
+}
+
+/// What every ambiguity message ends with.
+const SELECT_ONE_SOURCE: &str = "set `matchers` (or the registration's --matcher) to select one source; series from different sources are never merged";
+
+/// Fails when the target's pods are reported from more than one source (see [`two_sources`]). Never merged,
+/// never one picked: the author selects the source with `matchers`.
+pub fn prove_one_source(
+    samples: &[Sample],
+    target: &TargetSelector,
+    replica_labels: &[String],
+) -> Result<(), Failure> {
+    let Some((first, other, a, b)) = two_sources(samples, POD_INFO_LABELS, replica_labels) else {
+        return Ok(());
+    };
+    let pod = |s: &Sample| s.labels.get("pod").cloned().unwrap_or_default();
+    let whom = if pod(first) == pod(other) {
+        format!("pod {}/{} is", target.namespace(), pod(first))
+    } else {
+        format!("pods of ReplicaSet {} are", target.describe())
+    };
+    Err(Failure::new(
+        FailureClass::Ambiguous,
+        format!("{whom} reported with {a} and {b}: {SELECT_ONE_SOURCE}"),
+    ))
+}
+
 impl Coverage {
-    /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven.
+    /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven. The
+    /// series must come from one source (see [`prove_one_source`]).
     pub fn prove(
         data: &QueryData,
         target: &TargetSelector,
         at: SystemTime,
         staleness: Duration,
         min_pods: u64,
+        replica_labels: &[String],
     ) -> Result<Coverage, Failure> {
         let samples = vector(data, "coverage")?;
+        prove_one_source(samples, target, replica_labels)?;
         let now = unix_seconds(at);
         let mut fresh = BTreeSet::new();
         let mut stale = Vec::new();
@@ -330,13 +409,35 @@ pub struct RuleEvaluation {
 impl Proof for RuleEvaluation {}
 
 impl RuleEvaluation {
-    /// From the `max(prometheus_rule_group_last_evaluation_timestamp_seconds)` answer.
+    /// From the `max without (rule_group) (prometheus_rule_group_last_evaluation_timestamp_seconds)` answer:
+    /// one series per Prometheus, which must all be one source (replicas of it aside).
     pub fn prove(
         data: &QueryData,
         at: SystemTime,
         staleness: Duration,
+        replica_labels: &[String],
     ) -> Result<RuleEvaluation, Failure> {
-        let last = single(vector(data, "rule-evaluation")?, "rule-evaluation")?.ok_or_else(|| {
+        let samples = vector(data, "rule-evaluation")?;
+        if let Some((_, _, a, b)) = two_sources(samples, &["rule_group"], replica_labels) {
+            return Err(Failure::new(
+                FailureClass::Ambiguous,
+                format!("alerting rules are evaluated by Prometheus servers reported with {a} and {b}: {SELECT_ONE_SOURCE}"),
+            ));
+        }
+        let last = samples.iter().map(|s| s.value).reduce(|a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        });
+        if last.is_some_and(|v| !v.is_finite()) {
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                "rule-evaluation query returned a value that is not a finite timestamp",
+            ));
+        }
+        let last = last.ok_or_else(|| {
             Failure::new(
                 FailureClass::NoData,
                 "no prometheus_rule_group_last_evaluation_timestamp_seconds: cannot prove that alerting rules are evaluated (does this Prometheus scrape itself, and does it load rules?)",

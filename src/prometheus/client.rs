@@ -53,7 +53,14 @@ struct Inner {
     request_timeout: Duration,
     /// Identical requests in flight at the same moment are sent once (see [`super::coalesce`]).
     coalescer: Coalescer<RequestKey>,
+    /// At most this many requests in flight to one endpoint (scheme, host, port); more wait for a slot,
+    /// inside the measurement's own timeout.
+    max_in_flight: usize,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Default bound on requests in flight to one endpoint (`--max-concurrent-queries`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
 /// Everything that makes two requests identical, credentials included (never printed: no `Debug`).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -96,13 +103,38 @@ impl Client {
 
     /// A client whose own guard on one whole query is `request_timeout` (see [`DEFAULT_REQUEST_TIMEOUT`]).
     pub fn with_request_timeout(request_timeout: Duration) -> Client {
+        Client::with_limits(request_timeout, DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// A client that sends at most `max_in_flight` requests at once to one endpoint (at least 1).
+    pub fn with_max_in_flight(max_in_flight: usize) -> Client {
+        Client::with_limits(DEFAULT_REQUEST_TIMEOUT, max_in_flight)
+    }
+
+    fn with_limits(request_timeout: Duration, max_in_flight: usize) -> Client {
         Client {
             inner: Arc::new(Inner {
                 pools: Mutex::new(HashMap::new()),
                 request_timeout,
                 coalescer: Coalescer::default(),
+                max_in_flight: max_in_flight.max(1),
+                slots: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The slot semaphore of the endpoint of `url`.
+    fn slots(&self, url: &url::Url) -> Arc<tokio::sync::Semaphore> {
+        let origin = url.origin().ascii_serialization();
+        let mut slots = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots
+            .entry(origin)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.inner.max_in_flight)))
+            .clone()
     }
 
     /// One instant query (`/api/v1/query`, POST form `query` + `time`; on 405/501 falls back to GET, as
@@ -175,7 +207,11 @@ impl Client {
         };
         let (client, endpoint, url) = (self.clone(), endpoint.clone(), target.url);
         let (promql, address) = (promql.to_owned(), address.to_owned());
+        let slots = self.slots(&url);
         let request = async move {
+            // Only the request that goes out takes a slot (coalesced followers wait for its answer). The
+            // semaphore is never closed, so acquiring only waits.
+            let _slot = slots.acquire_owned().await;
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
             client
                 .send_query(&endpoint, &url, &authorization, &promql, at, &address)

@@ -150,8 +150,9 @@ impl TargetKeys {
 /// What every guardrail runs with, profile defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Common {
-    /// The bound on the whole measurement, every query included.
-    pub timeout: Duration,
+    /// The bound on the whole measurement, every query included (`None`: the controller's `--timeout`,
+    /// else [`DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
     /// Data older than this is no proof.
     pub staleness: Duration,
     /// Coverage needs at least this many fresh pods (pod guardrails).
@@ -161,7 +162,38 @@ pub struct Common {
     pub settle: Option<Duration>,
     /// `unprovenPhase`: the phase an unproven failure class reports instead of `Failed`.
     pub unproven_phase: PhaseMap,
+    /// `matchers`: the source (cluster, tenant) to read, on every series; added to the controller's.
+    pub matchers: promql::Matchers,
+    /// `overrideControllerMatchers`: labels of the controller's `--matcher` this template replaces explicitly
+    /// (without it, a template matcher on the same label with another value is refused).
+    pub override_matchers: Vec<String>,
+    /// `replicaLabels`: labels that tell replicas of the same exporter or store apart (`None`: the
+    /// controller's `--replica-label`, else [`DEFAULT_REPLICA_LABELS`]).
+    pub replica_labels: Option<Vec<String>>,
 }
+
+impl Common {
+    /// `replicaLabels` as set (the engine sets the effective list before judging), else the default list.
+    pub fn replica_labels_or_default(&self) -> Vec<String> {
+        match &self.replica_labels {
+            Some(labels) => labels.clone(),
+            None => DEFAULT_REPLICA_LABELS
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Labels that distinguish replicas of one exporter or store (HA pairs, sharded scrapes): series that differ
+/// only in these report the same pod.
+pub const DEFAULT_REPLICA_LABELS: &[&str] = &[
+    "instance",
+    "replica",
+    "prometheus_replica",
+    "__replica__",
+    "kubernetes_pod_name",
+];
 
 /// A parsed configuration: the guardrail with its typed settings, and what every guardrail shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +207,10 @@ pub struct Config {
     pub connection: Connection,
 }
 
-/// The keys every guardrail accepts.
+/// The common keys that select a source (not used by `query`, whose PromQL is taken as written).
+const SOURCE_KEYS: &[&str] = &["matchers", "overrideControllerMatchers", "replicaLabels"];
+
+/// The keys every guardrail accepts (`query` aside for [`SOURCE_KEYS`]).
 const COMMON_KEYS: &[&str] = &[
     "guardrail",
     "profile",
@@ -183,6 +218,9 @@ const COMMON_KEYS: &[&str] = &[
     "staleness",
     "settle",
     phase::KEY,
+    "matchers",
+    "overrideControllerMatchers",
+    "replicaLabels",
 ];
 
 impl Config {
@@ -296,12 +334,27 @@ fn common(keys: &Keys, profile: Profile) -> Result<Common, ConfigError> {
         ));
     }
     Ok(Common {
-        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        timeout,
         staleness: staleness.unwrap_or(Duration::from_secs(profile.pick(300, 120))),
         min_pods: min_pods.unwrap_or(1),
         settle,
         unproven_phase: PhaseMap::parse(keys.raw(phase::KEY).unwrap_or(&Value::Null))?,
+        matchers: keys.matchers("matchers")?,
+        override_matchers: label_list(keys, "overrideControllerMatchers")?.unwrap_or_default(),
+        replica_labels: label_list(keys, "replicaLabels")?,
     })
+}
+
+/// A list of label names (`None` when unset).
+fn label_list(keys: &Keys, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    if !keys.is_set(key) {
+        return Ok(None);
+    }
+    let labels = keys.string_list(key, "a list of label names")?;
+    for label in &labels {
+        promql::validate_label_name(label).map_err(|e| keys.invalid(key, &e.to_string()))?;
+    }
+    Ok(Some(labels))
 }
 
 /// `threshold`: not negative; `default` when unset.
@@ -370,6 +423,10 @@ impl Scope {
 impl GuardrailKind {
     /// Whether a configuration of this guardrail may set `key`.
     pub fn uses(self, key: &str) -> bool {
+        // `query` runs its PromQL as written: its author writes the source's label matchers into it.
+        if self == GuardrailKind::Query && SOURCE_KEYS.contains(&key) {
+            return false;
+        }
         COMMON_KEYS.contains(&key)
             || connection::KEYS.contains(&key)
             || self.scope().keys().contains(&key)

@@ -238,15 +238,14 @@ impl<'a> Keys<'a> {
             .collect()
     }
 
-    /// `matchers`: an object of label → exact value, label names validated.
-    pub fn matchers(&self) -> Result<BTreeMap<String, String>, ConfigError> {
-        let mut out = BTreeMap::new();
-        for (label, value) in self.strings("matchers")? {
-            promql::validate_label_name(label)
-                .map_err(|e| self.invalid("matchers", &e.to_string()))?;
-            out.insert(label.clone(), value.clone());
-        }
-        Ok(out)
+    /// `key`: an object of label → exact value, label names validated.
+    pub fn matchers(&self, key: &str) -> Result<promql::Matchers, ConfigError> {
+        let pairs: BTreeMap<String, String> = self
+            .strings(key)?
+            .into_iter()
+            .map(|(label, value)| (label.clone(), value.clone()))
+            .collect();
+        promql::Matchers::new(pairs).map_err(|e| self.invalid(key, &e.to_string()))
     }
 
     pub fn invalid(&self, key: &str, reason: &str) -> ConfigError {

@@ -46,7 +46,13 @@ fn restarts(json: &str) -> (Restarts, Common) {
 fn profile_defaults_and_explicit_keys() {
     let (r, c) = restarts(r#"{"guardrail":"restarts"}"#);
     assert_eq!(
-        (r.window, r.threshold, c.staleness, c.min_pods, c.timeout),
+        (
+            r.window,
+            r.threshold,
+            c.staleness,
+            c.min_pods,
+            c.timeout.unwrap_or(DEFAULT_TIMEOUT)
+        ),
         (
             Duration::from_secs(300),
             1.0,

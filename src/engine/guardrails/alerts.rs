@@ -1,19 +1,19 @@
 //! `alerts`: firing `ALERTS` in the target's namespace (plus configured matchers) at or above a minimum
 //! severity fail; none firing passes only through a [`RuleEvaluation`] proof that Prometheus is evaluating
 //! its rules at all.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use super::{answer, Answers, Query};
 use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
-use crate::engine::promql::Selector;
+use crate::engine::promql::{Matchers, Selector};
 use crate::engine::verdict::{
     format_number, judge_count, vector, Failure, FailureClass, RuleEvaluation, Verdict,
 };
 
 pub const SUMMARY: &str = "alerts firing in the canary's namespace at or above a severity";
-pub const KEYS: &[&str] = &["threshold", "matchers", "minSeverity"];
+pub const KEYS: &[&str] = &["threshold", "alertMatchers", "minSeverity"];
 
 /// The name of each query in metadata (`query.<name>`).
 pub mod query_name {
@@ -64,7 +64,9 @@ pub struct Alerts {
     pub threshold: f64,
     /// The lowest severity that counts (warning by default, info in `prod`).
     pub min_severity: Severity,
-    pub matchers: BTreeMap<String, String>,
+    /// `alertMatchers`: exact label matchers on `ALERTS` only (a team, a service); the source's `matchers`
+    /// apply to every series.
+    pub alert_matchers: Matchers,
 }
 
 impl Alerts {
@@ -74,31 +76,35 @@ impl Alerts {
         let alerts = Alerts {
             threshold: config::threshold(keys, 0.0)?,
             min_severity: min_severity.unwrap_or(profile.pick(Severity::Warning, Severity::Info)),
-            matchers: keys.matchers()?,
+            alert_matchers: keys.matchers("alertMatchers")?,
         };
         alerts
-            .plan("ph0namespace")
+            .plan("ph0namespace", &keys.matchers("matchers")?)
             .map_err(|f| ConfigError::Plan(f.message))?;
         Ok(alerts)
     }
 
     /// The queries for `namespace` (already validated as a Kubernetes name).
-    pub fn plan(&self, namespace: &str) -> Result<Vec<Query>, Failure> {
+    pub fn plan(&self, namespace: &str, source: &Matchers) -> Result<Vec<Query>, Failure> {
         let config_failure = |e: crate::engine::promql::SelectorError| {
             Failure::new(FailureClass::Config, e.to_string())
         };
-        let mut firing = Selector::new("metric", "ALERTS")
+        let firing = Selector::new("metric", "ALERTS")
             .and_then(|s| s.equal("alertstate", "firing"))
             .and_then(|s| s.equal("namespace", namespace))
+            .and_then(|s| source.merged(&self.alert_matchers).apply(s))
             .map_err(config_failure)?;
-        for (label, value) in &self.matchers {
-            firing = firing.equal(label, value).map_err(config_failure)?;
-        }
+        let evaluation = Selector::new(
+            "metric",
+            "prometheus_rule_group_last_evaluation_timestamp_seconds",
+        )
+        .and_then(|s| source.apply(s))
+        .map_err(config_failure)?;
         Ok(vec![
             (query_name::FIRING, firing.render()),
             (
                 query_name::RULE_EVALUATION,
-                "max(prometheus_rule_group_last_evaluation_timestamp_seconds)".to_string(),
+                format!("max without (rule_group) ({})", evaluation.render()),
             ),
         ])
     }
@@ -114,6 +120,7 @@ impl Alerts {
             answer(answers, query_name::RULE_EVALUATION)?,
             at,
             common.staleness,
+            &common.replica_labels_or_default(),
         )?;
         let samples = vector(answer(answers, query_name::FIRING)?, query_name::FIRING)?;
         let mut offenders = BTreeSet::new();
@@ -182,7 +189,7 @@ mod tests {
         .into();
         let c = config(json);
         c.settings.judge(
-            &Target::Namespace("shop".into()),
+            &Target::Namespace("shop".into(), Default::default()),
             &[answers],
             &c.common,
             at(),
@@ -233,15 +240,21 @@ mod tests {
 
     #[test]
     fn the_selector_is_the_namespace_plus_escaped_matchers() {
-        let Guardrail::Alerts(a) =
-            config(r#"{"guardrail":"alerts","matchers":{"team":"pay\"}"}}"#).settings
-        else {
+        let c = config(
+            r#"{"guardrail":"alerts","alertMatchers":{"team":"pay\"}"},"matchers":{"cluster":"prod-eu"}}"#,
+        );
+        let Guardrail::Alerts(a) = &c.settings else {
             panic!()
         };
-        let p = a.plan("shop").unwrap();
+        let p = a.plan("shop", &c.common.matchers).unwrap();
         assert_eq!(
             p[0].1,
-            r#"ALERTS{alertstate="firing",namespace="shop",team="pay\"}"}"#
+            r#"ALERTS{alertstate="firing",namespace="shop",cluster="prod-eu",team="pay\"}"}"#
+        );
+        // The rule-evaluation clock is read from the same source, without the alert-only matchers.
+        assert_eq!(
+            p[1].1,
+            r#"max without (rule_group) (prometheus_rule_group_last_evaluation_timestamp_seconds{cluster="prod-eu"})"#
         );
     }
 }

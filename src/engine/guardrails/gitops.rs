@@ -1,7 +1,6 @@
 //! `gitops`: the reconciler that deploys the target is healthy and not stuck. Argo CD: the Application's
 //! `argocd_app_info` says `Healthy` and `Synced`. Flux: the Kustomization's or HelmRelease's
 //! `gotk_reconcile_condition{type="Ready"}` is `True`. Both pass only through a [`FreshSample`] proof.
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::{answer, Answers, Query};
@@ -9,7 +8,7 @@ use crate::engine::config::read::Keys;
 use crate::engine::config::{self, Common, ConfigError, Profile};
 use crate::engine::duration::{self, promql_range};
 use crate::engine::pods::label;
-use crate::engine::promql::{Selector, SelectorError};
+use crate::engine::promql::{Matchers, Selector, SelectorError};
 use crate::engine::verdict::{vector, Failure, FailureClass, FreshSample, Proof, Verdict};
 use crate::prometheus::Sample;
 
@@ -18,7 +17,6 @@ pub const SUMMARY: &str =
 pub const KEYS: &[&str] = &[
     "window",
     "threshold",
-    "matchers",
     "application",
     "kustomization",
     "helmRelease",
@@ -48,7 +46,6 @@ pub struct Gitops {
     pub window: Duration,
     /// Accepted for symmetry with the other guardrails; the verdict is healthy or not.
     pub threshold: f64,
-    pub matchers: BTreeMap<String, String>,
 }
 
 impl Gitops {
@@ -82,14 +79,15 @@ impl Gitops {
             object,
             window: config::window(keys, Duration::from_secs(profile.pick(600, 300)))?,
             threshold: config::threshold(keys, 0.0)?,
-            matchers: keys.matchers()?,
         };
-        gitops.plan().map_err(|f| ConfigError::Plan(f.message))?;
+        gitops
+            .plan(&keys.matchers("matchers")?)
+            .map_err(|f| ConfigError::Plan(f.message))?;
         Ok(gitops)
     }
 
-    fn selector(&self) -> Result<Selector, SelectorError> {
-        let mut s = match &self.object {
+    fn selector(&self, source: &Matchers) -> Result<Selector, SelectorError> {
+        let s = match &self.object {
             GitopsObject::ArgoApplication(name) => {
                 Selector::new("metric", "argocd_app_info")?.equal("name", name)?
             }
@@ -106,15 +104,13 @@ impl Gitops {
                     .equal("type", "Ready")?
             }
         };
-        for (label, value) in &self.matchers {
-            s = s.equal(label, value)?;
-        }
-        Ok(s)
+        source.apply(s)
     }
 
-    pub fn plan(&self) -> Result<Vec<Query>, Failure> {
+    /// The queries, reading the source `source` selects.
+    pub fn plan(&self, source: &Matchers) -> Result<Vec<Query>, Failure> {
         let config_failure = |e: SelectorError| Failure::new(FailureClass::Config, e.to_string());
-        let s = self.selector().map_err(config_failure)?;
+        let s = self.selector(source).map_err(config_failure)?;
         Ok(match self.object {
             GitopsObject::ArgoApplication(_) => {
                 vec![(query_name::STATUS, format!("timestamp({})", s.render()))]
@@ -245,7 +241,7 @@ mod tests {
     fn argo_cd_needs_healthy_and_synced_and_fresh() {
         let (g, common) = gitops(r#"{"guardrail":"gitops","application":"cart"}"#);
         assert_eq!(
-            g.plan().unwrap()[0].1,
+            g.plan(&Default::default()).unwrap()[0].1,
             r#"timestamp(argocd_app_info{name="cart"})"#
         );
         let healthy = [("health_status", "Healthy"), ("sync_status", "Synced")];
@@ -279,11 +275,14 @@ mod tests {
             br#"{"guardrail":"gitops","application":"a","kustomization":"b"}"#
         )
         .is_err());
-        let (g, _) = gitops(
+        let c = config(
             r#"{"guardrail":"gitops","helmRelease":"x\"}","matchers":{"exported_namespace":"flux-system"}}"#,
         );
+        let Guardrail::Gitops(g) = &c.settings else {
+            panic!()
+        };
         assert_eq!(
-            g.plan().unwrap()[0].1,
+            g.plan(&c.common.matchers).unwrap()[0].1,
             r#"timestamp(gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"} == 1)"#
         );
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::config::read::Keys;
 use super::config::{Common, Conditions, ConfigError, Profile};
-use super::promql::TargetSelector;
+use super::promql::{Matchers, TargetSelector};
 use super::verdict::{Coverage, Failure, FailureClass, Verdict};
 use crate::prometheus::QueryData;
 
@@ -207,9 +207,12 @@ impl Plan {
 /// What a measurement judges, resolved from the configuration and the AnalysisRun.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
+    /// The pods (or the object) of one ReplicaSet; the selector carries the source's matchers.
     ReplicaSet(TargetSelector),
-    Namespace(String),
-    Global,
+    /// One namespace, read from the source the matchers select.
+    Namespace(String, Matchers),
+    /// Nothing of the AnalysisRun's, read from the source the matchers select.
+    Global(Matchers),
 }
 
 impl Target {
@@ -217,8 +220,8 @@ impl Target {
     pub fn describe(&self) -> Option<String> {
         match self {
             Target::ReplicaSet(t) => Some(t.describe()),
-            Target::Namespace(n) => Some(n.clone()),
-            Target::Global => None,
+            Target::Namespace(n, _) => Some(n.clone()),
+            Target::Global(_) => None,
         }
     }
 
@@ -232,9 +235,17 @@ impl Target {
         }
     }
 
+    /// The source's matchers.
+    pub fn matchers(&self) -> &Matchers {
+        match self {
+            Target::ReplicaSet(t) => t.matchers(),
+            Target::Namespace(_, m) | Target::Global(m) => m,
+        }
+    }
+
     fn namespace(&self) -> Result<&str, Failure> {
         match self {
-            Target::Namespace(n) => Ok(n),
+            Target::Namespace(n, _) => Ok(n),
             _ => Err(Failure::new(
                 FailureClass::Config,
                 "this guardrail judges a namespace",
@@ -272,7 +283,14 @@ pub fn prove_coverage(
     let data = answers
         .get(query_name::COVERAGE)
         .ok_or_else(|| Failure::new(FailureClass::QueryError, "coverage query has no answer"))?;
-    Coverage::prove(data, target, at, common.staleness, common.min_pods)
+    Coverage::prove(
+        data,
+        target,
+        at,
+        common.staleness,
+        common.min_pods,
+        &common.replica_labels_or_default(),
+    )
 }
 
 /// The coverage query every pod guardrail asks first.
@@ -361,9 +379,9 @@ impl Guardrail {
             Guardrail::OomKilled(g) => Plan::one(g.plan(target.replica_set()?)),
             Guardrail::ErrorRate(g) => Plan::one(g.plan(target.replica_set()?)?),
             Guardrail::Latency(g) => Plan::one(g.plan(target.replica_set()?)?),
-            Guardrail::Alerts(g) => Plan::one(g.plan(target.namespace()?)?),
+            Guardrail::Alerts(g) => Plan::one(g.plan(target.namespace()?, target.matchers())?),
             Guardrail::Regression(g) => g.plan(target.replica_set()?)?,
-            Guardrail::Gitops(g) => Plan::one(g.plan()?),
+            Guardrail::Gitops(g) => Plan::one(g.plan(target.matchers())?),
             Guardrail::Query(g) => Plan::one(g.plan()),
             Guardrail::Replicas(g) => Plan::one(g.plan(target.replica_set()?)?),
         })

@@ -303,7 +303,15 @@ mod tests {
         let target = TargetSelector::new("shop", "web", hash).unwrap();
         let pod = format!("web-{hash}-a");
         let data = QueryData::Vector(vec![s(&[("pod", &pod)], AT)]);
-        Coverage::prove(&data, &target, at(), std::time::Duration::from_secs(300), 1).unwrap()
+        Coverage::prove(
+            &data,
+            &target,
+            at(),
+            std::time::Duration::from_secs(300),
+            1,
+            &[],
+        )
+        .unwrap()
     }
 
     fn regression(json: &str) -> Regression {

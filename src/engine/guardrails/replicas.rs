@@ -33,10 +33,10 @@ pub struct Replicas {
 }
 
 fn of_replica_set(metric: &str, target: &TargetSelector) -> Result<String, SelectorError> {
-    Ok(Selector::new("metric", metric)?
+    let selector = Selector::new("metric", metric)?
         .equal("namespace", target.namespace())?
-        .equal("replicaset", target.replica_set())?
-        .render())
+        .equal("replicaset", target.replica_set())?;
+    Ok(target.matchers().apply(selector)?.render())
 }
 
 impl Replicas {

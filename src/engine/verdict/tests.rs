@@ -56,9 +56,10 @@ fn coverage_needs_fresh_samples_for_min_pods() {
         sample("a", AT as f64 - 30.0),
         sample("b", AT as f64 - 400.0),
     ]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
     assert_eq!(c.pods, ["a".to_string()].into());
-    let err = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 2).unwrap_err();
+    let err =
+        Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 2, &[]).unwrap_err();
     assert_eq!(err.class, FailureClass::Stale);
     assert!(
         err.message.contains("older than staleness 5m"),
@@ -71,6 +72,7 @@ fn coverage_needs_fresh_samples_for_min_pods() {
         at(),
         Duration::from_secs(300),
         1,
+        &[],
     )
     .unwrap_err();
     assert_eq!(err.class, FailureClass::NoData);
@@ -83,6 +85,7 @@ fn coverage_needs_fresh_samples_for_min_pods() {
         at(),
         Duration::from_secs(300),
         1,
+        &[],
     )
     .unwrap_err();
     assert_eq!(err.class, FailureClass::QueryError);
@@ -92,6 +95,7 @@ fn coverage_needs_fresh_samples_for_min_pods() {
         at(),
         Duration::from_secs(300),
         1,
+        &[],
     )
     .unwrap_err();
     assert_eq!(err.class, FailureClass::QueryError);
@@ -100,7 +104,7 @@ fn coverage_needs_fresh_samples_for_min_pods() {
 #[test]
 fn every_pod_must_be_covered_by_each_query() {
     let data = QueryData::Vector(vec![sample("a", AT as f64), sample("b", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
     assert!(c
         .require_all(&["a".to_string(), "b".to_string()].into(), "readiness")
         .is_ok());
@@ -116,7 +120,7 @@ fn every_pod_must_be_covered_by_each_query() {
 #[test]
 fn counts_above_the_threshold_fail_and_only_proof_passes() {
     let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
     assert!(matches!(
         judge_count(&c, 1.0, 1.0, "m".into(), vec![]),
         Verdict::Pass(_)
@@ -173,7 +177,7 @@ fn one(value: f64) -> QueryData {
 #[test]
 fn traffic_needs_fresh_series_and_enough_requests() {
     let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
+    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
     let w = Duration::from_secs(300);
     let s = Duration::from_secs(300);
     let ok = Traffic::prove(
@@ -262,15 +266,15 @@ fn traffic_needs_fresh_series_and_enough_requests() {
 #[test]
 fn rule_evaluation_must_be_fresh() {
     let s = Duration::from_secs(120);
-    assert!(RuleEvaluation::prove(&one(AT as f64 - 15.0), at(), s).is_ok());
+    assert!(RuleEvaluation::prove(&one(AT as f64 - 15.0), at(), s, &[]).is_ok());
     assert_eq!(
-        RuleEvaluation::prove(&one(AT as f64 - 600.0), at(), s)
+        RuleEvaluation::prove(&one(AT as f64 - 600.0), at(), s, &[])
             .unwrap_err()
             .class,
         FailureClass::Stale
     );
     assert_eq!(
-        RuleEvaluation::prove(&QueryData::Vector(vec![]), at(), s)
+        RuleEvaluation::prove(&QueryData::Vector(vec![]), at(), s, &[])
             .unwrap_err()
             .class,
         FailureClass::NoData
@@ -286,5 +290,154 @@ fn numbers_format_like_prometheus() {
     assert_eq!(
         join_limited(["a", "b", "c"].into_iter(), 2),
         "a, b and 1 more"
+    );
+}
+
+fn labelled(pod: &str, extra: &[(&str, &str)]) -> Sample {
+    let mut s = sample(pod, AT as f64);
+    for (k, v) in extra {
+        s.labels.insert(k.to_string(), v.to_string());
+    }
+    s
+}
+
+fn replicas() -> Vec<String> {
+    ["instance", "prometheus_replica"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn one_pod_reported_by_two_clusters_is_ambiguous_and_replicas_are_not() {
+    let twins = QueryData::Vector(vec![
+        labelled("web-1", &[("cluster", "prod-eu"), ("instance", "a")]),
+        labelled("web-1", &[("cluster", "staging-eu"), ("instance", "a")]),
+    ]);
+    let err = Coverage::prove(
+        &twins,
+        &target(),
+        at(),
+        Duration::from_secs(300),
+        1,
+        &replicas(),
+    )
+    .unwrap_err();
+    assert_eq!(err.class, FailureClass::Ambiguous);
+    assert_eq!(
+        err.message,
+        "pod shop/web-1 is reported with cluster=prod-eu and cluster=staging-eu: set `matchers` (or the registration's --matcher) to select one source; series from different sources are never merged"
+    );
+    // Pods of one ReplicaSet from two clusters (identical manifests, identical hashes) are never merged either.
+    let spread = QueryData::Vector(vec![
+        labelled("web-1", &[("cluster", "prod-eu")]),
+        labelled("web-2", &[]),
+    ]);
+    let err = Coverage::prove(
+        &spread,
+        &target(),
+        at(),
+        Duration::from_secs(300),
+        1,
+        &replicas(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.starts_with("pods of ReplicaSet shop/web-6c8d7f9a1 are reported with cluster=prod-eu and no cluster"),
+        "{}",
+        err.message
+    );
+    // Two Prometheus replicas scraping two kube-state-metrics replicas: one source.
+    let ha = QueryData::Vector(vec![
+        labelled(
+            "web-1",
+            &[
+                ("instance", "ksm-0"),
+                ("prometheus_replica", "p0"),
+                ("uid", "u1"),
+            ],
+        ),
+        labelled(
+            "web-1",
+            &[
+                ("instance", "ksm-1"),
+                ("prometheus_replica", "p1"),
+                ("uid", "u1"),
+            ],
+        ),
+    ]);
+    let c = Coverage::prove(
+        &ha,
+        &target(),
+        at(),
+        Duration::from_secs(300),
+        1,
+        &replicas(),
+    )
+    .unwrap();
+    assert_eq!(c.pods.len(), 1);
+    // A label listed as a replica label is ignored, others are not: the list is the author's to widen.
+    let err = Coverage::prove(
+        &ha,
+        &target(),
+        at(),
+        Duration::from_secs(300),
+        1,
+        &["instance".to_string()],
+    )
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains("prometheus_replica=p0 and prometheus_replica=p1"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn rule_evaluation_from_two_clusters_is_ambiguous_and_from_replicas_is_not() {
+    let s = Duration::from_secs(120);
+    let server = |labels: &[(&str, &str)], t: f64| {
+        let mut sample = sample("", t);
+        sample.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sample
+    };
+    let two = QueryData::Vector(vec![
+        server(
+            &[("job", "prometheus"), ("cluster", "prod-eu")],
+            AT as f64 - 900.0,
+        ),
+        server(
+            &[("job", "prometheus"), ("cluster", "staging-eu")],
+            AT as f64 - 15.0,
+        ),
+    ]);
+    let err = RuleEvaluation::prove(&two, at(), s, &replicas()).unwrap_err();
+    assert_eq!(
+        err.class,
+        FailureClass::Ambiguous,
+        "the fresh staging clock must not prove prod's rules"
+    );
+    assert!(
+        err.message
+            .contains("cluster=prod-eu and cluster=staging-eu"),
+        "{}",
+        err.message
+    );
+    let ha = QueryData::Vector(vec![
+        server(
+            &[("job", "prometheus"), ("instance", "p0")],
+            AT as f64 - 15.0,
+        ),
+        server(
+            &[("job", "prometheus"), ("instance", "p1")],
+            AT as f64 - 900.0,
+        ),
+    ]);
+    assert!(
+        RuleEvaluation::prove(&ha, at(), s, &replicas()).is_ok(),
+        "the newest replica proves it"
     );
 }
