@@ -58,10 +58,13 @@ pub fn plan(config: &Config, settings: &Settings) -> Result<Vec<(&'static str, S
                 .equal("status", "True")
                 .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
             vec![
-                // The status whose series is 1 now (kube-style conditions keep one series per status).
+                // The status whose series is 1 now (kube-style conditions keep one series per status), with the
+                // time of its last sample. Not `timestamp(… == 1)`: VictoriaMetrics evaluates `timestamp()` of an
+                // expression over the lookback window (an implicit subquery), so a status that was 1 minutes ago
+                // would still answer (docs/prometheus-compatibility.md).
                 (
                     query_name::STATUS,
-                    format!("timestamp({} == 1)", s.render()),
+                    format!("timestamp({0}) and {0} == 1", s.render()),
                 ),
                 (
                     query_name::READY_IN_WINDOW,
@@ -262,7 +265,7 @@ mod tests {
         let p = plan(&c, &c.settings()).unwrap();
         assert_eq!(
             p[0].1,
-            r#"timestamp(gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"} == 1)"#
+            r#"timestamp(gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"}) and gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"} == 1"#
         );
     }
 }
