@@ -643,27 +643,6 @@ mod facts {
         );
     }
 
-    /// Pins how each store bounds a range selector (docs/prometheus-compatibility.md): Prometheus 2 includes a
-    /// sample exactly at `t − range`, Prometheus 3 (and the Thanos Querier, which embeds its engine) and
-    /// VictoriaMetrics do not. With samples every 30 s, `[5m]` at END holds 11 samples on the first, 10 on the
-    /// others; a range 15 s longer holds 11 on all.
-    #[test]
-    fn range_selectors_left_boundary_per_store() {
-        let series = format!(
-            "kube_pod_info{{{}}}",
-            pod(&scenarios::SHOP_WEB, scenarios::SHOP_WEB.pods[0])
-        );
-        let closed = prometheus::Store::from_env() == prometheus::Store::Prometheus2;
-        assert_eq!(
-            at_end(&format!("count_over_time({series}[5m])")),
-            Some(if closed { 11.0 } else { 10.0 })
-        );
-        assert_eq!(
-            at_end(&format!("count_over_time({series}[5m15s])")),
-            Some(11.0)
-        );
-    }
-
     #[test]
     fn decoys_exist_and_are_broken() {
         for decoy in scenarios::DECOYS {
@@ -676,7 +655,7 @@ mod facts {
             assert_eq!(
                 at_end(&format!(
                     // 5m15s: the sample at END − 5m is inside the range on every store (see
-                    // range_selectors_left_boundary_per_store).
+                    // tests/store_differences.rs).
                     "sum(max_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m15s]) - min_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m15s]))"
                 )),
                 Some(5.0 * pods),

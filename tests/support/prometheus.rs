@@ -47,7 +47,8 @@ const INSTALL_HINT: &str = "install Prometheus: run `make deps`";
 /// The hint a missing `victoria-metrics` panic carries.
 const VICTORIA_METRICS_HINT: &str = "install VictoriaMetrics: run `make deps`";
 /// The hint every "engine binary not found" panic carries.
-const ENGINES_HINT: &str = "build the test engines: run `make engines-build` (tests/engines/build.sh)";
+const ENGINES_HINT: &str =
+    "build the test engines: run `make engines-build` (tests/engines/build.sh)";
 /// The environment variable choosing the store.
 pub const ENGINE_VARIABLE: &str = "GUARDRAILS_TEST_ENGINE";
 /// Where tests/engines/build.sh puts the engines it builds (overridable with `GUARDRAILS_ENGINES_BIN`).
@@ -255,7 +256,9 @@ impl TestPrometheus {
                     .and_then(|dir| start_prometheus(&program, &dir, None, &mut components))
                     .map(|(url, log)| (url, log))
             }
-            Store::VictoriaMetrics => start_victoria_metrics(&merged(clusters), root.path(), &mut components),
+            Store::VictoriaMetrics => {
+                start_victoria_metrics(&merged(clusters), root.path(), &mut components)
+            }
             Store::Thanos => start_thanos(clusters, root.path(), &mut components),
         };
         match started {
@@ -345,7 +348,10 @@ fn start_prometheus(
     let url = start_component(components, &log, "/-/ready", |ports| {
         let mut command = Command::new(program);
         command
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", ports.http))
             // The data is old: without a long retention Prometheus deletes it at start.
@@ -381,8 +387,8 @@ fn start_victoria_metrics(
         return Err(format!("import into {url}: HTTP {status}: {answer}"));
     }
     // Imported rows sit in in-memory buffers for up to a second; a flush makes them searchable now.
-    let (status, answer) = http_get(&url, "/internal/force_flush")
-        .map_err(|e| format!("flush {url}: {e}"))?;
+    let (status, answer) =
+        http_get(&url, "/internal/force_flush").map_err(|e| format!("flush {url}: {e}"))?;
     if status != 200 {
         return Err(format!("flush {url}: HTTP {status}: {answer}"));
     }
@@ -404,7 +410,8 @@ fn start_thanos(
         let cluster = cluster.unwrap_or(DEFAULT_CLUSTER);
         let name = format!("{cluster}-{index}");
         let dir = backfill(text, root, Some(&name))?;
-        let (prometheus, _) = start_prometheus(Path::new("prometheus"), &dir, Some(cluster), &mut behind)?;
+        let (prometheus, _) =
+            start_prometheus(Path::new("prometheus"), &dir, Some(cluster), &mut behind)?;
         let log = dir.join("sidecar.log");
         let mut grpc = 0;
         start_component(&mut behind, &log, "/-/ready", |ports| {
@@ -457,7 +464,9 @@ fn wait_for_stores(url: &str, count: usize, log: &Path) -> Result<(), String> {
                 .map_or(0, |stores| {
                     stores
                         .iter()
-                        .filter(|store| store["lastError"].is_null() && !store["labelSets"].is_null())
+                        .filter(|store| {
+                            store["lastError"].is_null() && !store["labelSets"].is_null()
+                        })
                         .count()
                 });
             if healthy == count {
@@ -499,7 +508,8 @@ fn start_component(
             http: free_port(),
             grpc: free_port(),
         };
-        let file = fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let file =
+            fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let mut command = command(&ports);
         let program = command.get_program().to_string_lossy().into_owned();
         let mut process = command
@@ -584,7 +594,11 @@ fn engine_binary(name: &str) -> PathBuf {
     let bin = std::env::var_os("GUARDRAILS_ENGINES_BIN")
         .map_or_else(|| PathBuf::from(ENGINES_BIN), PathBuf::from);
     let path = bin.join(name);
-    assert!(path.is_file(), "{} is missing: {ENGINES_HINT}", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: {ENGINES_HINT}",
+        path.display()
+    );
     path
 }
 
@@ -836,9 +850,10 @@ pub fn prometheus_text(openmetrics: &str) -> String {
             [value] => (*value, None),
             [value, timestamp] => (
                 *value,
-                Some(milliseconds(timestamp).unwrap_or_else(|| {
-                    panic!("bad timestamp {timestamp:?} in {content:?}")
-                })),
+                Some(
+                    milliseconds(timestamp)
+                        .unwrap_or_else(|| panic!("bad timestamp {timestamp:?} in {content:?}")),
+                ),
             ),
             _ => panic!("unsupported OpenMetrics sample line (exemplar?): {content:?}"),
         };
@@ -857,11 +872,14 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 /// An OpenMetrics timestamp (`seconds[.fraction]`, not negative) in milliseconds, sub-millisecond digits dropped.
 fn milliseconds(timestamp: &str) -> Option<i64> {
     let (seconds, fraction) = timestamp.split_once('.').unwrap_or((timestamp, ""));
-    if !seconds.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+    if !seconds.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let seconds: i64 = seconds.parse().ok()?;
-    let millis: i64 = format!("{:0<3}", &fraction[..fraction.len().min(3)]).parse().ok()?;
+    let millis: i64 = format!("{:0<3}", &fraction[..fraction.len().min(3)])
+        .parse()
+        .ok()?;
     seconds.checked_mul(1000)?.checked_add(millis)
 }
 
@@ -888,7 +906,11 @@ pub fn with_label(openmetrics: &str, name: &str, value: &str) -> String {
         );
         match series.find('{') {
             Some(open) => {
-                let separator = if series[open + 1..].starts_with('}') { "" } else { "," };
+                let separator = if series[open + 1..].starts_with('}') {
+                    ""
+                } else {
+                    ","
+                };
                 out.push_str(&line[..=open]);
                 out.push_str(&format!("{name}=\"{value}\"{separator}"));
                 out.push_str(&line[open + 1..]);
