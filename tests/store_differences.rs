@@ -47,9 +47,9 @@ fn range_selectors_left_boundary_per_store() {
 
 #[test]
 fn timestamp_of_an_expression_per_store() {
-    // Condition series as Flux exposes them: status="True" was 1 until END - 5m, status="False" is 1 since; both
+    // Condition series as Flux exposes them: status="True" was 1 until END - 4m, status="False" is 1 since; both
     // stopped being reported at END - 3m (the reconciler's metrics endpoint went away).
-    let flip = END - 5 * MINUTE;
+    let flip = END - 4 * MINUTE;
     let last = END - 3 * MINUTE;
     let text = format!(
         "# TYPE condition gauge\n{}{}# EOF\n",
@@ -80,12 +80,13 @@ fn timestamp_of_an_expression_per_store() {
     };
     // `timestamp()` of an expression: the Prometheus engine (2, 3 and inside the Thanos Querier) answers the
     // evaluation time, not the sample's (only a selector argument keeps sample times): a series last reported 3
-    // minutes ago looks fresh. VictoriaMetrics evaluates it over the lookback window (an implicit subquery): a
-    // status that was 1 five minutes ago still answers, with the time it last was.
+    // minutes ago looks fresh. VictoriaMetrics evaluates it as a rollup over an implicit subquery with the instant
+    // query's 5-minute step: the time of the last step at which the expression had a value, so the status that was
+    // 1 at END - 5m still answers, with that time.
     let expected_expression = match store.store() {
         Store::VictoriaMetrics => vec![
-            ("False".to_owned(), last as f64),
-            ("True".to_owned(), (flip - 30) as f64),
+            ("False".to_owned(), END as f64),
+            ("True".to_owned(), (END - 5 * MINUTE) as f64),
         ],
         _ => vec![("False".to_owned(), END as f64)],
     };
