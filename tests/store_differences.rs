@@ -20,10 +20,6 @@ fn series(name: &str, labels: &str, from: i64, to: i64, value: impl Fn(i64) -> f
         .collect()
 }
 
-fn store() -> Store {
-    Store::from_env()
-}
-
 #[test]
 fn range_selectors_left_boundary_per_store() {
     // Prometheus 2 includes a sample exactly at `t - range`; Prometheus 3 (and the Thanos Querier, which embeds

@@ -254,7 +254,6 @@ impl TestPrometheus {
                 let data = merged(clusters);
                 backfill(&data, root.path(), None)
                     .and_then(|dir| start_prometheus(&program, &dir, None, &mut components))
-                    .map(|(url, log)| (url, log))
             }
             Store::VictoriaMetrics => {
                 start_victoria_metrics(&merged(clusters), root.path(), &mut components)
