@@ -19,7 +19,7 @@ ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 ARGO_HELM_CHART ?= $(abspath ../shared/thirdparty/argo-helm/charts/argo-rollouts)
 
-.PHONY: help deps build release engines-build test-engines release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
+.PHONY: docs help deps build release engines-build test-engines release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -27,12 +27,17 @@ help:
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
 	@echo "make fuzz   # cargo-fuzz on every decoder for FUZZ_SECONDS (default 300) each"
 	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
+	@echo "make docs   # regenerate docs/fault-matrix.md (every guardrail × every fault, both faces)"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
 	@echo "make dist   # static binaries for x86_64 and aarch64, dist/SHA256SUMS, a CycloneDX SBOM, the registration snippet"
 
 deps:
 	@.ci/install-deps
+
+# The committed fault matrix; `make test` only checks its stable content against a run written under target/.
+docs: deps
+	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test fault_matrix
 
 build: deps
 	$(CARGO) build --locked

@@ -8,10 +8,11 @@ use rollouts_guardrails::cli::{self, CheckArgs, OutputFormat};
 use rollouts_guardrails::engine::measure::address_from_env;
 use rollouts_guardrails::engine::trust::TrustPolicy;
 use rollouts_guardrails::engine::Engine;
+use rollouts_guardrails::plugin_mode;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
-use rollouts_guardrails::transport::{self, handshake};
+use rollouts_guardrails::transport::handshake;
 
 const ABOUT: &str = "Fail-closed reliability guardrails for Argo Rollouts: a metric-provider plugin over Prometheus.
 
@@ -38,7 +39,7 @@ enum Command {
     /// Evaluate guardrails once against Prometheus (exit 0 all pass, 1 any fail, 2 usage error).
     Check(CheckArgs),
     /// Serve the MetricProvider gRPC API (health, reflection, optional TLS, /metrics).
-    Serve(grpc::ServeArgs),
+    Serve(Box<grpc::ServeArgs>),
     /// Check the plugin configuration in AnalysisTemplates offline, querying nothing (exit 0 none, 1 problems, 2 usage).
     Validate(cli::validate::ValidateArgs),
 }
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check(args)) => check(args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Validate(args)) => validate(args),
         None => {
             // A person ran the plugin by hand: say what this is, on stderr (stdout belongs to the handshake).
@@ -85,7 +86,7 @@ fn check(args: CheckArgs) -> ExitCode {
         rollouts_guardrails::logging::init();
     }
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new());
+        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {
@@ -118,7 +119,8 @@ fn serve(args: grpc::ServeArgs) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|trust| {
             tracing::info!(settings = %trust.summary(), "controller-side settings");
-            let engine = Engine::with_trust(Client::new(), trust);
+            let client = Client::with_max_in_flight(trust.defaults().max_concurrent_queries);
+            let engine = Engine::with_trust(client, trust).observed_by(telemetry::global());
             runtime().and_then(|runtime| {
                 runtime
                     .block_on(grpc::serve(args, engine))
@@ -135,10 +137,15 @@ fn serve(args: grpc::ServeArgs) -> ExitCode {
     }
 }
 
-/// `/metrics` beside plugin mode when `GUARDRAILS_METRICS_LISTEN` is set: the controller's operator can scrape
-/// the guardrails themselves. Logs go through tracing (stderr); stdout stays the handshake's.
-fn spawn_plugin_metrics() -> anyhow::Result<()> {
-    if let Some(addr) = telemetry::metrics_listen_from_env()? {
+/// `/metrics` beside plugin mode when the registration's `--metrics-listen` (else `GUARDRAILS_METRICS_LISTEN`)
+/// is set: the controller's operator can scrape the guardrails themselves. Logs go through tracing (stderr);
+/// stdout stays the handshake's.
+fn spawn_plugin_metrics(registered: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let listen = match registered {
+        Some(addr) => Some(addr),
+        None => telemetry::metrics_listen_from_env()?,
+    };
+    if let Some(addr) = listen {
         tokio::spawn(async move {
             if let Err(error) = telemetry::serve_metrics(addr, std::future::pending()).await {
                 tracing::error!(%error, "cannot serve /metrics");
@@ -164,11 +171,13 @@ fn plugin_mode(cookie: &str) -> ExitCode {
         ),
         None => tracing::info!(settings = %trust.summary(), "controller-side settings"),
     }
+    let defaults = trust.defaults().clone();
     let result = runtime().and_then(|runtime| {
-        let engine = Engine::with_trust(Client::new(), trust);
+        let client = Client::with_max_in_flight(defaults.max_concurrent_queries);
+        let engine = Engine::with_trust(client, trust).observed_by(telemetry::global());
         runtime.block_on(async {
-            spawn_plugin_metrics()?;
-            transport::serve(Arc::new(engine))
+            spawn_plugin_metrics(defaults.metrics_listen)?;
+            plugin_mode::serve(Arc::new(engine))
                 .await
                 .map_err(anyhow::Error::from)
         })

@@ -2,6 +2,9 @@
 //! latency, measurements in flight, build info) and the hyper server exposing them at `/metrics` in the
 //! Prometheus text format 0.0.4.
 //!
+//! The engine does not reach for it: [`Telemetry`] is an [`Observer`] handed to the engine, which tells it
+//! of every measurement (typed guardrail and failure class) and query.
+//!
 //! Hand-rolled rather than the `prometheus-client` crate: every label comes from a closed set (guardrail
 //! kinds, Argo phases, failure classes, query outcomes), so each series is a fixed atomic counter updated
 //! without locks or allocation, every series exists from the start (no missing-series gaps in rate()), and no
@@ -13,7 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,8 +29,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::engine::verdict::FailureClass;
+use crate::engine::observer::{Observer, QueryOutcome};
+use crate::engine::GuardrailKind;
 use crate::engine::Phase;
+use crate::failure::FailureClass;
 
 /// The environment variable that makes plugin mode serve `/metrics` on this address (`0.0.0.0:9465`).
 pub const METRICS_LISTEN_ENV: &str = "GUARDRAILS_METRICS_LISTEN";
@@ -46,8 +51,15 @@ pub const QUERY_LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The guardrail label values; `unknown` when the configuration failed before naming a guardrail.
-const GUARDRAILS: [&str; 5] = ["restarts", "not-ready", "latest-image", "query", "unknown"];
+/// The guardrail label values: every guardrail, then `unknown` for a configuration that failed before naming
+/// one.
+const GUARDRAILS: usize = GuardrailKind::ALL.len() + 1;
+
+fn guardrail_label(index: usize) -> &'static str {
+    GuardrailKind::ALL
+        .get(index)
+        .map_or("unknown", |g| g.name())
+}
 const PHASES: [Phase; 6] = [
     Phase::Pending,
     Phase::Running,
@@ -56,9 +68,10 @@ const PHASES: [Phase; 6] = [
     Phase::Error,
     Phase::Inconclusive,
 ];
-const CLASSES: [FailureClass; 7] = [
+const CLASSES: [FailureClass; 8] = [
     FailureClass::NoData,
     FailureClass::NoTraffic,
+    FailureClass::Ambiguous,
     FailureClass::Stale,
     FailureClass::QueryError,
     FailureClass::Timeout,
@@ -66,35 +79,11 @@ const CLASSES: [FailureClass; 7] = [
     FailureClass::Threshold,
 ];
 
-/// How one Prometheus query ended, for the latency histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryOutcome {
-    /// Prometheus answered with data.
-    Ok,
-    /// The query failed (transport, HTTP status, API error, undecodable answer).
-    Error,
-    /// The query was abandoned: the measurement timed out or the caller went away.
-    Cancelled,
-}
-
-impl QueryOutcome {
-    const ALL: [QueryOutcome; 3] = [
-        QueryOutcome::Ok,
-        QueryOutcome::Error,
-        QueryOutcome::Cancelled,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            QueryOutcome::Ok => "ok",
-            QueryOutcome::Error => "error",
-            QueryOutcome::Cancelled => "cancelled",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+fn outcome_index(outcome: QueryOutcome) -> usize {
+    QueryOutcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(0)
 }
 
 /// Errors of the `/metrics` server.
@@ -145,7 +134,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Telemetry {
     /// `[guardrail][phase]` measurement counts.
-    measurements: [[AtomicU64; PHASES.len()]; GUARDRAILS.len()],
+    measurements: [[AtomicU64; PHASES.len()]; GUARDRAILS],
     /// Failed measurements per failure class.
     failures: [AtomicU64; CLASSES.len()],
     /// Prometheus query latency, per outcome.
@@ -162,39 +151,23 @@ pub fn global() -> &'static Telemetry {
 }
 
 impl Telemetry {
-    /// Counts one finished measurement. `guardrail` is the metadata value (`None` or an unknown name counts
-    /// as `unknown`); `failure` is set for failed measurements.
+    /// Counts one finished measurement. `guardrail` is `None` when the configuration failed before naming
+    /// one (counted as `unknown`); `failure` is set for failed measurements.
     pub fn record_measurement(
         &self,
-        guardrail: Option<&str>,
+        guardrail: Option<GuardrailKind>,
         phase: Phase,
         failure: Option<FailureClass>,
     ) {
         let g = guardrail
-            .and_then(|name| GUARDRAILS.iter().position(|known| *known == name))
-            .unwrap_or(GUARDRAILS.len() - 1);
+            .and_then(|kind| GuardrailKind::ALL.iter().position(|known| *known == kind))
+            .unwrap_or(GUARDRAILS - 1);
         let p = PHASES.iter().position(|known| *known == phase).unwrap_or(0);
         self.measurements[g][p].fetch_add(1, Ordering::Relaxed);
         if let Some(class) = failure {
             if let Some(c) = CLASSES.iter().position(|known| *known == class) {
                 self.failures[c].fetch_add(1, Ordering::Relaxed);
             }
-        }
-    }
-
-    /// Marks a measurement in flight until the returned guard is dropped (finished or cancelled alike).
-    pub fn measurement_in_flight(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { telemetry: self }
-    }
-
-    /// Starts timing one Prometheus query. Call [`QueryTimer::finish`] with the outcome; a timer dropped
-    /// unfinished (the query future was abandoned) records [`QueryOutcome::Cancelled`].
-    pub fn time_query(&self) -> QueryTimer<'_> {
-        QueryTimer {
-            telemetry: self,
-            started: Instant::now(),
-            finished: false,
         }
     }
 
@@ -212,7 +185,8 @@ impl Telemetry {
             "# HELP rollouts_guardrails_measurements_total Measurements taken, by guardrail and phase."
         );
         let _ = writeln!(out, "# TYPE rollouts_guardrails_measurements_total counter");
-        for (g, guardrail) in GUARDRAILS.iter().enumerate() {
+        for g in 0..GUARDRAILS {
+            let guardrail = guardrail_label(g);
             for (p, phase) in PHASES.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -245,7 +219,7 @@ impl Telemetry {
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for outcome in QueryOutcome::ALL {
-            let histogram = &self.query_latency[outcome.index()];
+            let histogram = &self.query_latency[outcome_index(outcome)];
             let label = outcome.name();
             let mut cumulative = 0u64;
             for (i, bound) in QUERY_LATENCY_BUCKETS.iter().enumerate() {
@@ -295,43 +269,23 @@ impl Telemetry {
     }
 }
 
-/// Keeps a measurement counted in `rollouts_guardrails_measurements_in_flight` while alive.
-#[must_use = "the measurement counts as in flight only while the guard lives"]
-pub struct InFlight<'t> {
-    telemetry: &'t Telemetry,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.telemetry.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Times one Prometheus query (see [`Telemetry::time_query`]).
-#[must_use = "a timer records when finished or dropped"]
-pub struct QueryTimer<'t> {
-    telemetry: &'t Telemetry,
-    started: Instant,
-    finished: bool,
-}
-
-impl QueryTimer<'_> {
-    /// Records the query's latency under `outcome`.
-    pub fn finish(mut self, outcome: QueryOutcome) {
-        self.record(outcome);
+/// The engine reports into the telemetry it is handed ([`crate::engine::Engine::observed_by`]).
+impl Observer for Telemetry {
+    fn in_flight(&self, change: i64) {
+        self.in_flight.fetch_add(change, Ordering::Relaxed);
     }
 
-    fn record(&mut self, outcome: QueryOutcome) {
-        if !self.finished {
-            self.finished = true;
-            self.telemetry.query_latency[outcome.index()].observe(self.started.elapsed());
-        }
+    fn measurement_finished(
+        &self,
+        guardrail: Option<GuardrailKind>,
+        phase: Phase,
+        failure: Option<FailureClass>,
+    ) {
+        self.record_measurement(guardrail, phase, failure);
     }
-}
 
-impl Drop for QueryTimer<'_> {
-    fn drop(&mut self) {
-        self.record(QueryOutcome::Cancelled);
+    fn query_finished(&self, elapsed: Duration, outcome: QueryOutcome) {
+        self.query_latency[outcome_index(outcome)].observe(elapsed);
     }
 }
 
@@ -444,248 +398,4 @@ fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line<'a>(text: &'a str, series: &str) -> &'a str {
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-    }
-
-    fn value(text: &str, series: &str) -> f64 {
-        line(text, series)
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("series {series} has no number"))
-    }
-
-    #[test]
-    fn settling_and_unproven_phases_are_counted_with_their_class() {
-        let t = Telemetry::default();
-        t.record_measurement(Some("not-ready"), Phase::Running, None);
-        t.record_measurement(
-            Some("not-ready"),
-            Phase::Inconclusive,
-            Some(FailureClass::NoTraffic),
-        );
-        t.record_measurement(Some("restarts"), Phase::Error, Some(FailureClass::Timeout));
-        let text = t.render();
-        for (series, expected) in [
-            (
-                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Running"}"#,
-                1.0,
-            ),
-            (
-                r#"rollouts_guardrails_measurements_total{guardrail="not-ready",phase="Inconclusive"}"#,
-                1.0,
-            ),
-            (
-                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Error"}"#,
-                1.0,
-            ),
-            (
-                r#"rollouts_guardrails_measurement_failures_total{class="no-traffic"}"#,
-                1.0,
-            ),
-            (
-                r#"rollouts_guardrails_measurement_failures_total{class="timeout"}"#,
-                1.0,
-            ),
-            (
-                r#"rollouts_guardrails_measurement_failures_total{class="no-data"}"#,
-                0.0,
-            ),
-        ] {
-            assert_eq!(value(&text, series), expected, "{series}");
-        }
-    }
-
-    #[test]
-    fn measurements_count_by_guardrail_phase_and_class() {
-        let t = Telemetry::default();
-        t.record_measurement(Some("restarts"), Phase::Successful, None);
-        t.record_measurement(
-            Some("restarts"),
-            Phase::Failed,
-            Some(FailureClass::Threshold),
-        );
-        t.record_measurement(None, Phase::Failed, Some(FailureClass::Config));
-        t.record_measurement(Some("no-such"), Phase::Failed, Some(FailureClass::Config));
-        let text = t.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Successful"}"#
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurements_total{guardrail="restarts",phase="Failed"}"#
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurements_total{guardrail="unknown",phase="Failed"}"#
-            ),
-            2.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurements_total{guardrail="query",phase="Failed"}"#
-            ),
-            0.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurement_failures_total{class="config"}"#
-            ),
-            2.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurement_failures_total{class="threshold"}"#
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"rollouts_guardrails_measurement_failures_total{class="no-data"}"#
-            ),
-            0.0
-        );
-    }
-
-    #[test]
-    fn the_histogram_is_cumulative_and_abandoned_queries_count_as_cancelled() {
-        let t = Telemetry::default();
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(3));
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_millis(300));
-        t.query_latency[QueryOutcome::Ok.index()].observe(Duration::from_secs(60));
-        drop(t.time_query());
-        t.time_query().finish(QueryOutcome::Error);
-        let text = t.render();
-        let name = "rollouts_guardrails_prometheus_query_duration_seconds";
-        assert_eq!(
-            value(
-                &text,
-                &format!(r#"{name}_bucket{{outcome="ok",le="0.005"}}"#)
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                &format!(r#"{name}_bucket{{outcome="ok",le="0.25"}}"#)
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(&text, &format!(r#"{name}_bucket{{outcome="ok",le="0.5"}}"#)),
-            2.0
-        );
-        assert_eq!(
-            value(&text, &format!(r#"{name}_bucket{{outcome="ok",le="30"}}"#)),
-            2.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                &format!(r#"{name}_bucket{{outcome="ok",le="+Inf"}}"#)
-            ),
-            3.0
-        );
-        assert_eq!(
-            value(&text, &format!(r#"{name}_count{{outcome="ok"}}"#)),
-            3.0
-        );
-        let sum = value(&text, &format!(r#"{name}_sum{{outcome="ok"}}"#));
-        assert!((sum - 60.303).abs() < 1e-9, "{sum}");
-        assert_eq!(
-            value(&text, &format!(r#"{name}_count{{outcome="cancelled"}}"#)),
-            1.0
-        );
-        assert_eq!(
-            value(&text, &format!(r#"{name}_count{{outcome="error"}}"#)),
-            1.0
-        );
-    }
-
-    #[test]
-    fn the_in_flight_gauge_follows_its_guards() {
-        let t = Telemetry::default();
-        let a = t.measurement_in_flight();
-        let b = t.measurement_in_flight();
-        assert_eq!(
-            value(&t.render(), "rollouts_guardrails_measurements_in_flight"),
-            2.0
-        );
-        drop(a);
-        drop(b);
-        assert_eq!(
-            value(&t.render(), "rollouts_guardrails_measurements_in_flight"),
-            0.0
-        );
-    }
-
-    #[test]
-    fn every_family_has_help_and_type_and_build_info_names_the_version() {
-        let text = Telemetry::default().render();
-        for family in [
-            "rollouts_guardrails_measurements_total",
-            "rollouts_guardrails_measurement_failures_total",
-            "rollouts_guardrails_prometheus_query_duration_seconds",
-            "rollouts_guardrails_measurements_in_flight",
-            "rollouts_guardrails_build_info",
-        ] {
-            assert!(text.contains(&format!("# HELP {family} ")), "{family}");
-            assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
-        }
-        assert_eq!(
-            line(&text, "rollouts_guardrails_build_info{version=\"0.1.0\"}"),
-            "rollouts_guardrails_build_info{version=\"0.1.0\"} 1"
-        );
-    }
-
-    #[test]
-    fn only_get_and_head_of_the_metrics_path_are_served() {
-        assert_eq!(respond(&Method::GET, "/metrics").status(), StatusCode::OK);
-        assert_eq!(
-            respond(&Method::GET, "/metrics").headers()[CONTENT_TYPE],
-            CONTENT_TYPE_TEXT
-        );
-        assert_eq!(respond(&Method::HEAD, "/metrics").status(), StatusCode::OK);
-        assert_eq!(
-            respond(&Method::POST, "/metrics").status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-        assert_eq!(respond(&Method::GET, "/").status(), StatusCode::NOT_FOUND);
-    }
-
-    #[test]
-    fn the_listen_address_from_the_environment_is_validated() {
-        // Only this test touches the variable in this binary.
-        std::env::set_var(METRICS_LISTEN_ENV, "not an address");
-        let error = metrics_listen_from_env().unwrap_err();
-        assert!(error.to_string().starts_with(
-            "invalid metrics listen address `not an address` (from GUARDRAILS_METRICS_LISTEN)"
-        ));
-        std::env::set_var(METRICS_LISTEN_ENV, " 127.0.0.1:9465 ");
-        assert_eq!(
-            metrics_listen_from_env().unwrap(),
-            Some("127.0.0.1:9465".parse().unwrap())
-        );
-        std::env::set_var(METRICS_LISTEN_ENV, "");
-        assert_eq!(metrics_listen_from_env().unwrap(), None);
-        std::env::remove_var(METRICS_LISTEN_ENV);
-    }
-}
+mod tests;

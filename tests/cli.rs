@@ -142,11 +142,11 @@ fn set_types_values_and_reaches_every_key() {
         &t,
         &["--guardrail", "restarts", "--set", "thresold=3"],
     ));
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a flag typo is a usage error");
     assert!(
-        stdout(&o).contains("unknown key `thresold`; did you mean `threshold`?"),
+        stderr(&o).contains("unknown key `thresold`; did you mean `threshold`?"),
         "{}",
-        stdout(&o)
+        stderr(&o)
     );
     let t = target(&scenarios::OPS_STALE);
     let o = check(&with_target(
@@ -249,7 +249,7 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn without_any_address_the_measurement_fails_and_says_how_to_set_one() {
+fn without_any_address_check_is_a_usage_error_naming_the_flag() {
     let o = run(&[
         "check",
         "--guardrail",
@@ -261,10 +261,46 @@ fn without_any_address_the_measurement_fails_and_says_how_to_set_one() {
         "--pod-template-hash",
         "6c8d7f9a1",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--prometheus URL"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn a_missing_target_is_a_usage_error_in_terms_of_the_flags() {
+    let o = run(&[
+        "check",
+        "--guardrail",
+        "restarts",
+        "--prometheus",
+        "http://127.0.0.1:9",
+        "--namespace",
+        "shop",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("GUARDRAILS_PROMETHEUS_ADDRESS"),
+        stderr(&o).contains(
+            "--namespace, --rollout and --pod-template-hash are needed, or --template with a Rollout-side arg"
+        ),
         "{}",
-        stdout(&o)
+        stderr(&o)
     );
+    assert!(!stderr(&o).contains("AnalysisRun"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_lists_every_guardrail_and_a_near_miss_is_suggested() {
+    let o = run(&["check", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for kind in rollouts_guardrails::engine::GuardrailKind::ALL {
+        assert!(
+            stdout(&o).contains(kind.name()),
+            "{}: {}",
+            kind.name(),
+            stdout(&o)
+        );
+    }
+    let o = run(&["check", "--guardrail", "restart"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("'restarts'"), "{}", stderr(&o));
 }

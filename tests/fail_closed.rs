@@ -200,7 +200,9 @@ fn whole_faults() -> Vec<(&'static str, Reply, &'static [&'static str])> {
                 bytes: 40 * 1024 * 1024,
                 declare_length: false,
             },
-            qe,
+            // The size limit refuses it (query-error), unless the 1s timeout fires first on a loaded machine
+            // while the 40 MiB stream in: both fail closed, which one depends on the machine.
+            &["query-error", "timeout"],
         ),
     ];
     for error_type in [

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use rollouts_guardrails::engine::{Engine, PLUGIN_NAME};
+use rollouts_guardrails::engine::{Engine, GuardrailKind, PLUGIN_NAME};
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc::pb::metric_provider_client::MetricProviderClient;
 use rollouts_guardrails::service::grpc::pb::{self, Phase};
@@ -67,7 +67,7 @@ impl Running {
 }
 
 fn engine() -> Engine {
-    Engine::new(Client::new(), None)
+    Engine::new(Client::new(), None).observed_by(telemetry::global())
 }
 
 fn at_end() -> prost_types::Timestamp {
@@ -719,6 +719,88 @@ async fn metrics_count_measurements_by_guardrail_phase_and_class() -> Result<()>
         !after.contains(&fake.url().to_string()) && !after.contains("127.0.0.1"),
         "no address or query leaks into /metrics"
     );
+    server.shut_down().await?;
+    let _ = stop_metrics.send(());
+    tokio::time::timeout(Duration::from_secs(5), metrics).await??;
+    Ok(())
+}
+
+/// One minimal configuration per guardrail (every one of `GuardrailKind::ALL`).
+fn one_of_each(fake: &FakePrometheus) -> Vec<(GuardrailKind, String)> {
+    GuardrailKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let extra = match kind {
+                GuardrailKind::Latency => r#","threshold":1"#,
+                GuardrailKind::Regression => {
+                    r#","signal":"cpu","stablePodTemplateHash":"0a9b8c7d6""#
+                }
+                GuardrailKind::Gitops => r#","application":"web""#,
+                GuardrailKind::Query => r#","query":"vector(1)","threshold":5"#,
+                _ => "",
+            };
+            let config = format!(
+                r#"{{"guardrail":"{}","address":"{}"{extra}}}"#,
+                kind.name(),
+                fake.url()
+            );
+            (kind, config)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_label_every_guardrail_after_one_measurement_of_each() -> Result<()> {
+    let fake = slow_prometheus(Duration::from_millis(0)).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let metrics_address = listener.local_addr()?;
+    let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+    let metrics = tokio::spawn(telemetry::serve_metrics_on(listener, async move {
+        let _ = metrics_stopped.await;
+    }));
+    let scrape = || async {
+        let response = reqwest::get(format!("http://{metrics_address}/metrics")).await?;
+        Ok::<_, anyhow::Error>(response.text().await?)
+    };
+    let measured = |text: &str, guardrail: &str| {
+        ["Successful", "Failed", "Error"]
+            .iter()
+            .map(|phase| {
+                let series = format!(
+                    r#"rollouts_guardrails_measurements_total{{guardrail="{guardrail}",phase="{phase}"}}"#
+                );
+                text.lines()
+                    .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' '))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            })
+            .sum::<f64>()
+    };
+    let before = scrape().await?;
+    let server = Running::start(GrpcServer::new(engine())).await;
+    let mut client = server.client().await;
+    for (kind, config) in one_of_each(&fake) {
+        let m = run(
+            &mut client,
+            run_request(Some(context(&SHOP_WEB)), Some(metric(&config))),
+        )
+        .await?;
+        assert_ne!(
+            m.metadata.get("failure").map(String::as_str),
+            Some("config"),
+            "{}: {}",
+            kind.name(),
+            m.message
+        );
+    }
+    let after = scrape().await?;
+    for kind in GuardrailKind::ALL {
+        assert!(
+            measured(&after, kind.name()) >= measured(&before, kind.name()) + 1.0,
+            "guardrail=\"{}\" did not grow:\n{after}",
+            kind.name()
+        );
+    }
     server.shut_down().await?;
     let _ = stop_metrics.send(());
     tokio::time::timeout(Duration::from_secs(5), metrics).await??;

@@ -498,7 +498,9 @@ async fn describe_shows_the_promql_with_placeholders() {
         "{d:#?}"
     );
     assert!(d["query.restarts-max"].contains("[300s]"), "{d:#?}");
-    let d = engine().describe(&metric(json!({"guardrail": "query", "query": "up"})));
+    let d = engine().describe(&metric(
+        json!({"guardrail": "query", "query": "up", "threshold": 1}),
+    ));
     assert_eq!(d["query.query"], "up");
     let d = engine().describe(&metric(json!({"guardrail": "restart"})));
     assert!(d["error"].contains("unknown guardrail"), "{d:#?}");

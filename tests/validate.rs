@@ -83,7 +83,7 @@ fn each_broken_fixture_is_caught_with_file_object_and_field_path() {
 }
 
 #[test]
-#[ignore = "waits for the engine restructure: its parser refuses a query guardrail with neither threshold nor condition"]
+
 fn the_query_guardrail_without_threshold_or_condition_is_a_problem() {
     let out = validate(
         &["tests/validate/broken/plugin-query-without-threshold"],

@@ -11,6 +11,12 @@
 //! the controller would, measuring again every `min(10s, settle/6)` until the data is there or `settle` has
 //! passed; it is refused with `--at` (data cannot appear at a fixed instant).
 //!
+//! The guardrails (`--guardrail`, and `check --help` lists them from [`GuardrailKind::ALL`]): `restarts`,
+//! `not-ready`, `latest-image`, `waiting-reasons`, `oom-killed`, `error-rate`, `latency`, `alerts`,
+//! `regression`, `gitops`, `query` and `replicas`. With `--guardrail`, a configuration, target or address the flags leave
+//! unusable is a usage error (exit 2) said in terms of the flags; with `--template`, each metric's problems
+//! are its own FAIL row.
+//!
 //! # Layout
 //! - [`output`]: the PASS/FAIL table and JSON lines.
 //! - [`validate`]: the `validate` command's flags and output (the checks: [`crate::validate`]).
@@ -21,11 +27,18 @@ pub mod validate;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 
-use crate::engine::measure::{SettlePolicy, When, POD_TEMPLATE_HASH_LABEL};
-use crate::engine::{AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase};
+use crate::engine::config::{Config, ADDRESS_ENV};
+use crate::engine::guardrails::Scope;
+use crate::engine::measure::{SettlePolicy, When};
+use crate::engine::promql::Matchers;
+use crate::engine::target::{self, POD_TEMPLATE_HASH_LABEL};
+use crate::engine::{
+    AnalysisContext, Engine, GuardrailKind, Measurement, MetricSpec, OwnerReference, Phase,
+};
 use crate::manifest::template;
 
 /// Exit status when every measurement is Successful.
@@ -41,12 +54,13 @@ pub struct CheckArgs {
     /// Prometheus base URL (sets `address`; default: the configuration's, else $GUARDRAILS_PROMETHEUS_ADDRESS).
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// The guardrail to evaluate: restarts, not-ready, latest-image or query.
+    /// The guardrail to evaluate.
     #[arg(
         long,
         value_name = "NAME",
         conflicts_with = "template",
-        required_unless_present = "template"
+        required_unless_present = "template",
+        value_parser = guardrail_names()
     )]
     pub guardrail: Option<String>,
     /// Namespace of the target (as the AnalysisRun's namespace would give it).
@@ -101,6 +115,54 @@ pub enum UsageError {
     ArgWithoutTemplate,
     #[error(transparent)]
     Template(#[from] template::TemplateError),
+    /// The configuration the flags make is refused (said in terms of the flags).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `--guardrail`'s values, each with its one-line summary: every guardrail of [`GuardrailKind::ALL`].
+fn guardrail_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        GuardrailKind::ALL.map(|g| PossibleValue::new(g.name()).help(g.summary())),
+    )
+}
+
+/// What the flags of a `--guardrail` run leave unusable, before anything is asked: the configuration
+/// (`--guardrail`, `--set`), the target (`--namespace`, `--rollout`, `--pod-template-hash`) and the address
+/// (`--prometheus`).
+fn check_command_line(
+    metric: &MetricSpec,
+    context: &AnalysisContext,
+    engine: &Engine,
+) -> Result<(), UsageError> {
+    let config = Config::from_metric(metric)
+        .map_err(|e| {
+            UsageError::Config(format!("the configuration from --guardrail and --set: {e}"))
+        })?
+        .ok_or_else(|| UsageError::Config("no configuration".into()))?;
+    if let Err(failure) = target::resolve(&config, context, &Matchers::default()) {
+        let needed = match config.guardrail.scope() {
+            Scope::ReplicaSet | Scope::ReplicaSetObject => "--namespace, --rollout and --pod-template-hash are needed, or --template with a Rollout-side arg",
+            Scope::Namespace => "--namespace is needed",
+            Scope::Global => "",
+        };
+        return Err(UsageError::Config(
+            if failure.message.starts_with("cannot determine") {
+                needed.to_string()
+            } else {
+                format!(
+                    "the target from --namespace, --rollout and --pod-template-hash: {}",
+                    failure.message
+                )
+            },
+        ));
+    }
+    if config.connection.address.is_none() && engine.default_address().is_none() {
+        return Err(UsageError::Config(format!(
+            "no Prometheus address: pass --prometheus URL (or set {ADDRESS_ENV})"
+        )));
+    }
+    Ok(())
 }
 
 /// One evaluated metric.
@@ -162,11 +224,13 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
                 .and_then(Value::as_str)
                 .unwrap_or("guardrail")
                 .to_string();
-            vec![MetricSpec {
+            let metric = MetricSpec {
                 name,
                 plugin_config: Some(Value::Object(config).to_string().into_bytes()),
                 ..Default::default()
-            }]
+            };
+            check_command_line(&metric, &context, engine)?;
+            vec![metric]
         }
     };
     // Every metric on its own timeline, concurrently, as the controller measures a template's metrics.

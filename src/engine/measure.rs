@@ -7,20 +7,20 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 
-use super::config::{Config, Connection, GuardrailKind, Settings, ADDRESS_ENV};
+use super::config::{Common, Config, ConfigError, Connection, GuardrailKind, ADDRESS_ENV};
 use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
-use super::guardrail::{self, query_name, Answers};
-use super::promql::{validate_namespace, TargetSelector};
+use super::defaults::{Effective, Origin};
+use super::guardrails::{Answers, Plan, Scope, Target};
+use super::observer::{InFlight, Observer, QueryOutcome, QueryTimer, Unobserved};
+use super::promql::{Matchers, TargetSelector};
 use super::settle::{self, Settling, Timeline, DEFAULT_SETTLE, MAX_SETTLE, SETTLE_ENV};
+use super::target;
 use super::trust::TrustPolicy;
-use super::verdict::{self, Coverage, Failure, FailureClass, Verdict};
-use super::{alerts, gitops, regression, traffic};
-use super::{condition, duration, Measurement, Phase};
+use super::verdict::{Failure, FailureClass, Verdict};
+use super::{duration, Measurement, Phase};
 use crate::prometheus::{Client, Endpoint, QueryError};
-use crate::telemetry::{self, QueryOutcome};
 
-/// The AnalysisRun label Argo Rollouts sets to the pod-template hash of the ReplicaSet under analysis.
-pub const POD_TEMPLATE_HASH_LABEL: &str = "rollouts-pod-template-hash";
+pub use super::target::POD_TEMPLATE_HASH_LABEL;
 
 /// Metadata keys of every measurement.
 pub mod metadata_key {
@@ -33,6 +33,11 @@ pub mod metadata_key {
     /// What a `Running` measurement waits for (`pod-series`, `request-series`, `requests`, `readiness`).
     pub const WAITING_FOR: &str = "waitingFor";
     pub const OFFENDERS: &str = "offenders";
+    /// The effective `timeout`, `matchers` and `replicaLabels`, each with its origin
+    /// (`template`, `registration`, `environment` or `default`).
+    pub const EFFECTIVE_TIMEOUT: &str = "effective.timeout";
+    pub const EFFECTIVE_MATCHERS: &str = "effective.matchers";
+    pub const EFFECTIVE_REPLICA_LABELS: &str = "effective.replicaLabels";
     /// Prefix of the resolved PromQL of each query: `query.coverage`, `query.restarts-max`, …
     pub const QUERY_PREFIX: &str = "query.";
 }
@@ -66,6 +71,8 @@ pub struct Engine {
     trust: Arc<TrustPolicy>,
     /// `settle` for metrics that do not set it: [`DEFAULT_SETTLE`], or the controller's `GUARDRAILS_SETTLE`.
     default_settle: Duration,
+    /// Told of every measurement and query (telemetry in the binary); nothing by default.
+    observer: &'static dyn Observer,
 }
 
 impl Engine {
@@ -82,10 +89,17 @@ impl Engine {
 
     /// An engine under `trust` (plugin mode and `serve` use [`TrustPolicy::strict`]).
     pub fn with_trust(client: Client, trust: TrustPolicy) -> Engine {
+        // The registration's `--settle` (or GUARDRAILS_SETTLE, which strict policies parse with it); a
+        // permissive policy reads the environment here.
+        let default_settle = match trust.defaults().settle {
+            Some((settle, _)) => settle,
+            None => default_settle_from_env(),
+        };
         Engine {
             client,
             trust: Arc::new(trust),
-            default_settle: default_settle_from_env(),
+            default_settle,
+            observer: &Unobserved,
         }
     }
 
@@ -95,6 +109,21 @@ impl Engine {
             default_settle,
             ..self
         }
+    }
+
+    /// The controller-wide defaults of the registration (or `serve`'s flags).
+    pub fn defaults(&self) -> &super::defaults::Defaults {
+        self.trust.defaults()
+    }
+
+    /// The address used when a metric's configuration has none.
+    pub fn default_address(&self) -> Option<&str> {
+        self.trust.default_address()
+    }
+
+    /// The same engine, telling `observer` of every measurement and query.
+    pub fn observed_by(self, observer: &'static dyn Observer) -> Engine {
+        Engine { observer, ..self }
     }
 
     /// Measures `metric` now; absence so far settles for the metric's `settle` (else the engine's default).
@@ -144,7 +173,7 @@ impl Engine {
         metric: &MetricSpec,
         when: When,
     ) -> Measurement {
-        let _in_flight = telemetry::global().measurement_in_flight();
+        let _in_flight = InFlight::new(self.observer);
         let now = SystemTime::now();
         let (at, started_at) = match when {
             When::At(at) => (at, now),
@@ -176,17 +205,18 @@ impl Engine {
                         ..
                     },
                     Ok(config),
-                ) => config.settle.unwrap_or(self.default_settle),
+                ) => config.common.settle.unwrap_or(self.default_settle),
             },
         };
+        let kind = config.as_ref().ok().map(|c| c.guardrail);
         let verdict = match &config {
             Ok(config) => self
-                .try_evaluate(ctx, metric, config, at, timeline.settle, &mut metadata)
+                .try_evaluate(ctx, config, at, timeline.settle, &mut metadata)
                 .await
                 .unwrap_or_else(Verdict::Fail),
             Err(failure) => Verdict::Fail(failure.clone()),
         };
-        let phases = config.map(|c| c.unproven_phase).unwrap_or_default();
+        let phases = config.map(|c| c.common.unproven_phase).unwrap_or_default();
         let mut resume_at = None;
         let (phase, value, message, failure_class) = match verdict {
             Verdict::Pass(pass) => {
@@ -248,11 +278,8 @@ impl Engine {
             value = %value,
             "measured: {message}"
         );
-        telemetry::global().record_measurement(
-            metadata.get(metadata_key::GUARDRAIL).map(String::as_str),
-            phase,
-            failure_class,
-        );
+        self.observer
+            .measurement_finished(kind, phase, failure_class);
         Measurement {
             phase,
             message,
@@ -276,294 +303,102 @@ impl Engine {
                 return out;
             }
         };
-        out.insert(
-            metadata_key::GUARDRAIL.to_string(),
-            config.guardrail.name().to_string(),
-        );
-        out.insert(
-            metadata_key::PROFILE.to_string(),
-            config.profile.name().to_string(),
-        );
+        record_config(&mut out, &config);
         if let Ok(endpoint) = self.endpoint(&config.connection) {
             out.insert(
                 metadata_key::PROMETHEUS.to_string(),
                 endpoint.display_address(),
             );
         }
-        let settings = config.settings();
-        if let Some(query) = &config.query {
-            out.insert(
-                format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY),
-                query.clone(),
-            );
-            return out;
-        }
-        // Placeholders are lowercase alphanumerics so the selector validates; they are swapped for readable
-        // markers afterwards. These queries are shown, never sent.
-        let namespace = config
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "ph0namespace".to_string());
-        let rollout = config
-            .rollout
-            .clone()
-            .unwrap_or_else(|| "ph0rollout".to_string());
-        let hash = config
-            .pod_template_hash
-            .clone()
-            .unwrap_or_else(|| "ph0hash".to_string());
-        if config.guardrail == GuardrailKind::Gitops {
-            if let Ok(plan) = gitops::plan(&config, &settings) {
-                for (name, query) in plan {
-                    out.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), query);
-                }
-            }
-            return out;
-        }
-        if config.guardrail == GuardrailKind::Alerts {
-            if let Ok(plan) = alerts::plan(&config, &namespace) {
-                for (name, query) in plan {
-                    out.insert(
-                        format!("{}{name}", metadata_key::QUERY_PREFIX),
-                        query.replace("ph0namespace", "<namespace>"),
-                    );
-                }
-            }
-            return out;
-        }
-        if let Ok(target) = TargetSelector::new(&namespace, &rollout, &hash) {
-            let mut plan = guardrail::plan(config.guardrail, &target, &settings);
-            if config.guardrail.is_traffic() {
-                if let Ok(traffic_plan) = traffic::plan(&config, &target, &settings) {
-                    plan.extend(traffic_plan.queries);
-                }
-            }
-            for (name, query) in plan {
-                let shown = query
-                    .replace("ph0namespace", "<namespace>")
-                    .replace("ph0rollout", "<rollout>")
-                    .replace("ph0hash", "<podTemplateHash>");
-                out.insert(format!("{}{name}", metadata_key::QUERY_PREFIX), shown);
+        if let Ok(target) = target::placeholder(&config, &self.trust.defaults().matchers) {
+            if let Ok(plan) = config.settings.plan(&target) {
+                let mut shown = BTreeMap::new();
+                record_plan(&mut shown, &plan);
+                out.extend(
+                    shown
+                        .into_iter()
+                        .filter(|(k, _)| k.starts_with(metadata_key::QUERY_PREFIX))
+                        .map(|(k, q)| (k, TargetSelector::show(&q))),
+                );
             }
         }
         out
     }
 
+    /// parse → target → plan → ask (one deadline) → judge.
     async fn try_evaluate(
         &self,
         ctx: &AnalysisContext,
-        metric: &MetricSpec,
         config: &Config,
         at: SystemTime,
         settle: Duration,
         metadata: &mut BTreeMap<String, String>,
     ) -> Result<Verdict, Failure> {
-        metadata.insert(
-            metadata_key::GUARDRAIL.to_string(),
-            config.guardrail.name().to_string(),
-        );
-        metadata.insert(
-            metadata_key::PROFILE.to_string(),
-            config.profile.name().to_string(),
-        );
-        let settings = Settings {
-            settle,
-            ..config.settings()
-        };
+        record_config(metadata, config);
         let endpoint = self.endpoint(&config.connection)?;
         metadata.insert(
             metadata_key::PROMETHEUS.to_string(),
             endpoint.display_address(),
         );
-
-        if config.guardrail == GuardrailKind::Query {
-            for (which, text) in [
-                ("successCondition", &metric.success_condition),
-                ("failureCondition", &metric.failure_condition),
-            ] {
-                condition::validate(which, text)
-                    .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
-            }
-            let query = config.query.clone().unwrap_or_default();
-            metadata.insert(
-                format!("{}{}", metadata_key::QUERY_PREFIX, query_name::QUERY),
-                query.clone(),
-            );
-            let answers = self
-                .ask(&endpoint, vec![(query_name::QUERY, query)], at, &settings)
-                .await?;
-            let data = answers
-                .get(query_name::QUERY)
-                .ok_or_else(|| Failure::new(FailureClass::QueryError, "the query has no answer"))?;
-            verdict::answered_at(data, at, settings.staleness)?;
-            return Ok(guardrail::judge_query(
-                data,
-                settings.threshold,
-                &metric.success_condition,
-                &metric.failure_condition,
-            ));
+        if config.guardrail.scope() != Scope::Global {
+            self.trust
+                .check_namespace(config.target.namespace.as_deref(), &ctx.namespace)?;
         }
-
-        for (which, text) in [
-            ("successCondition", &metric.success_condition),
-            ("failureCondition", &metric.failure_condition),
-        ] {
-            if !text.trim().is_empty() {
-                return Err(Failure::new(
-                    FailureClass::Config,
-                    format!("{which} is not used by guardrail `{}`: it is judged by `threshold` (conditions apply to guardrail `query`)", config.guardrail.name()),
-                ));
-            }
+        let defaults = self.trust.defaults();
+        let target = target::resolve(config, ctx, &defaults.matchers)?;
+        if let Some(described) = target.describe() {
+            metadata.insert(metadata_key::TARGET.to_string(), described);
         }
-        if config.guardrail == GuardrailKind::Gitops {
-            let plan = gitops::plan(config, &settings)?;
-            record_plan(metadata, &plan);
-            let answers = self.ask(&endpoint, plan, at, &settings).await?;
-            return Ok(gitops::judge(config, &answers, &settings, at));
-        }
-        self.trust
-            .check_namespace(config.namespace.as_deref(), &ctx.namespace)?;
-        if config.guardrail == GuardrailKind::Alerts {
-            let namespace = resolve_namespace(config, ctx)?;
-            metadata.insert(metadata_key::TARGET.to_string(), namespace.clone());
-            let plan = alerts::plan(config, &namespace)?;
-            record_plan(metadata, &plan);
-            let answers = self.ask(&endpoint, plan, at, &settings).await?;
-            return Ok(alerts::judge(&namespace, &answers, &settings, at));
-        }
-        let target = resolve_target(config, ctx)?;
-        metadata.insert(metadata_key::TARGET.to_string(), target.describe());
-        if config.guardrail == GuardrailKind::Regression {
-            return self
-                .regression(config, &target, &endpoint, &settings, at, metadata)
-                .await;
-        }
-        let traffic_plan = if config.guardrail.is_traffic() {
-            Some(traffic::plan(config, &target, &settings)?)
-        } else {
-            None
-        };
-        let mut plan = guardrail::plan(config.guardrail, &target, &settings);
-        if let Some(traffic_plan) = &traffic_plan {
-            plan.extend(traffic_plan.queries.iter().cloned());
-        }
+        let effective = defaults.effective(&config.common);
+        record_effective(metadata, config, &defaults.matchers, &target, &effective);
+        let plan = config.settings.plan(&target)?;
         record_plan(metadata, &plan);
-        let answers = self.ask(&endpoint, plan, at, &settings).await?;
-        let coverage_data = answers.get(query_name::COVERAGE).ok_or_else(|| {
-            Failure::new(FailureClass::QueryError, "coverage query has no answer")
-        })?;
-        let coverage = Coverage::prove(
-            coverage_data,
-            &target,
-            at,
-            settings.staleness,
-            settings.min_pods,
-        )?;
-        Ok(match (&traffic_plan, config.guardrail) {
-            (Some(traffic_plan), kind) => {
-                traffic::judge(kind, traffic_plan, &coverage, &answers, &settings, at)
-            }
-            (None, GuardrailKind::WaitingReasons) => {
-                guardrail::judge_waiting(&coverage, &answers, &settings, &config.reasons)
-            }
-            (None, kind) => {
-                guardrail::judge(kind, &coverage, &answers, &settings, &config.images, at)
-            }
-        })
+        let answers = self.ask(&endpoint, &plan, at, effective.timeout).await?;
+        let common = Common {
+            settle: Some(settle),
+            timeout: Some(effective.timeout),
+            replica_labels: Some(effective.replica_labels),
+            ..config.common.clone()
+        };
+        Ok(config.settings.judge(&target, &answers, &common, at))
     }
 
-    /// `regression`: both sides asked concurrently inside the one timeout, each proven, then compared.
-    async fn regression(
-        &self,
-        config: &Config,
-        target: &TargetSelector,
-        endpoint: &Endpoint,
-        settings: &Settings,
-        at: SystemTime,
-        metadata: &mut BTreeMap<String, String>,
-    ) -> Result<Verdict, Failure> {
-        let signal = config
-            .signal
-            .ok_or_else(|| Failure::new(FailureClass::Config, "missing key `signal`"))?;
-        let stable_hash = config.stable_pod_template_hash.as_deref().ok_or_else(|| {
-            Failure::new(FailureClass::Config, "missing key `stablePodTemplateHash`")
-        })?;
-        let stable = target
-            .with_hash(stable_hash)
-            .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
-        metadata.insert("stable".to_string(), stable.describe());
-        let canary_plan = regression::plan(signal, config, target, settings)?;
-        let stable_plan = regression::plan(signal, config, &stable, settings)?;
-        record_plan(metadata, &canary_plan.queries);
-        for (name, query) in &stable_plan.queries {
-            metadata.insert(
-                format!("{}stable-{name}", metadata_key::QUERY_PREFIX),
-                query.clone(),
-            );
-        }
-        let (canary_answers, stable_answers) = tokio::join!(
-            self.ask(endpoint, canary_plan.queries.clone(), at, settings),
-            self.ask(endpoint, stable_plan.queries.clone(), at, settings)
-        );
-        let (canary_answers, stable_answers) = (canary_answers?, stable_answers?);
-        let prove = |answers: &Answers, side: &TargetSelector, plan: &regression::SidePlan| {
-            let data = answers.get(query_name::COVERAGE).ok_or_else(|| {
-                Failure::new(FailureClass::QueryError, "coverage query has no answer")
-            })?;
-            let coverage = Coverage::prove(data, side, at, settings.staleness, settings.min_pods)?;
-            let value = regression::side_value(signal, plan, &coverage, answers, settings, at)?;
-            Ok::<_, Failure>((coverage, value))
-        };
-        let side = |which: &str, result: Result<(Coverage, f64), Failure>| {
-            result.map_err(|f| Failure {
-                message: format!("{which}: {}", f.message),
-                ..f
-            })
-        };
-        let canary = side("canary", prove(&canary_answers, target, &canary_plan))?;
-        let stable = side("stable", prove(&stable_answers, &stable, &stable_plan))?;
-        Ok(regression::judge(
-            signal,
-            (&canary.0, canary.1),
-            (&stable.0, stable.1),
-            settings,
-        ))
-    }
-
-    /// Runs every query concurrently, all of them inside the measurement's one timeout.
+    /// Runs every query of every side concurrently, all of them inside the measurement's one timeout.
     async fn ask(
         &self,
         endpoint: &Endpoint,
-        plan: Vec<(&'static str, String)>,
+        plan: &Plan,
         at: SystemTime,
-        settings: &Settings,
-    ) -> Result<Answers, Failure> {
-        let queries = plan.iter().map(|(name, query)| async move {
-            let timer = telemetry::global().time_query();
-            let result = self.client.instant_query(endpoint, query, at).await;
-            timer.finish(match result {
-                Ok(_) => QueryOutcome::Ok,
-                Err(_) => QueryOutcome::Error,
-            });
-            (*name, result)
+        timeout: Duration,
+    ) -> Result<Vec<Answers>, Failure> {
+        let queries = plan.sides.iter().enumerate().flat_map(|(side, s)| {
+            s.queries.iter().map(move |(name, query)| async move {
+                let timer = QueryTimer::start(self.observer);
+                let result = self.client.instant_query(endpoint, query, at).await;
+                timer.finish(match result {
+                    Ok(_) => QueryOutcome::Ok,
+                    Err(_) => QueryOutcome::Error,
+                });
+                (side, *name, result)
+            })
         });
-        let results = tokio::time::timeout(settings.timeout, join_all(queries))
+        let results = tokio::time::timeout(timeout, join_all(queries))
             .await
             .map_err(|_| {
                 Failure::new(
                     FailureClass::Timeout,
                     format!(
                         "timed out after {} waiting for Prometheus at {} (no answer is no proof)",
-                        duration::format(settings.timeout),
+                        duration::format(timeout),
                         endpoint.display_address()
                     ),
                 )
             })?;
-        let mut answers = Answers::new();
-        for (name, result) in results {
+        let mut answers = vec![Answers::new(); plan.sides.len()];
+        for (side, name, result) in results {
             match result {
                 Ok(data) => {
-                    answers.insert(name, data);
+                    answers[side].insert(name, data);
                 }
                 Err(error) => return Err(query_failure(name, &error)),
             }
@@ -616,177 +451,110 @@ pub fn parse_settle(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {
-    let raw = metric.plugin_config.as_deref().ok_or_else(|| {
-        Failure::new(
-            FailureClass::Config,
-            format!(
-                "metric `{}` has no `{PLUGIN_NAME}` entry under provider.plugin",
-                metric.name
-            ),
-        )
-    })?;
-    Config::from_json(raw).map_err(|e| {
+    let config_failure = |e: ConfigError| {
         Failure::new(
             FailureClass::Config,
             format!("invalid plugin configuration: {e}"),
         )
-    })
-}
-
-fn query_failure(name: &str, error: &QueryError) -> Failure {
-    let class = match error.class() {
-        crate::prometheus::FailureClass::Timeout => FailureClass::Timeout,
-        crate::prometheus::FailureClass::Config => FailureClass::Config,
-        crate::prometheus::FailureClass::QueryError => FailureClass::QueryError,
     };
-    Failure::new(class, format!("{name} query failed: {error}"))
-}
-
-fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &[(&'static str, String)]) {
-    for (name, query) in plan {
-        metadata.insert(
-            format!("{}{name}", metadata_key::QUERY_PREFIX),
-            query.clone(),
-        );
-    }
-}
-
-/// The namespace from the configuration, else the AnalysisRun's (for guardrails that judge a namespace).
-fn resolve_namespace(config: &Config, ctx: &AnalysisContext) -> Result<String, Failure> {
-    let namespace = config
-        .namespace
-        .clone()
-        .or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()))
+    Config::from_metric(metric)
+        .map_err(config_failure)?
         .ok_or_else(|| {
             Failure::new(
                 FailureClass::Config,
-                "cannot determine the namespace: set `namespace`; the AnalysisRun has no namespace",
+                format!(
+                    "metric `{}` has no `{PLUGIN_NAME}` entry under provider.plugin",
+                    metric.name
+                ),
             )
-        })?;
-    validate_namespace(&namespace)
-        .map_err(|e| Failure::new(FailureClass::Config, e.to_string()))?;
-    Ok(namespace)
+        })
 }
 
-/// The target from the configuration, else from the AnalysisRun; a missing part is named.
-fn resolve_target(config: &Config, ctx: &AnalysisContext) -> Result<TargetSelector, Failure> {
-    let namespace = config
-        .namespace
-        .clone()
-        .or_else(|| Some(ctx.namespace.clone()).filter(|n| !n.is_empty()));
-    let rollout = config.rollout.clone().or_else(|| {
-        ctx.owner_references
-            .iter()
-            .find(|o| o.kind == "Rollout" && !o.name.is_empty())
-            .map(|o| o.name.clone())
-    });
-    let hash = config.pod_template_hash.clone().or_else(|| {
-        ctx.labels
-            .get(POD_TEMPLATE_HASH_LABEL)
-            .cloned()
-            .filter(|h| !h.is_empty())
-    });
-    let mut missing = Vec::new();
-    if namespace.is_none() {
-        missing.push("namespace (set `namespace`; the AnalysisRun has no namespace)");
-    }
-    if rollout.is_none() {
-        missing.push(
-            "rollout (set `rollout`; the AnalysisRun has no owner reference of kind Rollout)",
-        );
-    }
-    if hash.is_none() {
-        missing.push("podTemplateHash (set `podTemplateHash`; the AnalysisRun has no label rollouts-pod-template-hash)");
-    }
-    match (namespace, rollout, hash) {
-        (Some(n), Some(r), Some(h)) => TargetSelector::new(&n, &r, &h)
-            .map_err(|e| Failure::new(FailureClass::Config, e.to_string())),
-        _ => Err(Failure::new(
-            FailureClass::Config,
-            format!(
-                "cannot determine the target: missing {}",
-                missing.join("; ")
+fn query_failure(name: &str, error: &QueryError) -> Failure {
+    Failure::new(error.class(), format!("{name} query failed: {error}"))
+}
+
+fn record_config(metadata: &mut BTreeMap<String, String>, config: &Config) {
+    metadata.insert(
+        metadata_key::GUARDRAIL.to_string(),
+        config.guardrail.name().to_string(),
+    );
+    metadata.insert(
+        metadata_key::PROFILE.to_string(),
+        config.profile.name().to_string(),
+    );
+}
+
+/// The effective timeout, source matchers and replica labels, each with where it came from.
+fn record_effective(
+    metadata: &mut BTreeMap<String, String>,
+    config: &Config,
+    controller: &Matchers,
+    target: &Target,
+    effective: &Effective,
+) {
+    metadata.insert(
+        metadata_key::EFFECTIVE_TIMEOUT.to_string(),
+        format!(
+            "{} ({})",
+            duration::format(effective.timeout),
+            effective.timeout_from.name()
+        ),
+    );
+    metadata.insert(
+        metadata_key::EFFECTIVE_REPLICA_LABELS.to_string(),
+        format!(
+            "{} ({})",
+            effective.replica_labels.join(","),
+            effective.replica_labels_from.name()
+        ),
+    );
+    let matchers = target.matchers();
+    let shown = if config.guardrail == GuardrailKind::Query {
+        // `query` runs its PromQL as written.
+        match controller.is_empty() {
+            true => "none".to_string(),
+            false => format!(
+                "{} (registration) not applied: the query guardrail runs its PromQL as written",
+                controller.describe()
             ),
-        )),
+        }
+    } else if matchers.is_empty() {
+        "none".to_string()
+    } else {
+        matchers
+            .iter()
+            .map(|(label, value)| {
+                let from = match config.common.matchers.get(label) {
+                    Some(_) => Origin::Template,
+                    None => Origin::Registration,
+                };
+                format!("{label}={value} ({})", from.name())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    metadata.insert(metadata_key::EFFECTIVE_MATCHERS.to_string(), shown);
+}
+
+fn record_plan(metadata: &mut BTreeMap<String, String>, plan: &Plan) {
+    for side in &plan.sides {
+        let prefix = match side.label {
+            Some(label) => {
+                metadata.insert(label.to_string(), side.described.clone());
+                format!("{}{label}-", metadata_key::QUERY_PREFIX)
+            }
+            None => metadata_key::QUERY_PREFIX.to_string(),
+        };
+        for (name, query) in &side.queries {
+            metadata.insert(format!("{prefix}{name}"), query.clone());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::OwnerReference;
-
-    fn ctx() -> AnalysisContext {
-        AnalysisContext {
-            namespace: "shop".into(),
-            name: "web-6c8d7f9a1-2".into(),
-            labels: [(POD_TEMPLATE_HASH_LABEL.to_string(), "6c8d7f9a1".to_string())].into(),
-            owner_references: vec![OwnerReference {
-                kind: "Rollout".into(),
-                name: "web".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn config(json: &str) -> Config {
-        Config::from_json(json.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn the_target_defaults_from_the_analysis_run() {
-        let t = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &ctx()).unwrap();
-        assert_eq!(t.describe(), "shop/web-6c8d7f9a1");
-        let t = resolve_target(&config(r#"{"guardrail":"restarts","namespace":"pay","rollout":"api","podTemplateHash":"7f6e5d4c3"}"#), &ctx()).unwrap();
-        assert_eq!(t.describe(), "pay/api-7f6e5d4c3");
-    }
-
-    #[test]
-    fn a_missing_target_part_is_named() {
-        let err = resolve_target(
-            &config(r#"{"guardrail":"restarts"}"#),
-            &AnalysisContext::default(),
-        )
-        .unwrap_err();
-        assert_eq!(err.class, FailureClass::Config);
-        assert!(err.message.contains("missing namespace"), "{}", err.message);
-        assert!(
-            err.message.contains("no owner reference of kind Rollout"),
-            "{}",
-            err.message
-        );
-        assert!(
-            err.message.contains("no label rollouts-pod-template-hash"),
-            "{}",
-            err.message
-        );
-        let mut c = ctx();
-        c.labels.clear();
-        let err = resolve_target(&config(r#"{"guardrail":"restarts"}"#), &c).unwrap_err();
-        assert!(
-            err.message
-                .starts_with("cannot determine the target: missing podTemplateHash"),
-            "{}",
-            err.message
-        );
-    }
-
-    #[test]
-    fn hostile_args_are_refused_before_any_query() {
-        let err = resolve_target(
-            &config(r#"{"guardrail":"restarts","namespace":"shop\"} or vector(1) #"}"#),
-            &ctx(),
-        )
-        .unwrap_err();
-        assert_eq!(err.class, FailureClass::Config);
-        assert!(
-            err.message
-                .starts_with("namespace `shop\"} or vector(1) #` is not a valid Kubernetes name"),
-            "{}",
-            err.message
-        );
-    }
 
     #[test]
     fn settle_is_bounded_wherever_it_is_set() {
@@ -796,8 +564,7 @@ mod tests {
         assert!(parse_settle("soon").is_err());
         let err = Config::from_json(br#"{"guardrail":"restarts","settle":"2h"}"#).unwrap_err();
         assert_eq!(err.to_string(), "key `settle`: must be at most 30m");
-        let config = config(r#"{"guardrail":"restarts","settle":"45s"}"#);
-        assert_eq!(config.settle, Some(Duration::from_secs(45)));
-        assert_eq!(config.settings().settle, Duration::from_secs(45));
+        let config = Config::from_json(br#"{"guardrail":"restarts","settle":"45s"}"#).unwrap();
+        assert_eq!(config.common.settle, Some(Duration::from_secs(45)));
     }
 }

@@ -127,7 +127,7 @@ fn mappable_list() -> String {
 /// The mappable class nearest to a misspelt one (`no-trafic` → `no-traffic`).
 fn nearest_class(name: &str) -> Option<String> {
     let names = MAPPABLE.map(FailureClass::name);
-    super::config::nearest(name, &names)
+    super::config::read::nearest(name, names.into_iter())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Target values are validated as Kubernetes names *and* escaped as PromQL strings, so a namespace such as
 //! `shop"} or vector(1) #` is refused before any query is built, and even a value that slipped past
 //! validation could not leave its string literal.
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -152,6 +153,72 @@ impl Selector {
     }
 }
 
+/// Exact label matchers that select one source (a cluster, a tenant) in a store holding several: applied to
+/// every series a guardrail reads. Label names are validated when parsed; values are escaped when rendered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matchers(BTreeMap<String, String>);
+
+impl Matchers {
+    /// Validates every label name (values may be anything: they are escaped).
+    pub fn new(pairs: BTreeMap<String, String>) -> Result<Matchers, SelectorError> {
+        for (label, value) in &pairs {
+            validate_label_name(label)?;
+            if value.len() > MAX_SELECTOR_PART {
+                return Err(SelectorError {
+                    what: "label value",
+                    value: value.chars().take(40).collect(),
+                    why: "it is too long",
+                });
+            }
+        }
+        Ok(Matchers(pairs))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    pub fn get(&self, label: &str) -> Option<&str> {
+        self.0.get(label).map(String::as_str)
+    }
+
+    /// `self` with `other`'s matchers added (`other` wins on the same label).
+    pub fn merged(&self, other: &Matchers) -> Matchers {
+        let mut all = self.0.clone();
+        all.extend(other.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Matchers(all)
+    }
+
+    /// The selector with every matcher added.
+    pub fn apply(&self, mut selector: Selector) -> Result<Selector, SelectorError> {
+        for (label, value) in &self.0 {
+            selector = selector.equal(label, value)?;
+        }
+        Ok(selector)
+    }
+
+    /// `,label="value"…` to append inside a selector's braces (empty without matchers).
+    pub fn extra(&self) -> String {
+        self.0
+            .iter()
+            .map(|(label, value)| format!(",{label}={}", string_literal(value)))
+            .collect()
+    }
+
+    /// `label=value, …` for messages and metadata.
+    pub fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|(label, value)| format!("{label}={value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A namespace: an RFC 1123 label (lowercase alphanumerics and `-`, at most 63, alphanumeric at both ends).
 pub fn validate_namespace(value: &str) -> Result<(), NameError> {
     check_label("namespace", value, 63)
@@ -222,6 +289,12 @@ fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), NameEr
     Ok(())
 }
 
+// Lowercase alphanumerics so every selector built from them validates; swapped for readable markers when
+// shown. These queries are shown, never sent.
+pub const PLACEHOLDER_NAMESPACE: &str = "ph0namespace";
+pub const PLACEHOLDER_ROLLOUT: &str = "ph0rollout";
+pub const PLACEHOLDER_HASH: &str = "ph0hash";
+
 /// The pods a guardrail judges: those of ReplicaSet `<rollout>-<podTemplateHash>` in one namespace.
 /// Construct it only through [`TargetSelector::new`], which validates every part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +302,8 @@ pub struct TargetSelector {
     namespace: String,
     rollout: String,
     replica_set: String,
+    /// The source's matchers, on every series this target's queries read.
+    matchers: Matchers,
 }
 
 impl TargetSelector {
@@ -248,19 +323,61 @@ impl TargetSelector {
             namespace: namespace.to_string(),
             rollout: rollout.to_string(),
             replica_set,
+            matchers: Matchers::default(),
         })
+    }
+
+    /// A valid target of placeholder names: what a plan is built for before the AnalysisRun is known (to
+    /// check a configuration, and to show its queries with `<namespace>`-style markers, see
+    /// [`TargetSelector::show`]).
+    pub fn placeholder() -> TargetSelector {
+        TargetSelector {
+            namespace: PLACEHOLDER_NAMESPACE.to_string(),
+            rollout: PLACEHOLDER_ROLLOUT.to_string(),
+            replica_set: format!("{PLACEHOLDER_ROLLOUT}-{PLACEHOLDER_HASH}"),
+            matchers: Matchers::default(),
+        }
+    }
+
+    /// A query built for [`TargetSelector::placeholder`] with its markers made readable.
+    pub fn show(query: &str) -> String {
+        query
+            .replace(PLACEHOLDER_NAMESPACE, "<namespace>")
+            .replace(PLACEHOLDER_ROLLOUT, "<rollout>")
+            .replace(PLACEHOLDER_HASH, "<podTemplateHash>")
     }
 
     /// The same rollout's ReplicaSet with another pod-template hash (the stable side of a comparison).
     pub fn with_hash(&self, pod_template_hash: &str) -> Result<TargetSelector, NameError> {
-        TargetSelector::new(&self.namespace, &self.rollout, pod_template_hash)
+        Ok(
+            TargetSelector::new(&self.namespace, &self.rollout, pod_template_hash)?
+                .with_matchers(self.matchers.clone()),
+        )
+    }
+
+    /// The same target read from the source `matchers` select.
+    pub fn with_matchers(self, matchers: Matchers) -> TargetSelector {
+        TargetSelector { matchers, ..self }
+    }
+
+    pub fn matchers(&self) -> &Matchers {
+        &self.matchers
+    }
+
+    /// `namespace="…"` and the source's matchers: the inside of every selector of the target.
+    fn scope(&self) -> String {
+        format!(
+            "namespace={}{}",
+            string_literal(&self.namespace),
+            self.matchers.extra()
+        )
     }
 
     /// CPU cores used per target pod over `window` (cAdvisor, every container, the pause container excluded).
     pub fn cpu_per_pod(&self, window: Duration) -> String {
         format!(
-            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{{},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            self.scope(),
             promql_range(window),
             self.pods()
         )
@@ -269,8 +386,8 @@ impl TargetSelector {
     /// Working-set bytes per target pod, averaged over `window` (cAdvisor).
     pub fn memory_per_pod(&self, window: Duration) -> String {
         format!(
-            "sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{namespace={},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{{},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
+            self.scope(),
             promql_range(window),
             self.pods()
         )
@@ -297,8 +414,8 @@ impl TargetSelector {
     /// The target pods as kube-state-metrics describes them: exact ReplicaSet ownership, never a prefix.
     fn pods(&self) -> String {
         format!(
-            "kube_pod_info{{namespace={},created_by_kind=\"ReplicaSet\",created_by_name={}}}",
-            string_literal(&self.namespace),
+            "kube_pod_info{{{},created_by_kind=\"ReplicaSet\",created_by_name={}}}",
+            self.scope(),
             string_literal(&self.replica_set)
         )
     }
@@ -311,8 +428,8 @@ impl TargetSelector {
             format!(",{extra}")
         };
         format!(
-            "{metric}{{namespace={}{extra}}} and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "{metric}{{{}{extra}}} and on(namespace, pod) {}",
+            self.scope(),
             self.pods()
         )
     }
@@ -334,8 +451,8 @@ impl TargetSelector {
 
     fn restarts_over(&self, function: &str, window: Duration) -> String {
         format!(
-            "{function}(kube_pod_container_status_restarts_total{{namespace={}}}[{}]) and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "{function}(kube_pod_container_status_restarts_total{{{}}}[{}]) and on(namespace, pod) {}",
+            self.scope(),
             promql_range(window),
             self.pods()
         )
@@ -354,8 +471,8 @@ impl TargetSelector {
     /// The containers of the target pods that are waiting right now, with their reason.
     pub fn waiting(&self) -> String {
         format!(
-            "(kube_pod_container_status_waiting_reason{{namespace={}}} == 1) and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "(kube_pod_container_status_waiting_reason{{{}}} == 1) and on(namespace, pod) {}",
+            self.scope(),
             self.pods()
         )
     }
@@ -368,8 +485,8 @@ impl TargetSelector {
     /// Containers of the target pods whose last termination was `OOMKilled` at any moment of `window`.
     pub fn oom_killed(&self, window: Duration) -> String {
         format!(
-            "max_over_time(kube_pod_container_status_last_terminated_reason{{namespace={},reason=\"OOMKilled\"}}[{}]) and on(namespace, pod) {}",
-            string_literal(&self.namespace),
+            "max_over_time(kube_pod_container_status_last_terminated_reason{{{},reason=\"OOMKilled\"}}[{}]) and on(namespace, pod) {}",
+            self.scope(),
             promql_range(window),
             self.pods()
         )
@@ -377,9 +494,9 @@ impl TargetSelector {
 
     /// Every container and init container of the target pods with its image as specified.
     pub fn container_images(&self) -> String {
-        let namespace = string_literal(&self.namespace);
+        let scope = self.scope();
         format!(
-            "(kube_pod_container_info{{namespace={namespace}}} or kube_pod_init_container_info{{namespace={namespace}}}) and on(namespace, pod) {}",
+            "(kube_pod_container_info{{{scope}}} or kube_pod_init_container_info{{{scope}}}) and on(namespace, pod) {}",
             self.pods()
         )
     }

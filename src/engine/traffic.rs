@@ -1,17 +1,17 @@
-//! The request guardrails, `error-rate` and `latency`: the presets for common request metrics, the PromQL
-//! built from them (through [`Selector`], so every configured name is validated and every value escaped), and
-//! the judges, which pass only through a [`Traffic`] proof (fresh, covering, enough requests).
-use std::time::{Duration, SystemTime};
+//! Request metrics, shared by `error-rate`, `latency` and `regression`: the presets for common sources, the
+//! request keys parsed into [`TrafficSettings`], the PromQL built from them (through [`Selector`], so every
+//! configured name is validated and every value escaped), and the [`Traffic`] proof (fresh, covering, enough
+//! requests) every request judge passes through.
+use std::time::Duration;
 
-use super::config::{Config, GuardrailKind, Settings, TrafficSource};
-use super::duration::{self, promql_range};
-use super::guardrail::{self, Answers};
-use super::promql::{Selector, SelectorError, TargetSelector};
+use super::config::read::Keys;
+use super::config::{self, ConfigError, Profile};
+use super::duration::promql_range;
+use super::guardrails::{self, answer, Answers, Evidence, Query};
+use super::promql::{self, Matchers, Selector, SelectorError, TargetSelector};
 use super::verdict::{
-    format_number, judge_limit, round3, unix_seconds, vector, Coverage, Failure, FailureClass,
-    Traffic, Verdict,
+    format_number, unix_seconds, vector, Coverage, Failure, FailureClass, Traffic,
 };
-use crate::prometheus::QueryData;
 
 /// The name of each traffic query in metadata (`query.<name>`).
 pub mod query_name {
@@ -33,6 +33,35 @@ pub struct Preset {
     /// Whether series carry the serving pod's `namespace` and `pod` labels (then they are joined with the
     /// target's pods); otherwise they are selected by namespace and Service labels.
     pub per_pod: bool,
+}
+
+/// Where request metrics come from: each preset names its metrics and labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficSource {
+    /// Application metrics per pod: `http_requests_total{code}`, `http_request_duration_seconds_bucket`.
+    Http,
+    /// Istio sidecars (`reporter="destination"`): `istio_requests_total{response_code}`,
+    /// `istio_request_duration_milliseconds_bucket`.
+    Istio,
+    /// The ingress-nginx controller: `nginx_ingress_controller_requests{status}`,
+    /// `nginx_ingress_controller_request_duration_seconds_bucket`, selected by Service.
+    IngressNginx,
+}
+
+impl TrafficSource {
+    pub const ALL: [TrafficSource; 3] = [
+        TrafficSource::Http,
+        TrafficSource::Istio,
+        TrafficSource::IngressNginx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficSource::Http => "http",
+            TrafficSource::Istio => "istio",
+            TrafficSource::IngressNginx => "ingress-nginx",
+        }
+    }
 }
 
 impl Preset {
@@ -71,12 +100,133 @@ impl Preset {
 pub const INGRESS_NGINX_NAMESPACE_LABEL: &str = "exported_namespace";
 pub const INGRESS_NGINX_SERVICE_LABEL: &str = "exported_service";
 
-/// The queries of `error-rate` or `latency`, resolved from the preset, the overrides and the target.
+/// The request keys every request guardrail accepts (`errorLabel`/`errorRegex` and `histogramMetric`/`quantile`
+/// belong to the guardrails that measure errors or latency).
+pub const KEYS: &[&str] = &[
+    "window",
+    "source",
+    "requestMetric",
+    "minRequests",
+    "service",
+    "requestMatchers",
+];
+
+/// The largest `minRequests` accepted (a guard against typos that would make every canary "too quiet").
+pub const MAX_MIN_REQUESTS: f64 = 1e12;
+
+/// Where requests are counted and how many prove anything, profile defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficSettings {
+    pub source: TrafficSource,
+    pub request_metric: String,
+    pub histogram_metric: String,
+    pub error_label: String,
+    pub error_regex: String,
+    /// `ingress-nginx`: the canary Service the ingress routes to.
+    pub service: Option<String>,
+    /// `requestMatchers`: exact label matchers on the request series only (a route, a method); the source's
+    /// `matchers` apply to them too.
+    pub request_matchers: Matchers,
+    pub window: Duration,
+    /// Fewer requests in the window is "not enough traffic" (10 by default, 50 in `prod`).
+    pub min_requests: u64,
+}
+
+/// What a request plan measures besides the request count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    Errors,
+    /// The quantile of the request-duration histogram.
+    Latency(f64),
+}
+
+impl TrafficSettings {
+    pub fn parse(keys: &Keys, profile: Profile) -> Result<TrafficSettings, ConfigError> {
+        let source = keys
+            .one_of("source", "source", &TrafficSource::ALL, TrafficSource::name)?
+            .unwrap_or(TrafficSource::Http);
+        let preset = Preset::of(source);
+        let min_requests = keys.count(
+            "minRequests",
+            MAX_MIN_REQUESTS,
+            "must be a whole number of at least 1 (no traffic proves nothing)",
+        )?;
+        let service = keys.text("service")?;
+        match (preset.per_pod, &service) {
+            (false, Some(service)) => promql::validate_namespace(service)
+                .map_err(|e| keys.invalid("service", &e.to_string()))?,
+            (false, None) => {
+                return Err(keys.invalid(
+                    "service",
+                    &format!(
+                        "source `{}` needs `service`: the canary Service the ingress routes to",
+                        source.name()
+                    ),
+                ))
+            }
+            (true, Some(_)) => {
+                return Err(keys.invalid(
+                    "service",
+                    &format!(
+                        "not used by source `{}`: its series carry the serving pod",
+                        source.name()
+                    ),
+                ))
+            }
+            (true, None) => {}
+        }
+        let or = |key: &str, default: &str| -> Result<String, ConfigError> {
+            Ok(keys.text(key)?.unwrap_or_else(|| default.to_string()))
+        };
+        let settings = TrafficSettings {
+            source,
+            request_metric: or("requestMetric", preset.request_metric)?,
+            histogram_metric: or("histogramMetric", preset.histogram_metric)?,
+            error_label: or("errorLabel", preset.error_label)?,
+            error_regex: or("errorRegex", preset.error_regex)?,
+            service,
+            request_matchers: keys.matchers("requestMatchers")?,
+            window: config::window(keys, config::default_window(profile))?,
+            min_requests: min_requests.unwrap_or(profile.pick(10, 50)),
+        };
+        if !settings.histogram_metric.ends_with("_bucket") {
+            return Err(keys.invalid(
+                "histogramMetric",
+                &format!(
+                    "`{}` must be a histogram's `_bucket` series",
+                    settings.histogram_metric
+                ),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Refuses what no target can make valid (metric and label names, value lengths), by planning once
+    /// for a placeholder target.
+    pub fn check(&self, measure: Measure) -> Result<(), ConfigError> {
+        plan(self, measure, &TargetSelector::placeholder())
+            .map(|_| ())
+            .map_err(|f| ConfigError::Plan(f.message))
+    }
+}
+
+/// `quantile`: strictly between 0 and 1; 0.95 by default, 0.99 in `prod`.
+pub fn quantile(keys: &Keys, profile: Profile) -> Result<f64, ConfigError> {
+    Ok(keys
+        .number_where(
+            "quantile",
+            |q| q > 0.0 && q < 1.0,
+            "must be between 0 and 1 (exclusive), e.g. 0.95",
+        )?
+        .unwrap_or(profile.pick(0.95, 0.99)))
+}
+
+/// The queries of a request guardrail, resolved from the preset, the overrides and the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficPlan {
     /// The request series as shown in messages.
     pub described: String,
-    pub queries: Vec<(&'static str, String)>,
+    pub queries: Vec<Query>,
     /// `errorLabel=~"errorRegex"`, for messages.
     pub error_matcher: String,
     /// Multiplies histogram bucket bounds into seconds (`0.001` for `_milliseconds_bucket`).
@@ -87,173 +237,124 @@ fn selector_failure(e: SelectorError) -> Failure {
     Failure::new(FailureClass::Config, e.to_string())
 }
 
-/// Builds the plan of a traffic guardrail.
-pub fn plan(
-    config: &Config,
-    target: &TargetSelector,
-    settings: &Settings,
-) -> Result<TrafficPlan, Failure> {
-    plan_for(config.guardrail, config, target, settings)
+/// Selectors and expressions of one request plan: the preset's metrics for one target.
+struct Builder<'a> {
+    traffic: &'a TrafficSettings,
+    preset: Preset,
+    target: &'a TargetSelector,
 }
 
-/// Builds the queries of `kind` (`error-rate` or `latency`) for `target`; `regression` uses it for both sides.
-pub fn plan_for(
-    kind: GuardrailKind,
-    config: &Config,
-    target: &TargetSelector,
-    settings: &Settings,
-) -> Result<TrafficPlan, Failure> {
-    let source = config.traffic.source.unwrap_or(TrafficSource::Http);
-    let preset = Preset::of(source);
-    let base = |metric: &str, what: &'static str| -> Result<Selector, SelectorError> {
+impl Builder<'_> {
+    /// `metric{<fixed>,<namespace>,<matchers>}`.
+    fn base(&self, metric: &str, what: &'static str) -> Result<Selector, SelectorError> {
         let mut s = Selector::new(what, metric)?;
-        for (label, value) in preset.fixed {
+        for (label, value) in self.preset.fixed {
             s = s.equal(label, value)?;
         }
-        if preset.per_pod {
-            s = s.equal("namespace", target.namespace())?;
+        let namespace_label = if self.preset.per_pod {
+            "namespace"
         } else {
-            s = s.equal(INGRESS_NGINX_NAMESPACE_LABEL, target.namespace())?;
-        }
-        for (label, value) in &config.matchers {
-            s = s.equal(label, value)?;
-        }
-        Ok(s)
-    };
-    let service = match (preset.per_pod, &config.traffic.service) {
-        (false, Some(service)) => {
-            super::promql::validate_namespace(service)
-                .map_err(|e| Failure::new(FailureClass::Config, format!("service: {e}")))?;
-            Some(service.clone())
-        }
-        (false, None) => {
-            return Err(Failure::new(
-                FailureClass::Config,
-                format!(
-                    "source `{}` needs `service`: the canary Service the ingress routes to",
-                    source.name()
-                ),
-            ))
-        }
-        (true, Some(_)) => {
-            return Err(Failure::new(
-                FailureClass::Config,
-                format!(
-                    "key `service` is not used by source `{}`: its series carry the serving pod",
-                    source.name()
-                ),
-            ))
-        }
-        (true, None) => None,
-    };
-    let scoped = |s: Selector| -> Result<Selector, SelectorError> {
-        match &service {
+            INGRESS_NGINX_NAMESPACE_LABEL
+        };
+        s = s.equal(namespace_label, self.target.namespace())?;
+        self.target
+            .matchers()
+            .merged(&self.traffic.request_matchers)
+            .apply(s)
+    }
+
+    /// The selector narrowed to the canary Service (sources selected by Service).
+    fn scoped(&self, s: Selector) -> Result<Selector, SelectorError> {
+        match &self.traffic.service {
             Some(service) => s.equal(INGRESS_NGINX_SERVICE_LABEL, service),
             None => Ok(s),
         }
-    };
-    let restrict = |expression: String| -> String {
-        if preset.per_pod {
-            target.restrict(&expression)
+    }
+
+    /// Per-pod series kept to the target's pods.
+    fn restrict(&self, expression: String) -> String {
+        if self.preset.per_pod {
+            self.target.restrict(&expression)
         } else {
             expression
         }
-    };
-    let range = promql_range(settings.window);
-    let error_label = config
-        .traffic
-        .error_label
-        .clone()
-        .unwrap_or_else(|| preset.error_label.to_string());
-    let error_regex = config
-        .traffic
-        .error_regex
-        .clone()
-        .unwrap_or_else(|| preset.error_regex.to_string());
-    let error_matcher = format!(
-        "{error_label}=~{}",
-        super::promql::string_literal(&error_regex)
-    );
-    let mut queries = Vec::new();
-    let (counted, unit_to_seconds) = match kind {
-        GuardrailKind::ErrorRate => {
-            let metric = config
-                .traffic
-                .request_metric
-                .as_deref()
-                .unwrap_or(preset.request_metric);
-            // Only series carrying the error label count as requests: a wrong label must not read as
-            // "no errors".
-            let requests = scoped(
-                base(metric, "requestMetric")
-                    .and_then(|s| s.has(&error_label))
-                    .map_err(selector_failure)?,
-            )
-            .map_err(selector_failure)?;
-            let errors = requests
-                .clone()
-                .regex(&error_label, &error_regex)
-                .map_err(selector_failure)?;
-            queries.push((
-                query_name::ERRORS,
-                format!(
-                    "sum({})",
-                    restrict(format!("increase({}[{range}])", errors.render()))
-                ),
-            ));
-            (requests, 1.0)
-        }
-        GuardrailKind::Latency => {
-            let metric = config
-                .traffic
-                .histogram_metric
-                .as_deref()
-                .unwrap_or(preset.histogram_metric);
-            if !metric.ends_with("_bucket") {
-                return Err(Failure::new(
-                    FailureClass::Config,
-                    format!("histogramMetric `{metric}` must be a histogram's `_bucket` series"),
-                ));
+    }
+
+    /// The measured query, and the selector counting requests with its unit factor.
+    fn measured(&self, measure: Measure) -> Result<(Query, Selector, f64), SelectorError> {
+        let range = promql_range(self.traffic.window);
+        let (error_label, error_regex) = (&self.traffic.error_label, &self.traffic.error_regex);
+        Ok(match measure {
+            Measure::Errors => {
+                // Only series carrying the error label count as requests: a wrong label must not read as
+                // "no errors".
+                let requests = self
+                    .base(&self.traffic.request_metric, "requestMetric")
+                    .and_then(|s| s.has(error_label))
+                    .and_then(|s| self.scoped(s))?;
+                let errors = requests.clone().regex(error_label, error_regex)?;
+                let increase = format!("increase({}[{range}])", errors.render());
+                let query = format!("sum({})", self.restrict(increase));
+                ((query_name::ERRORS, query), requests, 1.0)
             }
-            let buckets = scoped(base(metric, "histogramMetric").map_err(selector_failure)?)
-                .map_err(selector_failure)?;
-            queries.push((
-                query_name::LATENCY,
-                format!(
-                    "histogram_quantile({}, sum by (le) ({}))",
-                    settings.quantile,
-                    restrict(format!("rate({}[{range}])", buckets.render()))
-                ),
-            ));
-            let unit = if metric.ends_with("_milliseconds_bucket") {
-                0.001
-            } else {
-                1.0
-            };
-            // The `+Inf` bucket counts every request.
-            (buckets.equal("le", "+Inf").map_err(selector_failure)?, unit)
-        }
-        other => {
-            return Err(Failure::new(
-                FailureClass::Config,
-                format!("guardrail `{}` is not a traffic guardrail", other.name()),
-            ))
-        }
+            Measure::Latency(quantile) => {
+                let metric = &self.traffic.histogram_metric;
+                let buckets = self
+                    .base(metric, "histogramMetric")
+                    .and_then(|s| self.scoped(s))?;
+                let rate = format!("rate({}[{range}])", buckets.render());
+                let query = format!(
+                    "histogram_quantile({quantile}, sum by (le) ({}))",
+                    self.restrict(rate)
+                );
+                let unit = if metric.ends_with("_milliseconds_bucket") {
+                    0.001
+                } else {
+                    1.0
+                };
+                // The `+Inf` bucket counts every request.
+                (
+                    (query_name::LATENCY, query),
+                    buckets.equal("le", "+Inf")?,
+                    unit,
+                )
+            }
+        })
+    }
+}
+
+/// Builds the queries measuring `measure` for `target`; `regression` uses it for both sides.
+pub fn plan(
+    traffic: &TrafficSettings,
+    measure: Measure,
+    target: &TargetSelector,
+) -> Result<TrafficPlan, Failure> {
+    let builder = Builder {
+        traffic,
+        preset: Preset::of(traffic.source),
+        target,
     };
-    queries.push((
-        query_name::REQUESTS,
-        format!(
-            "sum({})",
-            restrict(format!("increase({}[{range}])", counted.render()))
+    let (measured, counted, unit_to_seconds) =
+        builder.measured(measure).map_err(selector_failure)?;
+    let range = promql_range(traffic.window);
+    let increase = format!("increase({}[{range}])", counted.render());
+    let latest = format!("timestamp({})", counted.render());
+    let queries = vec![
+        measured,
+        (
+            query_name::REQUESTS,
+            format!("sum({})", builder.restrict(increase)),
         ),
-    ));
-    queries.push((
-        query_name::LATEST_REQUEST,
-        format!(
-            "max({})",
-            restrict(format!("timestamp({})", counted.render()))
+        (
+            query_name::LATEST_REQUEST,
+            format!("max({})", builder.restrict(latest)),
         ),
-    ));
+    ];
+    let error_matcher = format!(
+        "{}=~{}",
+        traffic.error_label,
+        promql::string_literal(&traffic.error_regex)
+    );
     Ok(TrafficPlan {
         described: counted.render(),
         queries,
@@ -262,60 +363,16 @@ pub fn plan_for(
     })
 }
 
-fn answer<'a>(answers: &'a Answers, name: &'static str) -> Result<&'a QueryData, Failure> {
-    answers.get(name).ok_or_else(|| {
-        Failure::new(
-            FailureClass::QueryError,
-            format!("{name} query has no answer"),
-        )
-    })
-}
-
-/// Judges `error-rate` or `latency` from the answers of [`plan`].
-pub fn judge(
-    kind: GuardrailKind,
-    plan: &TrafficPlan,
-    coverage: &Coverage,
-    answers: &Answers,
-    settings: &Settings,
-    at: SystemTime,
-) -> Verdict {
-    let result = (|| {
-        let traffic = prove_traffic(plan, coverage, answers, settings, at)?;
-        match kind {
-            GuardrailKind::ErrorRate => error_rate(&traffic, plan, coverage, answers, settings),
-            _ => latency(&traffic, plan, coverage, answers, settings),
-        }
-    })();
-    result.unwrap_or_else(Verdict::Fail)
-}
-
-/// The [`Traffic`] proof from the `requests` and `latest-request` answers.
-pub fn prove_traffic(
-    plan: &TrafficPlan,
-    coverage: &Coverage,
-    answers: &Answers,
-    settings: &Settings,
-    at: SystemTime,
-) -> Result<Traffic, Failure> {
-    Traffic::prove(
-        coverage,
-        answer(answers, query_name::REQUESTS)?,
-        answer(answers, query_name::LATEST_REQUEST)?,
-        at,
-        settings.window,
-        settings.staleness,
-        settings.min_requests,
-        &plan.described,
-        canary_age(coverage, answers, at),
-    )
-}
-
 /// How long the canary has existed: since its oldest covered pod was created (`None` without a `created`
 /// answer, as for `regression`, whose plan does not ask it).
-pub fn canary_age(coverage: &Coverage, answers: &Answers, at: SystemTime) -> Option<Duration> {
-    let samples = vector(answers.get(guardrail::query_name::CREATED)?, "created").ok()?;
-    let oldest = coverage
+fn canary_age(evidence: &Evidence) -> Option<Duration> {
+    let samples = vector(
+        evidence.answers.get(guardrails::query_name::CREATED)?,
+        "created",
+    )
+    .ok()?;
+    let oldest = evidence
+        .coverage
         .by_pod(samples)
         .values()
         .flatten()
@@ -324,7 +381,30 @@ pub fn canary_age(coverage: &Coverage, answers: &Answers, at: SystemTime) -> Opt
         .fold(f64::INFINITY, f64::min);
     oldest
         .is_finite()
-        .then(|| Duration::from_secs_f64((unix_seconds(at) - oldest).max(0.0)))
+        .then(|| Duration::from_secs_f64((unix_seconds(evidence.at) - oldest).max(0.0)))
+}
+
+impl TrafficSettings {
+    /// The plan of `measure` for the evidence's target, and the [`Traffic`] proof over its answers.
+    pub fn proven(
+        &self,
+        measure: Measure,
+        evidence: &Evidence,
+    ) -> Result<(TrafficPlan, Traffic), Failure> {
+        let plan = plan(self, measure, evidence.target)?;
+        let proof = Traffic::prove(
+            &evidence.coverage,
+            answer(evidence.answers, query_name::REQUESTS)?,
+            answer(evidence.answers, query_name::LATEST_REQUEST)?,
+            evidence.at,
+            self.window,
+            evidence.staleness,
+            self.min_requests,
+            &plan.described,
+            canary_age(evidence),
+        )?;
+        Ok((plan, proof))
+    }
 }
 
 /// `(errors, ratio)` over proven traffic.
@@ -342,28 +422,6 @@ pub fn error_ratio(traffic: &Traffic, answers: &Answers) -> Result<(f64, f64), F
         }
     };
     Ok((errors, errors / traffic.requests))
-}
-
-fn error_rate(
-    traffic: &Traffic,
-    plan: &TrafficPlan,
-    coverage: &Coverage,
-    answers: &Answers,
-    settings: &Settings,
-) -> Result<Verdict, Failure> {
-    let (errors, ratio) = error_ratio(traffic, answers)?;
-    let limit = settings.threshold.unwrap_or(0.0);
-    let value = format_number(round6(ratio));
-    let message = format!(
-        "error ratio {value} ({} of {} requests with {}) in the last {} to ReplicaSet {} (threshold {})",
-        format_number(round3(errors)),
-        format_number(round3(traffic.requests)),
-        plan.error_matcher,
-        duration::format(settings.window),
-        coverage.target(),
-        format_number(limit)
-    );
-    Ok(judge_limit(traffic, ratio > limit, value, message))
 }
 
 /// The latency quantile in seconds (the traffic proof must be made first).
@@ -399,27 +457,6 @@ pub fn latency_seconds(
     })
 }
 
-fn latency(
-    traffic: &Traffic,
-    plan: &TrafficPlan,
-    coverage: &Coverage,
-    answers: &Answers,
-    settings: &Settings,
-) -> Result<Verdict, Failure> {
-    let quantile = latency_seconds(plan, coverage, answers)?;
-    let limit = settings.threshold.unwrap_or(0.0);
-    let value = format_number(round6(quantile));
-    let message = format!(
-        "p{} latency {value}s over {} requests in the last {} to ReplicaSet {} (threshold {}s)",
-        format_number(settings.quantile * 100.0),
-        format_number(round3(traffic.requests)),
-        duration::format(settings.window),
-        coverage.target(),
-        format_number(limit)
-    );
-    Ok(judge_limit(traffic, quantile > limit, value, message))
-}
-
 pub fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
@@ -427,64 +464,65 @@ pub fn round6(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prometheus::Sample;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    const AT: f64 = 1_767_268_800.0;
-
-    fn at() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(AT as u64)
-    }
+    use crate::engine::config::Config;
+    use crate::engine::guardrails::testing::{at, config, s as sample, AT};
+    use crate::engine::guardrails::{query_name::COVERAGE, Guardrail, Target};
+    use crate::engine::verdict::Verdict;
+    use crate::prometheus::QueryData;
 
     fn target() -> TargetSelector {
         TargetSelector::new("shop", "web", "6c8d7f9a1").unwrap()
     }
 
-    fn config(json: &str) -> Config {
-        Config::from_json(json.as_bytes()).unwrap()
+    fn planned(json: &str) -> Result<Vec<Query>, Failure> {
+        let plan = config(json).settings.plan(&Target::ReplicaSet(target()))?;
+        Ok(plan.sides.into_iter().flat_map(|s| s.queries).collect())
     }
 
     fn one(value: f64) -> QueryData {
-        QueryData::Vector(vec![Sample {
-            labels: Default::default(),
-            timestamp: AT,
-            value,
-        }])
+        QueryData::Vector(vec![sample(&[], value)])
     }
 
-    fn coverage() -> Coverage {
-        let data = QueryData::Vector(vec![Sample {
-            labels: [("pod".to_string(), "web-6c8d7f9a1-a".to_string())].into(),
-            timestamp: AT,
-            value: AT,
-        }]);
-        Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap()
+    fn judge(json: &str, entries: Vec<(&'static str, QueryData)>) -> Verdict {
+        let c = config(json);
+        let mut answers: Answers = entries.into_iter().collect();
+        answers.insert(
+            COVERAGE,
+            QueryData::Vector(vec![sample(&[("pod", "web-6c8d7f9a1-a")], AT)]),
+        );
+        c.settings
+            .judge(&Target::ReplicaSet(target()), &[answers], &c.common, at())
     }
 
     #[test]
     fn presets_name_their_metrics_and_join_on_the_target_pods() {
-        let c = config(r#"{"guardrail":"error-rate"}"#);
-        let p = plan(&c, &target(), &c.settings()).unwrap();
+        let q = planned(r#"{"guardrail":"error-rate"}"#).unwrap();
+        let named = |q: &[(&str, String)], name: &str| {
+            q.iter().find(|(n, _)| *n == name).expect(name).1.clone()
+        };
         assert_eq!(
-            p.queries[0].1,
+            named(&q, query_name::ERRORS),
             r#"sum((increase(http_requests_total{namespace="shop",code!="",code=~"5.."}[300s])) and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"})"#
         );
-        let c = config(r#"{"guardrail":"latency","source":"istio","threshold":0.5}"#);
-        let p = plan(&c, &target(), &c.settings()).unwrap();
+        let Guardrail::Latency(l) =
+            config(r#"{"guardrail":"latency","source":"istio","threshold":0.5}"#).settings
+        else {
+            panic!()
+        };
+        let p = plan(&l.traffic, Measure::Latency(l.quantile), &target()).unwrap();
         assert_eq!(p.unit_to_seconds, 0.001);
         assert!(p.queries[0].1.starts_with(r#"histogram_quantile(0.95, sum by (le) ((rate(istio_request_duration_milliseconds_bucket{reporter="destination",namespace="shop"}[300s]))"#), "{}", p.queries[0].1);
-        let c =
-            config(r#"{"guardrail":"error-rate","source":"ingress-nginx","service":"web-canary"}"#);
-        let p = plan(&c, &target(), &c.settings()).unwrap();
+        let q = planned(
+            r#"{"guardrail":"error-rate","source":"ingress-nginx","service":"web-canary"}"#,
+        )
+        .unwrap();
         assert_eq!(
-            p.queries[1].1,
+            named(&q, query_name::REQUESTS),
             r#"sum(increase(nginx_ingress_controller_requests{exported_namespace="shop",status!="",exported_service="web-canary"}[300s]))"#
         );
-        let c = config(r#"{"guardrail":"error-rate","source":"ingress-nginx"}"#);
-        assert_eq!(
-            plan(&c, &target(), &c.settings()).unwrap_err().class,
-            FailureClass::Config
-        );
+        let err = Config::from_json(br#"{"guardrail":"error-rate","source":"ingress-nginx"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("needs `service`"), "{err}");
     }
 
     #[test]
@@ -493,47 +531,29 @@ mod tests {
             r#"{"guardrail":"error-rate","requestMetric":"up) or vector(1"}"#,
             r#"{"guardrail":"error-rate","errorLabel":"code\"}"}"#,
             r#"{"guardrail":"latency","threshold":1,"histogramMetric":"http_seconds"}"#,
+            r#"{"guardrail":"error-rate","matchers":{"a-b":"x"}}"#,
         ] {
-            let c = config(json);
-            assert_eq!(
-                plan(&c, &target(), &c.settings()).unwrap_err().class,
-                FailureClass::Config,
-                "{json}"
-            );
+            assert!(Config::from_json(json.as_bytes()).is_err(), "{json}");
         }
-        assert!(
-            Config::from_json(br#"{"guardrail":"error-rate","matchers":{"a-b":"x"}}"#).is_err()
-        );
-        let c = config(r#"{"guardrail":"error-rate","matchers":{"route":"/a\"} or vector(1)"}}"#);
-        let p = plan(&c, &target(), &c.settings()).unwrap();
-        assert!(
-            p.queries[0].1.contains(r#"route="/a\"} or vector(1)""#),
-            "{}",
-            p.queries[0].1
-        );
+        let q = planned(
+            r#"{"guardrail":"error-rate","requestMatchers":{"route":"/a\"} or vector(1)"}}"#,
+        )
+        .unwrap();
+        let errors = &q.iter().find(|(n, _)| *n == query_name::ERRORS).unwrap().1;
+        assert!(errors.contains(r#"route="/a\"} or vector(1)""#), "{errors}");
     }
 
     #[test]
     fn error_ratio_above_threshold_fails_and_no_error_series_is_zero() {
-        let c = config(r#"{"guardrail":"error-rate","threshold":0.05}"#);
-        let s = c.settings();
-        let p = plan(&c, &target(), &s).unwrap();
-        let answers = |errors: QueryData| -> Answers {
-            [
+        let json = r#"{"guardrail":"error-rate","threshold":0.05}"#;
+        let answers = |errors: QueryData| {
+            vec![
                 (query_name::REQUESTS, one(200.0)),
                 (query_name::LATEST_REQUEST, one(AT - 20.0)),
                 (query_name::ERRORS, errors),
             ]
-            .into()
         };
-        let Verdict::Fail(f) = judge(
-            GuardrailKind::ErrorRate,
-            &p,
-            &coverage(),
-            &answers(one(40.0)),
-            &s,
-            at(),
-        ) else {
+        let Verdict::Fail(f) = judge(json, answers(one(40.0))) else {
             panic!()
         };
         assert_eq!(
@@ -541,14 +561,7 @@ mod tests {
             (FailureClass::Threshold, "0.2")
         );
         assert!(f.message.contains("40 of 200 requests"), "{}", f.message);
-        let Verdict::Pass(ok) = judge(
-            GuardrailKind::ErrorRate,
-            &p,
-            &coverage(),
-            &answers(QueryData::Vector(vec![])),
-            &s,
-            at(),
-        ) else {
+        let Verdict::Pass(ok) = judge(json, answers(QueryData::Vector(vec![]))) else {
             panic!()
         };
         assert_eq!(ok.value, "0");
@@ -556,47 +569,20 @@ mod tests {
 
     #[test]
     fn latency_is_converted_to_seconds_and_compared() {
-        let c = config(r#"{"guardrail":"latency","source":"istio","threshold":0.3}"#);
-        let s = c.settings();
-        let p = plan(&c, &target(), &s).unwrap();
-        let answers = |ms: f64| -> Answers {
-            [
+        let json = r#"{"guardrail":"latency","source":"istio","threshold":0.3}"#;
+        let answers = |ms: f64| {
+            vec![
                 (query_name::REQUESTS, one(500.0)),
                 (query_name::LATEST_REQUEST, one(AT)),
                 (query_name::LATENCY, one(ms)),
             ]
-            .into()
         };
-        assert!(matches!(
-            judge(
-                GuardrailKind::Latency,
-                &p,
-                &coverage(),
-                &answers(250.0),
-                &s,
-                at()
-            ),
-            Verdict::Pass(_)
-        ));
-        let Verdict::Fail(f) = judge(
-            GuardrailKind::Latency,
-            &p,
-            &coverage(),
-            &answers(450.0),
-            &s,
-            at(),
-        ) else {
+        assert!(matches!(judge(json, answers(250.0)), Verdict::Pass(_)));
+        let Verdict::Fail(f) = judge(json, answers(450.0)) else {
             panic!()
         };
         assert_eq!(f.value, "0.45");
-        let Verdict::Fail(f) = judge(
-            GuardrailKind::Latency,
-            &p,
-            &coverage(),
-            &answers(f64::NAN),
-            &s,
-            at(),
-        ) else {
+        let Verdict::Fail(f) = judge(json, answers(f64::NAN)) else {
             panic!()
         };
         assert_eq!(f.class, FailureClass::QueryError);

@@ -20,6 +20,7 @@ use clap::{Args, Parser};
 use url::Url;
 
 use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
+use super::defaults::{Defaults, DefaultsArgs, DefaultsError};
 use super::verdict::{Failure, FailureClass};
 use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
@@ -73,6 +74,10 @@ pub struct ControllerArgs {
     /// Let a template target pods of another namespace than its AnalysisRun's.
     #[arg(long)]
     pub allow_cross_namespace: bool,
+    /// Controller-wide defaults (`--matcher`, `--replica-label`, `--timeout`, `--settle`,
+    /// `--max-concurrent-queries`, `--metrics-listen`).
+    #[command(flatten)]
+    pub defaults: DefaultsArgs,
 }
 
 /// The registration `args` as Argo passes them: `exec.Command(pluginPath, args...)`, one argv entry each.
@@ -98,6 +103,8 @@ pub enum TrustError {
     Address { which: String, address: String },
     #[error("--credentials-dir {dir}: {problem}")]
     CredentialsDir { dir: String, problem: String },
+    #[error(transparent)]
+    Defaults(#[from] DefaultsError),
 }
 
 /// The decisions of the trust boundary, built once. Cheap to share behind an `Arc`.
@@ -122,6 +129,8 @@ struct Rules {
     credentials_dirs: Vec<PathBuf>,
     allowed: Vec<Url>,
     cross_namespace: bool,
+    /// Controller-wide defaults (matchers, replica labels, timeout, settle, …).
+    defaults: Defaults,
 }
 
 impl TrustPolicy {
@@ -139,7 +148,26 @@ impl TrustPolicy {
                 credentials_dirs: Vec::new(),
                 allowed: Vec::new(),
                 cross_namespace: true,
+                defaults: Defaults::default(),
             })),
+        }
+    }
+
+    /// The controller-side address used when a template sets none (`None` also when the settings are invalid).
+    pub fn default_address(&self) -> Option<&str> {
+        self.rules
+            .as_ref()
+            .ok()
+            .and_then(|r| r.controller_address.as_deref())
+    }
+
+    /// The controller-wide defaults (the built-in ones when the settings are invalid: every measurement
+    /// fails then anyway).
+    pub fn defaults(&self) -> &Defaults {
+        static BUILT_IN: std::sync::OnceLock<Defaults> = std::sync::OnceLock::new();
+        match &self.rules {
+            Ok(rules) => &rules.defaults,
+            Err(_) => BUILT_IN.get_or_init(Defaults::default),
         }
     }
 
@@ -173,6 +201,12 @@ impl TrustPolicy {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let env_settle = super::measure::settle_from_env().map_err(|reason| DefaultsError {
+            flag: super::settle::SETTLE_ENV,
+            value: String::new(),
+            reason,
+        })?;
+        let defaults = Defaults::parse(&args.defaults, env_settle)?;
         let denied = denied_dirs();
         let credentials_dirs = args
             .credentials_dirs
@@ -211,6 +245,7 @@ impl TrustPolicy {
                 credentials_dirs,
                 allowed,
                 cross_namespace: args.allow_cross_namespace,
+                defaults,
             })),
         })
     }

@@ -9,38 +9,7 @@ use super::promql::TargetSelector;
 use super::settle::Awaiting;
 use crate::prometheus::{QueryData, Sample};
 
-/// Why a measurement failed, as a small closed set (used in messages, metadata and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureClass {
-    /// Prometheus answered, but not about the target.
-    NoData,
-    /// The target's pods are proven, but there is no request series or fewer than `minRequests` requests.
-    NoTraffic,
-    /// Data exists but is older than `staleness`.
-    Stale,
-    /// Prometheus could not be asked or its answer could not be trusted.
-    QueryError,
-    /// The measurement did not finish within `timeout`.
-    Timeout,
-    /// The metric's configuration is invalid or incomplete.
-    Config,
-    /// The guardrail saw the data and it violates the threshold or condition.
-    Threshold,
-}
-
-impl FailureClass {
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureClass::NoData => "no-data",
-            FailureClass::NoTraffic => "no-traffic",
-            FailureClass::Stale => "stale",
-            FailureClass::QueryError => "query-error",
-            FailureClass::Timeout => "timeout",
-            FailureClass::Config => "config",
-            FailureClass::Threshold => "threshold",
-        }
-    }
-}
+pub use crate::failure::FailureClass;
 
 /// A failed verdict: the class, the reason, and the value when one was measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,16 +147,95 @@ pub struct Coverage {
 
 impl Proof for Coverage {}
 
+/// The labels kube-state-metrics itself puts on `kube_pod_info` (describing the pod, not the source).
+const POD_INFO_LABELS: &[&str] = &[
+    "namespace",
+    "pod",
+    "uid",
+    "host_ip",
+    "pod_ip",
+    "node",
+    "created_by_kind",
+    "created_by_name",
+    "priority_class",
+    "host_network",
+];
+
+/// Two samples of one answer that come from different sources: their labels differ in something other than
+/// `ignored` (what the exporter says about the object) and the `replica_labels` that tell replicas of one
+/// exporter or store apart (a `cluster` external label, two Prometheus jobs, …). Returns the two samples and
+/// the first label in which they differ, shown as `label=value` (or `no label`).
+fn two_sources<'a>(
+    samples: &'a [Sample],
+    ignored: &[&str],
+    replica_labels: &[String],
+) -> Option<(&'a Sample, &'a Sample, String, String)> {
+    let source = |s: &Sample| -> BTreeMap<String, String> {
+        s.labels
+            .iter()
+            .filter(|(k, _)| {
+                !ignored.contains(&k.as_str())
+                    && !replica_labels.iter().any(|r| r == *k)
+                    && k.as_str() != "__name__"
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let first = samples.first()?;
+    let first_source = source(first);
+    samples[1..].iter().find_map(|other| {
+        let other_source = source(other);
+        let label = first_source
+            .keys()
+            .chain(other_source.keys())
+            .find(|k| first_source.get(*k) != other_source.get(*k))?
+            .clone();
+        let shown = |m: &BTreeMap<String, String>| match m.get(&label) {
+            Some(v) => format!("{label}={v}"),
+            None => format!("no {label}"),
+        };
+        Some((first, other, shown(&first_source), shown(&other_source)))
+    })
+}
+
+/// What every ambiguity message ends with.
+const SELECT_ONE_SOURCE: &str = "set `matchers` (or the registration's --matcher) to select one source; series from different sources are never merged";
+
+/// Fails when the target's pods are reported from more than one source (see [`two_sources`]). Never merged,
+/// never one picked: the author selects the source with `matchers`.
+pub fn prove_one_source(
+    samples: &[Sample],
+    target: &TargetSelector,
+    replica_labels: &[String],
+) -> Result<(), Failure> {
+    let Some((first, other, a, b)) = two_sources(samples, POD_INFO_LABELS, replica_labels) else {
+        return Ok(());
+    };
+    let pod = |s: &Sample| s.labels.get("pod").cloned().unwrap_or_default();
+    let whom = if pod(first) == pod(other) {
+        format!("pod {}/{} is", target.namespace(), pod(first))
+    } else {
+        format!("pods of ReplicaSet {} are", target.describe())
+    };
+    Err(Failure::new(
+        FailureClass::Ambiguous,
+        format!("{whom} reported with {a} and {b}: {SELECT_ONE_SOURCE}"),
+    ))
+}
+
 impl Coverage {
-    /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven.
+    /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven. The
+    /// series must come from one source (see [`prove_one_source`]).
     pub fn prove(
         data: &QueryData,
         target: &TargetSelector,
         at: SystemTime,
         staleness: Duration,
         min_pods: u64,
+        replica_labels: &[String],
     ) -> Result<Coverage, Failure> {
         let samples = vector(data, "coverage")?;
+        prove_one_source(samples, target, replica_labels)?;
         let now = unix_seconds(at);
         let mut fresh = BTreeSet::new();
         let mut stale = Vec::new();
@@ -361,13 +409,35 @@ pub struct RuleEvaluation {
 impl Proof for RuleEvaluation {}
 
 impl RuleEvaluation {
-    /// From the `max(prometheus_rule_group_last_evaluation_timestamp_seconds)` answer.
+    /// From the `max without (rule_group) (prometheus_rule_group_last_evaluation_timestamp_seconds)` answer:
+    /// one series per Prometheus, which must all be one source (replicas of it aside).
     pub fn prove(
         data: &QueryData,
         at: SystemTime,
         staleness: Duration,
+        replica_labels: &[String],
     ) -> Result<RuleEvaluation, Failure> {
-        let last = single(vector(data, "rule-evaluation")?, "rule-evaluation")?.ok_or_else(|| {
+        let samples = vector(data, "rule-evaluation")?;
+        if let Some((_, _, a, b)) = two_sources(samples, &["rule_group"], replica_labels) {
+            return Err(Failure::new(
+                FailureClass::Ambiguous,
+                format!("alerting rules are evaluated by Prometheus servers reported with {a} and {b}: {SELECT_ONE_SOURCE}"),
+            ));
+        }
+        let last = samples.iter().map(|s| s.value).reduce(|a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        });
+        if last.is_some_and(|v| !v.is_finite()) {
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                "rule-evaluation query returned a value that is not a finite timestamp",
+            ));
+        }
+        let last = last.ok_or_else(|| {
             Failure::new(
                 FailureClass::NoData,
                 "no prometheus_rule_group_last_evaluation_timestamp_seconds: cannot prove that alerting rules are evaluated (does this Prometheus scrape itself, and does it load rules?)",
@@ -631,295 +701,4 @@ pub fn join_limited<'a>(items: impl Iterator<Item = &'a str>, limit: usize) -> S
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const AT: u64 = 1_767_268_800;
-
-    #[test]
-    fn an_answer_about_another_instant_is_stale() {
-        let at = UNIX_EPOCH + Duration::from_secs(AT);
-        let five = Duration::from_secs(300);
-        let stamped = |t: f64| {
-            QueryData::Vector(vec![Sample {
-                timestamp: t,
-                ..sample("a", 1.0)
-            }])
-        };
-        assert!(answered_at(&stamped(AT as f64), at, five).is_ok());
-        assert!(answered_at(&stamped(AT as f64 - 300.0), at, five).is_ok());
-        let err = answered_at(&stamped(AT as f64 - 600.0), at, five).unwrap_err();
-        assert_eq!(err.class, FailureClass::Stale);
-        assert!(
-            err.message.contains("stamped 10m before"),
-            "{}",
-            err.message
-        );
-        let nan = answered_at(&stamped(f64::NAN), at, five).unwrap_err();
-        assert_eq!(nan.class, FailureClass::QueryError);
-        let scalar = QueryData::Scalar(Sample {
-            timestamp: AT as f64 - 3600.0,
-            ..sample("", 1.0)
-        });
-        assert_eq!(
-            answered_at(&scalar, at, five).unwrap_err().class,
-            FailureClass::Stale
-        );
-    }
-
-    fn sample(pod: &str, value: f64) -> Sample {
-        Sample {
-            labels: [("pod".to_string(), pod.to_string())].into(),
-            timestamp: AT as f64,
-            value,
-        }
-    }
-
-    fn at() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(AT)
-    }
-
-    fn target() -> TargetSelector {
-        TargetSelector::new("shop", "web", "6c8d7f9a1").unwrap()
-    }
-
-    #[test]
-    fn coverage_needs_fresh_samples_for_min_pods() {
-        let data = QueryData::Vector(vec![
-            sample("a", AT as f64 - 30.0),
-            sample("b", AT as f64 - 400.0),
-        ]);
-        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
-        assert_eq!(c.pods, ["a".to_string()].into());
-        let err = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 2).unwrap_err();
-        assert_eq!(err.class, FailureClass::Stale);
-        assert!(
-            err.message.contains("older than staleness 5m"),
-            "{}",
-            err.message
-        );
-        let err = Coverage::prove(
-            &QueryData::Vector(vec![]),
-            &target(),
-            at(),
-            Duration::from_secs(300),
-            1,
-        )
-        .unwrap_err();
-        assert_eq!(err.class, FailureClass::NoData);
-        assert!(err.message.starts_with(
-            "no fresh kube-state-metrics series for pods of ReplicaSet shop/web-6c8d7f9a1"
-        ));
-        let err = Coverage::prove(
-            &QueryData::Vector(vec![sample("a", f64::NAN)]),
-            &target(),
-            at(),
-            Duration::from_secs(300),
-            1,
-        )
-        .unwrap_err();
-        assert_eq!(err.class, FailureClass::QueryError);
-        let err = Coverage::prove(
-            &QueryData::Scalar(sample("", 1.0)),
-            &target(),
-            at(),
-            Duration::from_secs(300),
-            1,
-        )
-        .unwrap_err();
-        assert_eq!(err.class, FailureClass::QueryError);
-    }
-
-    #[test]
-    fn every_pod_must_be_covered_by_each_query() {
-        let data = QueryData::Vector(vec![sample("a", AT as f64), sample("b", AT as f64)]);
-        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
-        assert!(c
-            .require_all(&["a".to_string(), "b".to_string()].into(), "readiness")
-            .is_ok());
-        let err = c
-            .require_all(&["a".to_string()].into(), "readiness")
-            .unwrap_err();
-        assert_eq!(
-            err.message,
-            "no readiness data for 1 of 2 pods of ReplicaSet shop/web-6c8d7f9a1: b"
-        );
-    }
-
-    #[test]
-    fn counts_above_the_threshold_fail_and_only_proof_passes() {
-        let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
-        assert!(matches!(
-            judge_count(&c, 1.0, 1.0, "m".into(), vec![]),
-            Verdict::Pass(_)
-        ));
-        let Verdict::Fail(f) = judge_count(&c, 2.0, 1.0, "m".into(), vec![]) else {
-            panic!("must fail")
-        };
-        assert_eq!((f.class, f.value.as_str()), (FailureClass::Threshold, "2"));
-    }
-
-    #[test]
-    fn fresh_results_refuse_empty_non_finite_and_wrong_shapes() {
-        assert_eq!(
-            FreshResult::prove(&QueryData::Vector(vec![]))
-                .unwrap_err()
-                .class,
-            FailureClass::NoData
-        );
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let err =
-                FreshResult::prove(&QueryData::Vector(vec![sample("a", 1.0), sample("b", bad)]))
-                    .unwrap_err();
-            assert_eq!(err.class, FailureClass::QueryError);
-        }
-        assert_eq!(
-            FreshResult::prove(&QueryData::Matrix(vec![]))
-                .unwrap_err()
-                .class,
-            FailureClass::QueryError
-        );
-        assert_eq!(
-            FreshResult::prove(&QueryData::String("x".into()))
-                .unwrap_err()
-                .class,
-            FailureClass::QueryError
-        );
-        let ok = FreshResult::prove(&QueryData::Vector(vec![
-            sample("a", 0.97),
-            sample("b", 0.5),
-        ]))
-        .unwrap();
-        assert_eq!(ok.display(), "[0.97,0.5]");
-        assert_eq!(
-            FreshResult::prove(&QueryData::Scalar(sample("", 2.0)))
-                .unwrap()
-                .display(),
-            "2"
-        );
-    }
-
-    fn one(value: f64) -> QueryData {
-        QueryData::Vector(vec![sample("", value)])
-    }
-
-    #[test]
-    fn traffic_needs_fresh_series_and_enough_requests() {
-        let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-        let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1).unwrap();
-        let w = Duration::from_secs(300);
-        let s = Duration::from_secs(300);
-        let ok = Traffic::prove(
-            &c,
-            &one(120.0),
-            &one(AT as f64 - 30.0),
-            at(),
-            w,
-            s,
-            10,
-            "m",
-            None,
-        )
-        .unwrap();
-        assert_eq!(ok.requests, 120.0);
-        let quiet =
-            Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", None).unwrap_err();
-        assert_eq!(quiet.class, FailureClass::NoTraffic);
-        assert_eq!(
-            quiet.awaiting, None,
-            "an unknown canary age is not proof of youth"
-        );
-        assert!(
-            quiet.message.starts_with("not enough traffic"),
-            "{}",
-            quiet.message
-        );
-        let young = Traffic::prove(
-            &c,
-            &one(3.0),
-            &one(AT as f64),
-            at(),
-            w,
-            s,
-            10,
-            "m",
-            Some(Duration::from_secs(60)),
-        )
-        .unwrap_err();
-        assert_eq!(young.awaiting, Some(Awaiting::Requests));
-        let old = Traffic::prove(&c, &one(3.0), &one(AT as f64), at(), w, s, 10, "m", Some(w))
-            .unwrap_err();
-        assert_eq!(old.awaiting, None);
-        let none = Traffic::prove(
-            &c,
-            &QueryData::Vector(vec![]),
-            &QueryData::Vector(vec![]),
-            at(),
-            w,
-            s,
-            1,
-            "m",
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(none.class, FailureClass::NoTraffic);
-        assert_eq!(none.awaiting, Some(Awaiting::RequestSeries));
-        let stale = Traffic::prove(
-            &c,
-            &one(500.0),
-            &one(AT as f64 - 900.0),
-            at(),
-            w,
-            s,
-            1,
-            "m",
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(stale.class, FailureClass::Stale);
-        let nan = Traffic::prove(
-            &c,
-            &one(f64::NAN),
-            &one(AT as f64),
-            at(),
-            w,
-            s,
-            1,
-            "m",
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(nan.class, FailureClass::QueryError);
-    }
-
-    #[test]
-    fn rule_evaluation_must_be_fresh() {
-        let s = Duration::from_secs(120);
-        assert!(RuleEvaluation::prove(&one(AT as f64 - 15.0), at(), s).is_ok());
-        assert_eq!(
-            RuleEvaluation::prove(&one(AT as f64 - 600.0), at(), s)
-                .unwrap_err()
-                .class,
-            FailureClass::Stale
-        );
-        assert_eq!(
-            RuleEvaluation::prove(&QueryData::Vector(vec![]), at(), s)
-                .unwrap_err()
-                .class,
-            FailureClass::NoData
-        );
-    }
-
-    #[test]
-    fn numbers_format_like_prometheus() {
-        assert_eq!(format_number(3.0), "3");
-        assert_eq!(format_number(0.25), "0.25");
-        assert_eq!(format_number(f64::NAN), "NaN");
-        assert_eq!(format_number(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(
-            join_limited(["a", "b", "c"].into_iter(), 2),
-            "a, b and 1 more"
-        );
-    }
-}
+mod tests;

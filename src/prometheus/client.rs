@@ -53,7 +53,14 @@ struct Inner {
     request_timeout: Duration,
     /// Identical requests in flight at the same moment are sent once (see [`super::coalesce`]).
     coalescer: Coalescer<RequestKey>,
+    /// At most this many requests in flight to one endpoint (scheme, host, port); more wait for a slot,
+    /// inside the measurement's own timeout.
+    max_in_flight: usize,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Default bound on requests in flight to one endpoint (`--max-concurrent-queries`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
 /// Everything that makes two requests identical, credentials included (never printed: no `Debug`).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -96,13 +103,38 @@ impl Client {
 
     /// A client whose own guard on one whole query is `request_timeout` (see [`DEFAULT_REQUEST_TIMEOUT`]).
     pub fn with_request_timeout(request_timeout: Duration) -> Client {
+        Client::with_limits(request_timeout, DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// A client that sends at most `max_in_flight` requests at once to one endpoint (at least 1).
+    pub fn with_max_in_flight(max_in_flight: usize) -> Client {
+        Client::with_limits(DEFAULT_REQUEST_TIMEOUT, max_in_flight)
+    }
+
+    fn with_limits(request_timeout: Duration, max_in_flight: usize) -> Client {
         Client {
             inner: Arc::new(Inner {
                 pools: Mutex::new(HashMap::new()),
                 request_timeout,
                 coalescer: Coalescer::default(),
+                max_in_flight: max_in_flight.max(1),
+                slots: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The slot semaphore of the endpoint of `url`.
+    fn slots(&self, url: &url::Url) -> Arc<tokio::sync::Semaphore> {
+        let origin = url.origin().ascii_serialization();
+        let mut slots = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots
+            .entry(origin)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.inner.max_in_flight)))
+            .clone()
     }
 
     /// One instant query (`/api/v1/query`, POST form `query` + `time`; on 405/501 falls back to GET, as
@@ -175,7 +207,11 @@ impl Client {
         };
         let (client, endpoint, url) = (self.clone(), endpoint.clone(), target.url);
         let (promql, address) = (promql.to_owned(), address.to_owned());
+        let slots = self.slots(&url);
         let request = async move {
+            // Only the request that goes out takes a slot (coalesced followers wait for its answer). The
+            // semaphore is never closed, so acquiring only waits.
+            let _slot = slots.acquire_owned().await;
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
             client
                 .send_query(&endpoint, &url, &authorization, &promql, at, &address)
@@ -591,111 +627,4 @@ fn read_pem_file(path: &Path, what: &str, access: &FileAccess) -> Result<Vec<u8>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The engine spawns queries on a multi-threaded runtime and shares one client.
-    #[test]
-    fn client_and_query_future_are_send_and_sync() {
-        fn assert_send<T: Send>(_: &T) {}
-        fn assert_sync<T: Sync>(_: &T) {}
-        let client = Client::new();
-        let endpoint = Endpoint::new(url::Url::parse("http://prom:9090/").expect("url"));
-        let future = client.instant_query(&endpoint, "up", SystemTime::now());
-        assert_send(&future);
-        assert_send(&client);
-        assert_sync(&client);
-    }
-
-    #[test]
-    fn time_parameter_is_exact_decimal_seconds() {
-        let at = |secs: u64, nanos: u32| SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
-        assert_eq!(
-            format_time(at(1_700_000_000, 0)).expect("whole"),
-            "1700000000"
-        );
-        assert_eq!(
-            format_time(at(1_700_000_000, 123_000_000)).expect("millis"),
-            "1700000000.123"
-        );
-        assert_eq!(format_time(at(5, 1)).expect("nanos"), "5.000000001");
-        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
-        assert!(matches!(
-            format_time(before),
-            Err(QueryError::Config { .. })
-        ));
-    }
-
-    #[test]
-    fn tls_files_must_exist_and_hold_pem() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let garbage = dir.path().join("garbage.pem");
-        std::fs::write(&garbage, "not a certificate").expect("write");
-        let missing = dir.path().join("missing.pem");
-        let cases = [
-            TlsConfig {
-                ca_file: Some(missing.clone()),
-                ..TlsConfig::default()
-            },
-            TlsConfig {
-                ca_file: Some(garbage.clone()),
-                ..TlsConfig::default()
-            },
-            TlsConfig {
-                cert_file: Some(garbage.clone()),
-                ..TlsConfig::default()
-            },
-            TlsConfig {
-                cert_file: Some(garbage.clone()),
-                key_file: Some(garbage.clone()),
-                ..TlsConfig::default()
-            },
-        ];
-        for tls in cases {
-            match build_pool(&tls) {
-                Err(QueryError::Config { detail }) => {
-                    assert!(!detail.contains("not a certificate"), "{detail}")
-                }
-                Err(other) => panic!("{tls:?}: expected Config, got {other:?}"),
-                Ok(_) => panic!("{tls:?}: expected Config, got a client"),
-            }
-        }
-        assert!(build_pool(&TlsConfig {
-            insecure_skip_verify: true,
-            ..TlsConfig::default()
-        })
-        .is_ok());
-    }
-
-    #[tokio::test]
-    async fn credential_files_are_trimmed_and_errors_name_the_file_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let token = dir.path().join("token");
-        std::fs::write(&token, "  tok-abc\n").expect("write");
-        assert_eq!(
-            read_secret_file(&token, "bearer token", &FileAccess::Unrestricted)
-                .await
-                .expect("token")
-                .expose(),
-            "tok-abc"
-        );
-
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, "\n").expect("write");
-        let big = dir.path().join("big");
-        std::fs::write(&big, "s".repeat(MAX_CREDENTIAL_FILE_BYTES as usize + 1)).expect("write");
-        for path in [empty, big, dir.path().join("missing")] {
-            match read_secret_file(&path, "bearer token", &FileAccess::Unrestricted).await {
-                Err(QueryError::Config { detail }) => {
-                    assert!(detail.contains(&path.display().to_string()), "{detail}");
-                    assert!(!detail.contains("sss"), "{detail}");
-                }
-                other => panic!(
-                    "{}: expected Config, got {:?}",
-                    path.display(),
-                    other.map(|_| ())
-                ),
-            }
-        }
-    }
-}
+mod tests;

@@ -55,16 +55,7 @@ pub enum QueryError {
     Config { detail: String },
 }
 
-/// A coarse grouping of [`QueryError`]s for messages and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Prometheus could not be reached or its answer cannot be trusted.
-    QueryError,
-    /// Prometheus did not answer in time.
-    Timeout,
-    /// Our own configuration is wrong; retrying will not help until it is fixed.
-    Config,
-}
+pub use crate::failure::FailureClass;
 
 impl QueryError {
     pub fn class(&self) -> FailureClass {

@@ -9,13 +9,25 @@
 use serde_json::{Map, Value};
 
 use super::{nearest, Check, Document, Problem};
-use crate::engine::config::{Config, ConfigError, GuardrailKind};
-use crate::engine::{condition, promql, PLUGIN_NAME};
+use crate::engine::config::{Config, ConfigError};
+use crate::engine::{MetricSpec, PLUGIN_NAME};
 use crate::manifest::template::{substitute, Template};
 
-/// The engine's configuration parser: the single place `validate` calls it.
-pub fn parse_config(json: &[u8]) -> Result<Config, ConfigError> {
-    Config::from_json(json)
+/// The engine's configuration parser, with the metric's conditions: the single place `validate` calls it,
+/// and the one a measurement calls ([`Config::from_metric`]).
+pub fn parse_config(
+    name: &str,
+    json: &[u8],
+    success: String,
+    failure: String,
+) -> Result<Config, ConfigError> {
+    let metric = MetricSpec {
+        name: name.to_string(),
+        plugin_config: Some(json.to_vec()),
+        success_condition: success,
+        failure_condition: failure,
+    };
+    Config::from_metric(&metric).map(|parsed| parsed.expect("the plugin entry was given"))
 }
 
 /// Checks every plugin metric of every template; returns how many were parsed.
@@ -58,48 +70,22 @@ pub fn check(documents: &[Document], problems: &mut Vec<Problem>) -> usize {
     parsed
 }
 
-/// Every problem of one metric: the configuration parser, conditions, target names.
+/// Every problem of one metric, as the configuration parser finds it (conditions and target names included).
 fn check_metric(metric: &Value, config: &Value, template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let substituted = substitute_value(config, "", template, &mut problems);
+    let [success, failure] = ["successCondition", "failureCondition"].map(|which| {
+        let raw = metric.get(which).and_then(Value::as_str).unwrap_or("");
+        substitute_text(raw, "condition", template, &mut problems)
+    });
     if !problems.is_empty() {
         return problems;
     }
-    let parsed = match parse_config(substituted.to_string().as_bytes()) {
-        Ok(parsed) => parsed,
-        Err(e) => return vec![e.to_string()],
-    };
-    for which in ["successCondition", "failureCondition"] {
-        let raw = metric.get(which).and_then(Value::as_str).unwrap_or("");
-        let text = substitute_text(raw, "condition", template, &mut problems);
-        if parsed.guardrail == GuardrailKind::Query {
-            if let Err(e) = condition::validate(which, &text) {
-                problems.push(e.to_string());
-            }
-        } else if !text.trim().is_empty() {
-            problems.push(format!(
-                "{which} is not used by guardrail `{}`: it is judged by `threshold` (conditions apply to guardrail `query`)",
-                parsed.guardrail.name()
-            ));
-        }
+    let name = metric.get("name").and_then(Value::as_str).unwrap_or("");
+    match parse_config(name, substituted.to_string().as_bytes(), success, failure) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![e.to_string()],
     }
-    let names = [
-        (
-            parsed.namespace.as_deref(),
-            promql::validate_namespace as fn(&str) -> _,
-        ),
-        (parsed.rollout.as_deref(), promql::validate_rollout),
-        (
-            parsed.pod_template_hash.as_deref(),
-            promql::validate_pod_template_hash,
-        ),
-    ];
-    for (value, check) in names {
-        if let Some(Err(e)) = value.map(check) {
-            problems.push(e.to_string());
-        }
-    }
-    problems
 }
 
 /// Substitutes every string in `value`; `key` is the configuration key the value belongs to.

@@ -94,8 +94,9 @@ func TestGoPluginClientSession(t *testing.T) {
 	}
 
 	m := run(t, c, sampleRunArgs(0))
-	// The real engine answers: this Run names no Prometheus and none is configured, a fail-closed config error.
-	if m.Phase != "Failed" || !strings.Contains(m.Message, "no Prometheus address") || m.Metadata["failure"] != "config" ||
+	// The real engine answers: this Run's restarts metric carries a successCondition, which the parser refuses
+	// (conditions belong to guardrail query) before anything is asked: a fail-closed config error.
+	if m.Phase != "Failed" || !strings.Contains(m.Message, "successCondition is not used by guardrail `restarts`") || m.Metadata["failure"] != "config" ||
 		m.StartedAt == nil || m.FinishedAt == nil {
 		t.Fatalf("Run: %+v", m)
 	}

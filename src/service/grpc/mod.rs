@@ -59,9 +59,6 @@ pub struct ServeArgs {
     /// Address of the gRPC listener, e.g. `0.0.0.0:9464`.
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Also serve `/metrics` (Prometheus text format) on this address, e.g. `0.0.0.0:9465`.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -284,6 +281,7 @@ impl GrpcServer {
 /// `rollouts-guardrails serve`: binds `--listen` (and `--metrics-listen`), serves until SIGTERM or SIGINT,
 /// then drains within `--shutdown-grace`.
 pub async fn serve(args: ServeArgs, engine: Engine) -> Result<(), ServeError> {
+    let metrics_listen = engine.defaults().metrics_listen;
     let mut server = GrpcServer::new(engine)
         .max_concurrent_measurements(args.max_concurrent_measurements)
         .shutdown_grace(args.shutdown_grace);
@@ -303,7 +301,8 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> Result<(), ServeError> {
         })?;
     let shutdown = shutdown_signal()?;
     let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
-    let metrics = match args.metrics_listen {
+    // `--metrics-listen` is one of the controller-side defaults (`ControllerArgs`), shared with plugin mode.
+    let metrics = match metrics_listen {
         Some(address) => {
             let listener = TcpListener::bind(address)
                 .await

@@ -207,6 +207,10 @@ func testRunDetails(t *testing.T, p *Plugin) {
 	// media/uploader: untagged image stuck in ImagePullBackOff.
 	run("latest-image", MediaUploader, Want{Phase: failed, Value: "1",
 		MessageMatches: []*regexp.Regexp{uploaderPod}, MessageContains: []string{"uploader", "ImagePullBackOff"}})
+	// replicas judges the ReplicaSet object's own series, which this fixture does not carry: through plugin mode
+	// it fails closed as no-data, naming the series and the ReplicaSet instead of blaming pod coverage.
+	run("replicas", ShopWeb, Want{Phase: failed, AnyValue: true,
+		MessageContains: []string{"no kube_replicaset_spec_replicas for ReplicaSet shop/web-", "does the ReplicaSet exist?"}})
 	// ops/ghost: no series at all: Running while it settles (2s here), then fail closed, and say for which target.
 	for _, g := range Guardrails {
 		run(g, OpsGhost, Want{Phase: failed, AnyValue: true, MessageMatches: []*regexp.Regexp{ghostTarget}})
