@@ -52,12 +52,14 @@ fn spec(config: &Value) -> MetricSpec {
     }
 }
 
-fn engine(address: &str, extra: &[&str]) -> Engine {
+fn registered(address: &str, extra: &[&str]) -> Engine {
     let mut args = vec![format!("--address={address}")];
     args.extend(extra.iter().map(|a| a.to_string()));
     let trust = TrustPolicy::from_registration(args, None);
     assert!(trust.problem().is_none(), "{:?}", trust.problem());
-    Engine::with_trust(Client::new(), trust)
+    // As the binary builds it (src/main.rs): the client's bound from the registration.
+    let client = Client::with_max_in_flight(trust.defaults().max_concurrent_queries);
+    Engine::with_trust(client, trust)
 }
 
 fn at() -> Option<SystemTime> {
@@ -67,7 +69,7 @@ fn at() -> Option<SystemTime> {
 #[tokio::test]
 async fn the_registration_matcher_reaches_every_selector_of_every_guardrail() {
     let fake = FakePrometheus::start(Scenario::Always(Reply::vector(&[]))).await;
-    let engine = engine(fake.url().as_str(), &["--matcher=cluster=prod-eu"]);
+    let engine = registered(fake.url().as_str(), &["--matcher=cluster=prod-eu"]);
     for config in guardrails() {
         let before = fake.requests().len();
         let m = engine.measure_at(&ctx(), &spec(&config), at()).await;
@@ -101,7 +103,7 @@ async fn the_registration_matcher_reaches_every_selector_of_every_guardrail() {
 #[tokio::test]
 async fn a_template_adds_matchers_and_overrides_the_controllers_only_explicitly() {
     let fake = FakePrometheus::start(Scenario::Always(Reply::vector(&[]))).await;
-    let engine = engine(fake.url().as_str(), &["--matcher=cluster=prod-eu"]);
+    let engine = registered(fake.url().as_str(), &["--matcher=cluster=prod-eu"]);
     let restarts = |extra: Value| {
         let mut c = json!({"guardrail": "restarts"});
         c.as_object_mut()
@@ -169,7 +171,7 @@ async fn one_pod_reported_by_two_clusters_fails_as_ambiguous_for_every_pod_guard
         (&staging, fresh, &fresh_text),
     ])))
     .await;
-    let engine = engine(fake.url().as_str(), &[]);
+    let engine = registered(fake.url().as_str(), &[]);
     for config in guardrails().into_iter().take(5) {
         let m = engine.measure_at(&ctx(), &spec(&config), at()).await;
         assert_eq!(m.phase, Phase::Failed, "{config}: {m:#?}");
@@ -181,7 +183,7 @@ async fn one_pod_reported_by_two_clusters_fails_as_ambiguous_for_every_pod_guard
         );
     }
     // A label the registration declares a replica label only tells replicas apart: one source.
-    let replicas = engine(fake.url().as_str(), &["--replica-label=cluster"]);
+    let replicas = registered(fake.url().as_str(), &["--replica-label=cluster"]);
     let m = replicas
         .measure_at(&ctx(), &spec(&json!({"guardrail": "restarts"})), at())
         .await;
@@ -208,12 +210,12 @@ async fn queries_beyond_the_bound_wait_inside_the_measurement_timeout() {
     };
     let config = spec(&json!({"guardrail": "restarts", "timeout": "1s", "settle": "0s"}));
     let one = FakePrometheus::start(slow()).await;
-    let m = engine(one.url().as_str(), &["--max-concurrent-queries=1"])
+    let m = registered(one.url().as_str(), &["--max-concurrent-queries=1"])
         .measure_at(&ctx(), &config, at())
         .await;
     assert_eq!(m.metadata["failure"], "timeout", "{m:#?}");
     let many = FakePrometheus::start(slow()).await;
-    let m = engine(many.url().as_str(), &[])
+    let m = registered(many.url().as_str(), &[])
         .measure_at(&ctx(), &config, at())
         .await;
     assert_eq!(m.metadata["failure"], "no-data", "{m:#?}");
