@@ -88,11 +88,11 @@ demo:
 engines-build: deps
 	tests/engines/build.sh
 
-# Every test target that queries a real store, once per store besides Debian's Prometheus 2 (test-rust runs that
+# Every test target that queries a real store (those using tests/support/prometheus.rs), once per store besides Debian's Prometheus 2 (test-rust runs that
 # one): Prometheus 3, VictoriaMetrics (Debian's), a Thanos Querier over Prometheus + sidecar. Same fixtures, same
 # expected verdicts; docs/prometheus-compatibility.md lists how the stores differ and the test pinning each.
-ENGINE_TESTS := cli coalesce fail_closed fixtures_current grpc_service guardrails guardrails_more injection \
-  multi_cluster plugin_mode_guardrails prometheus_client secrets settle store_differences trust_boundary unproven_phase
+ENGINE_TESTS := cli fixtures_current grpc_service guardrails guardrails_more multi_cluster plugin_mode_guardrails \
+  store_differences
 test-engines: engines-build
 	@status=0; for engine in prometheus3 victoriametrics thanos; do \
 	  echo "=== store: $$engine"; \

@@ -223,7 +223,11 @@ fn check_with_set_matchers_cluster_fails_for_prod_and_passes_for_staging() {
         );
         let out = String::from_utf8_lossy(&prod.stdout);
         assert_ne!(prod.status.code(), Some(0), "{name}: {out}");
-        assert!(!out.contains("PASS"), "{name}: {out}");
+        assert!(out.contains("0 PASS, 1 FAIL"), "{name}: {out}");
+        assert!(
+            out.contains("no fresh kube-state-metrics series"),
+            "{name}: {out}"
+        );
         let staging = check(
             prod_unscraped(),
             &["--guardrail", name, "--set", "matchers.cluster=staging-eu"],
