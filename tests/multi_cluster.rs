@@ -9,7 +9,9 @@
 //!   `matchers.cluster=prod-eu` the measurement is Failed `no-data` — never a pass proven with staging's pods;
 //!   with `matchers.cluster=staging-eu` it passes (the matcher selects, it does not just fail);
 //! - both clusters report the canary: without `matchers` the measurement is Failed `ambiguous`, naming the label
-//!   and both values.
+//!   and both values;
+//! - prod's part of the store is down (its Prometheus and sidecar behind Thanos; the one instance elsewhere):
+//!   selecting prod fails.
 mod support;
 
 use std::process::{Command, Output};
@@ -97,6 +99,35 @@ async fn measure(store: &TestPrometheus, config: Value) -> Measurement {
     engine
         .measure_at(&analysis_run(&SHOP_WEB), &metric, Some(at))
         .await
+}
+
+#[tokio::test]
+async fn prod_down_fails_every_guardrail_selecting_prod() {
+    // A store of its own: this test stops part of it. Behind the Querier (`--no-query.partial-response`) the
+    // answer is an error while the Querier still lists the stopped sidecar and an empty vector once it has dropped
+    // it; with one instance the store refuses connections. Each of these fails.
+    let text = scenarios::render();
+    let mut store =
+        TestPrometheus::start_clusters(Store::from_env(), &[(PROD, &text), (STAGING, &text)], END);
+    let m = measure(
+        &store,
+        json!({"guardrail": "restarts", "matchers": {"cluster": PROD}}),
+    )
+    .await;
+    assert_eq!(m.phase, Phase::Successful, "before: {m:#?}");
+    store.stop_cluster(PROD);
+    for name in GUARDRAILS {
+        let m = measure(
+            &store,
+            json!({"guardrail": name, "matchers": {"cluster": PROD}}),
+        )
+        .await;
+        assert_eq!(m.phase, Phase::Failed, "{name}: {m:#?}");
+        assert!(
+            matches!(failure(&m), Some("query-error" | "no-data")),
+            "{name}: {m:#?}"
+        );
+    }
 }
 
 fn failure(m: &Measurement) -> Option<&str> {

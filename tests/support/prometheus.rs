@@ -124,6 +124,8 @@ struct Component {
     process: Child,
     /// The guard `sh` (see the module documentation); killed first on drop so it cannot race us.
     guard: Child,
+    /// The cluster whose data this process serves, for the Prometheus and sidecar of one cluster behind Thanos.
+    cluster: Option<String>,
 }
 
 /// A running store serving backfilled data.
@@ -204,6 +206,21 @@ impl TestPrometheus {
     /// The log of the process answering queries (inside [`TestPrometheus::directory`]).
     pub fn log(&self) -> &Path {
         &self.log
+    }
+
+    /// Stops the processes serving `cluster`'s data, as when that cluster's Prometheus goes down: on Thanos its
+    /// sidecar and Prometheus (the Querier and the other clusters keep running); on the other stores, where one
+    /// instance holds every cluster, the whole store. Panics when no process serves `cluster`.
+    pub fn stop_cluster(&mut self, cluster: &str) {
+        let serves = |component: &Component| match self.store {
+            Store::Thanos => component.cluster.as_deref() == Some(cluster),
+            _ => true,
+        };
+        let (mut stopped, kept): (Vec<Component>, Vec<Component>) =
+            self.components.drain(..).partition(serves);
+        self.components = kept;
+        assert!(!stopped.is_empty(), "no process serves cluster {cluster}");
+        stop_all(&mut stopped);
     }
 
     /// Which store this is.
@@ -409,6 +426,7 @@ fn start_thanos(
         let cluster = cluster.unwrap_or(DEFAULT_CLUSTER);
         let name = format!("{cluster}-{index}");
         let dir = backfill(text, root, Some(&name))?;
+        let first = behind.len();
         let (prometheus, _) =
             start_prometheus(Path::new("prometheus"), &dir, Some(cluster), &mut behind)?;
         let log = dir.join("sidecar.log");
@@ -425,6 +443,11 @@ fn start_thanos(
             command
         })?;
         endpoints.push(format!("127.0.0.1:{grpc}"));
+        // The sidecar before its Prometheus when they stop.
+        behind[first..].reverse();
+        for component in &mut behind[first..] {
+            component.cluster = Some(cluster.to_owned());
+        }
     }
     let log = root.join("thanos-query.log");
     let mut querier = Vec::new();
@@ -540,7 +563,11 @@ fn start_component(
             }
         };
         let index = components.len();
-        components.push(Component { process, guard });
+        components.push(Component {
+            process,
+            guard,
+            cluster: None,
+        });
         match wait_ready(&mut components[index].process, ports.http, ready, log) {
             Ok(()) => return Ok(format!("http://127.0.0.1:{}", ports.http)),
             Err(failure) => {
