@@ -6,9 +6,10 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, Phase};
+use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, OwnerReference, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::json;
+use support::ksm::{Container, Fixture, Pod, Steps, Timeline};
 use support::prometheus::{self, Store, TestPrometheus};
 use support::scenarios::{self, END, MINUTE};
 
@@ -38,6 +39,63 @@ fn range_selectors_left_boundary_per_store() {
     assert_eq!(
         store.query_value("count_over_time(probe[5m15s])", END),
         Some(11.0)
+    );
+}
+
+#[tokio::test]
+async fn a_restart_in_the_first_scrape_interval_of_the_window_counts_on_every_store() {
+    // The restart counter reads 1 from the sample at END - 4m30s on: the restart happened after END - 5m, inside
+    // `restarts`' 5-minute window. With `min_over_time(…[5m])` as the window's baseline the stores with an open left
+    // boundary (Prometheus 3, Thanos, VictoriaMetrics) started from the sample at END - 4m30s, counted 0 restarts
+    // and passed; the baseline is now the last sample at or before END - 5m.
+    let timeline = Timeline {
+        start: scenarios::START,
+        end: END,
+        step: 30,
+    };
+    let pod = Pod::new(
+        "probe",
+        "edge-1a2b3c4d5",
+        "q7w8e",
+        scenarios::START - 86_400,
+    )
+    .container(
+        Container::new("edge", "registry.local/probe/edge:1.0.0")
+            .restarts(Steps::constant(0).then(END - 4 * MINUTE - 30, 1)),
+    );
+    let store = TestPrometheus::start(&Fixture::new(timeline).pod(pod).render());
+    let engine = Engine::new(Client::new(), Some(store.url().to_owned()));
+    let context = AnalysisContext {
+        namespace: "probe".into(),
+        name: "edge-1a2b3c4d5-2".into(),
+        labels: [(
+            "rollouts-pod-template-hash".to_string(),
+            "1a2b3c4d5".to_string(),
+        )]
+        .into(),
+        owner_references: vec![OwnerReference {
+            kind: "Rollout".into(),
+            name: "edge".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let metric = MetricSpec {
+        name: "guardrail".into(),
+        plugin_config: Some(
+            json!({"guardrail": "restarts", "threshold": 0})
+                .to_string()
+                .into_bytes(),
+        ),
+        ..Default::default()
+    };
+    let at = UNIX_EPOCH + Duration::from_secs(END as u64);
+    let m = engine.measure_at(&context, &metric, Some(at)).await;
+    assert_eq!((m.phase, m.value.as_str()), (Phase::Failed, "1"), "{m:#?}");
+    assert!(
+        m.message.contains("1 restart in the last 5m"),
+        "{}",
+        m.message
     );
 }
 
