@@ -19,7 +19,7 @@ ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 ARGO_HELM_CHART ?= $(abspath ../shared/thirdparty/argo-helm/charts/argo-rollouts)
 
-.PHONY: docs help deps build release engines-build test-engines release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
+.PHONY: docs help deps build release engines-build test-engines release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go test-policies demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -37,7 +37,7 @@ deps:
 
 # The committed fault matrix; `make test` only checks its stable content against a run written under target/.
 docs: deps
-	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test fault_matrix
+	GUARDRAILS_WRITE_DOCS=1 $(CARGO) test --locked --test faces fault_matrix
 
 build: deps
 	$(CARGO) build --locked
@@ -59,11 +59,11 @@ test-lane-main:
 	  echo "=== lane: Rust and Go suites (exit $$status)"; cat target/test-main.log; exit $$status
 
 test-lane-e2e: release
-	@status=0; $(MAKE) --no-print-directory -j1 e2e >target/test-e2e.log 2>&1 || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory -j1 e2e test-policies >target/test-e2e.log 2>&1 || status=$$?; \
 	  echo "=== lane: end to end (exit $$status)"; cat target/test-e2e.log; exit $$status
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
-# hashicorp/yamux (tests/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
+# hashicorp/yamux (tests/plugin/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
 test-rust:
 	$(CARGO) test --locked
 
@@ -88,23 +88,25 @@ demo:
 engines-build: deps
 	tests/engines/build.sh
 
-# Every test target that queries a real store (those using tests/support/prometheus.rs), once per store besides Debian's Prometheus 2 (test-rust runs that
-# one): Prometheus 3, VictoriaMetrics (Debian's), a Thanos Querier over Prometheus + sidecar. Same fixtures, same
-# expected verdicts; docs/prometheus-compatibility.md lists how the stores differ and the test pinning each.
-ENGINE_TESTS := cli fixtures_current grpc_service guardrails guardrails_more multi_cluster plugin_mode_guardrails \
-  store_differences
+# Every test that queries a real store (those using tests/support/prometheus.rs), once per store besides Debian's
+# Prometheus 2 (test-rust runs that one): Prometheus 3, VictoriaMetrics (Debian's), a Thanos Querier over
+# Prometheus + sidecar. Same fixtures, same expected verdicts; docs/prometheus-compatibility.md lists how the stores
+# differ and the test pinning each. Each entry is <face test target>=<test name filter>.
+ENGINE_TESTS := cli=cli:: engine= grpc= plugin=plugin_mode_guardrails::
 test-engines: engines-build
 	@status=0; for engine in prometheus3 victoriametrics thanos; do \
-	  echo "=== store: $$engine"; \
-	  GUARDRAILS_TEST_ENGINE=$$engine $(CARGO) test --locked --no-fail-fast $(ENGINE_TESTS:%=--test %) \
-	    || { status=1; echo "=== store: $$engine FAILED"; }; \
+	  for spec in $(ENGINE_TESTS); do \
+	    echo "=== store: $$engine, cargo test --test $${spec%%=*} $${spec#*=}"; \
+	    GUARDRAILS_TEST_ENGINE=$$engine $(CARGO) test --locked --no-fail-fast --test $${spec%%=*} $${spec#*=} \
+	      || { status=1; echo "=== store: $$engine FAILED (--test $${spec%%=*} $${spec#*=})"; }; \
+	  done; \
 	done; exit $$status
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
 # Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin (tests/e2e/build.sh),
 # and every scenario of tests/e2e against it: one summary line per scenario, then `N passed, N failed`.
 e2e: deps
-	tests/e2e/run.sh
+	ARGO_HELM_CHART=$(ARGO_HELM_CHART) tests/e2e/run.sh
 
 # Starts that control plane, rolls out a healthy and a crash-looping v2 of one app, prints what an operator looks at.
 demo-rollout: deps
@@ -163,7 +165,7 @@ actionlint:
 	$(ACTIONLINT) -shellcheck= .github/workflows/*.yml
 
 # Every YAML under manifests/ and examples/: argo-rollouts' own types (unknown fields rejected) and validation,
-# kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/manifests_validate.rs.)
+# kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/cli/manifests_validate.rs.)
 test-manifests: deps
 	tests/manifests/run.sh
 
@@ -172,6 +174,14 @@ test-manifests: deps
 # environment with validate's messages, the pinned CRDs against the argo-rollouts module.
 test-validate-go: deps
 	cd tests/validate/go && GOFLAGS=-mod=mod go test -count=1 ./...
+
+# The same claims on a running kube-apiserver v1.34.4 (tests/e2e/policies: etcd, kube-apiserver,
+# kube-controller-manager running only the policies' type checker, argo-rollouts v1.9.1's CRDs):
+# `kubectl apply -k manifests/policies` and each denial's message, every immutable-field case refused or stored
+# as `validate --against` says. Needs tests/e2e/build.sh's binaries (reused when built).
+test-policies: release
+	tests/e2e/build.sh
+	cd tests/e2e/policies && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go test -count=1 -v -timeout 10m ./...
 
 # The static binary completes the go-plugin handshake inside an empty root.
 test-static-binary: release-static

@@ -3,7 +3,7 @@
 //! `serve`'s flags), parsed once into a [`TrustPolicy`] that decides, for each template [`Connection`], which
 //! address, credentials and files a measurement uses, and which namespace it may target.
 //!
-//! The rules, each proven in `tests/trust_boundary.rs` and the conformance harness' `security.go`:
+//! The rules, each proven in `tests/engine/trust_boundary.rs` and the conformance harness' `security.go`:
 //! - A template's file keys are read only inside a `--credentials-dir` (after `..` and symlinks), never in the
 //!   service-account directory, and through [`files::open`](crate::prometheus::files::open), which verifies
 //!   what it opened. The permissive policy of `check` (a person with their own permissions) reads any file.

@@ -20,6 +20,7 @@ targets=(
   "etcd|v3.6.16|etcd=go.etcd.io/etcd/server/v3"
   "kwok|v0.8.0|kwok=sigs.k8s.io/kwok/cmd/kwok"
   "ksm|v2.18.0|kube-state-metrics=k8s.io/kube-state-metrics/v2"
+  "helm|v3.19.5|helm=helm.sh/helm/v3/cmd/helm"
 )
 
 build_one() { # module version "name=pkg ..."

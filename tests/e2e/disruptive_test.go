@@ -18,6 +18,7 @@ func disruptive(t *testing.T) {
 	t.Run("prometheus-stopped-aborted", prometheusStopped)
 	t.Run("kube-state-metrics-stopped-aborted", ksmStopped)
 	t.Run("controller-restarted-https-registration", controllerRestarted)
+	t.Run("helm-chart-registration", helmChart)
 }
 
 // Phase 3: the newer controller release, a smoke set.

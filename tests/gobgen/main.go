@@ -4,7 +4,7 @@
 //	cd tests/gobgen && go run . ../fixtures/gob
 //
 // See ../fixtures/gob/README.md for what each file holds. The Rust→Go direction is checked by `go test` here
-// (verify_test.go), which reads what `cargo test --test gob_golden` writes to target/gob-out.
+// (verify_test.go), which reads what `cargo test --test plugin gob_golden` writes to target/gob-out.
 package main
 
 import (

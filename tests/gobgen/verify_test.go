@@ -1,6 +1,6 @@
 package main
 
-// Rust→Go check: the reply stream written by `cargo test --test gob_golden` (target/gob-out/plugin_replies,
+// Rust→Go check: the reply stream written by `cargo test --test plugin gob_golden` (target/gob-out/plugin_replies,
 // or $GOB_OUT/plugin_replies) is fed to Go's real net/rpc client, which decodes each reply into the real
 // Argo Rollouts types exactly as the controller's MetricsPluginRPC does.
 
@@ -29,7 +29,7 @@ func TestRustRepliesDecodeIntoArgoTypes(t *testing.T) {
 	}
 	chunks, err := filepath.Glob(filepath.Join(dir, "plugin_replies", "*.bin"))
 	if err != nil || len(chunks) != 8 {
-		t.Fatalf("want 8 reply chunks in %s (run `cargo test --test gob_golden` first), got %d (%v)", dir, len(chunks), err)
+		t.Fatalf("want 8 reply chunks in %s (run `cargo test --test plugin gob_golden` first), got %d (%v)", dir, len(chunks), err)
 	}
 	pr, pw := io.Pipe()
 	client := rpc.NewClient(replayConn{pr})

@@ -1,6 +1,6 @@
 // Package peer drives the rollouts-guardrails binary with the real Go peers: hashicorp/go-plugin's client
 // (as the Argo Rollouts controller configures it) and hashicorp/yamux directly. The Rust integration test
-// tests/plugin_transport.rs runs `go test` here with PLUGIN_BIN set to the binary.
+// tests/plugin/plugin_transport.rs runs `go test` here with PLUGIN_BIN set to the binary.
 package peer
 
 import (

@@ -28,7 +28,7 @@ func binary_(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("PLUGIN_BIN")
 	if bin == "" {
-		t.Fatal("PLUGIN_BIN must name the rollouts-guardrails binary (tests/plugin_transport.rs sets it)")
+		t.Fatal("PLUGIN_BIN must name the rollouts-guardrails binary (tests/plugin/plugin_transport.rs sets it)")
 	}
 	return bin
 }

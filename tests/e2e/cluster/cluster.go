@@ -133,7 +133,87 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, c.StartController(ctx, opts.ControllerEnv)
 }
 
+// StartAPIServer brings up only etcd and kube-apiserver (and the admin kubeconfig): enough for what admission
+// and validation decide, no controllers. On error everything started so far is stopped.
+func StartAPIServer(ctx context.Context) (c *Cluster, err error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "guardrails-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	c = &Cluster{Root: root, Dir: dir, Bin: filepath.Join(root, "target", "e2e", "bin"), ArgoVersion: ArgoVersions[0]}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	return c, c.startAPI(ctx)
+}
+
+// ApplyCRDs applies the CRDs of the controller release's own module (manifests/crds) and waits until they are
+// Established.
+func (c *Cluster) ApplyCRDs(ctx context.Context) error { return c.applyCRDs(ctx) }
+
 func (c *Cluster) startKube(ctx context.Context) error {
+	if err := c.startAPI(ctx); err != nil {
+		return err
+	}
+	// nodelifecycle off: the fake node has no kubelet heartbeat to lose, and nothing should taint or evict it.
+	ports, err := mustPorts(2)
+	if err != nil {
+		return err
+	}
+	kcmPort, schedPort := ports[0], ports[1]
+	if err := c.startControllerManager("*,-node-lifecycle-controller", kcmPort); err != nil {
+		return err
+	}
+	sched, err := c.bin("kube-scheduler", K8sVersion)
+	if err != nil {
+		return err
+	}
+	c.Sched, err = start(c.Dir, c.Dir, "kube-scheduler", sched, nil,
+		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(schedPort),
+		"--leader-elect=false", "--v=1")
+	if err != nil {
+		return err
+	}
+	// The default ServiceAccount (made by kube-controller-manager) must exist before pods can be created.
+	return c.waitFor(ctx, 90*time.Second, "ServiceAccount default", func() bool {
+		_, err := c.Kubectl(ctx, "get", "serviceaccount", "default", "-n", "default")
+		return err == nil
+	})
+}
+
+// StartControllerManager starts kube-controller-manager running the given controllers (its --controllers
+// syntax) against the API server of startAPI.
+func (c *Cluster) StartControllerManager(controllers string) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	return c.startControllerManager(controllers, port)
+}
+
+func (c *Cluster) startControllerManager(controllers string, port int) error {
+	kcm, err := c.bin("kube-controller-manager", K8sVersion)
+	if err != nil {
+		return err
+	}
+	c.KCM, err = start(c.Dir, c.Dir, "kube-controller-manager", kcm, nil,
+		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(port),
+		"--leader-elect=false", "--controllers="+controllers,
+		"--service-account-private-key-file="+filepath.Join(c.Dir, "sa.key"),
+		"--root-ca-file="+filepath.Join(c.Dir, "ca.crt"), "--use-service-account-credentials=false", "--v=1")
+	return err
+}
+
+// startAPI starts etcd and kube-apiserver on free loopback ports and writes the admin kubeconfig.
+func (c *Cluster) startAPI(ctx context.Context) error {
 	ca, err := newCA("guardrails-e2e-ca")
 	if err != nil {
 		return err
@@ -161,11 +241,11 @@ func (c *Cluster) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := mustPorts(5)
+	ports, err := mustPorts(3)
 	if err != nil {
 		return err
 	}
-	etcdClient, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
 
 	etcd, err := c.bin("etcd", EtcdVersion)
 	if err != nil {
@@ -218,36 +298,7 @@ func (c *Cluster) startKube(ctx context.Context) error {
 	if err := os.WriteFile(c.Kubeconfig, []byte(kubeconfig(c.APIServer, caFile, c.adminCert, c.adminKey, c.Dir)), 0o600); err != nil {
 		return err
 	}
-
-	kcm, err := c.bin("kube-controller-manager", K8sVersion)
-	if err != nil {
-		return err
-	}
-	// nodelifecycle off: the fake node has no kubelet heartbeat to lose, and nothing should taint or evict it.
-	c.KCM, err = start(c.Dir, c.Dir, "kube-controller-manager", kcm, nil,
-		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(kcmPort),
-		"--leader-elect=false", "--controllers=*,-node-lifecycle-controller", "--service-account-private-key-file="+saKey,
-		"--root-ca-file="+caFile, "--use-service-account-credentials=false", "--v=1")
-	if err != nil {
-		return err
-	}
-	sched, err := c.bin("kube-scheduler", K8sVersion)
-	if err != nil {
-		return err
-	}
-	c.Sched, err = start(c.Dir, c.Dir, "kube-scheduler", sched, nil,
-		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig, "--bind-address=127.0.0.1", "--secure-port="+itoa(schedPort),
-		"--leader-elect=false", "--v=1")
-	if err != nil {
-		return err
-	}
-	// The default ServiceAccount (made by kube-controller-manager) must exist before pods can be created.
-	return c.waitFor(ctx, 90*time.Second, "ServiceAccount default", func() bool {
-		_, err := c.Kubectl(ctx, "get", "serviceaccount", "default", "-n", "default")
-		return err == nil
-	})
+	return nil
 }
 
 func kubeconfig(server, caFile string, cert, key []byte, dir string) string {

@@ -1,5 +1,5 @@
 // Package validate proves, with Kubernetes' and argo-rollouts' own code, the claims `rollouts-guardrails
-// validate` makes (tests/validate.rs runs the same fixtures through the binary):
+// validate` makes (tests/cli/validate.rs runs the same fixtures through the binary):
 //   - every immutable-field case under ../immutable/refused is refused by k8s.io/kubernetes v1.34's own
 //     Validate…Update function (or, for a Rollout, by the pinned CRD's CEL transition rule evaluated by
 //     apiextensions-apiserver's validator), and every case under ../immutable/allowed is accepted;

@@ -1,6 +1,6 @@
 // Command pluginrun drives rollouts-guardrails in plugin mode through argo-rollouts' own plugin client
 // (harness.Start: go-plugin configured as the controller configures it), one measurement per input line, so Rust
-// tests (tests/fault_matrix.rs, tests/secrets.rs) can put the plugin-mode face under the same faults as the
+// tests (tests/faces/fault_matrix.rs, tests/faces/secrets.rs) can put the plugin-mode face under the same faults as the
 // engine and the gRPC face.
 //
 //	pluginrun -bin target/debug/rollouts-guardrails < requests.jsonl > replies.jsonl

@@ -1,0 +1,9 @@
+//! The CLI face: `check` and `validate`, as a person or CI runs them.
+//!
+//! One test target per face (`cargo test --test cli`); the support code is shared by every face.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod manifests_validate;
+mod validate;

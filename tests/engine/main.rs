@@ -1,0 +1,21 @@
+//! The engine face: the guardrails through `Engine::measure`, against a real Prometheus or a fake one.
+//!
+//! One test target per face (`cargo test --test engine`); the support code is shared by every face.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod coalesce;
+mod fail_closed;
+mod fixtures_current;
+mod guardrail_keys_doc;
+mod guardrails;
+mod guardrails_more;
+mod injection;
+mod multi_cluster;
+mod multi_source;
+mod parser_parity;
+mod prometheus_client;
+mod settle;
+mod store_differences;
+mod trust_boundary;
+mod unproven_phase;

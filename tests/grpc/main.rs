@@ -1,0 +1,7 @@
+//! The gRPC face: `rollouts-guardrails serve` and its MetricProvider service.
+//!
+//! One test target per face (`cargo test --test grpc`); the support code is shared by every face.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod grpc_service;

@@ -1,0 +1,10 @@
+//! The plugin face: go-plugin net/rpc over yamux and gob, as the Argo Rollouts controller speaks it.
+//!
+//! One test target per face (`cargo test --test plugin`); the support code is shared by every face.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod gob_golden;
+mod plugin_mode_guardrails;
+mod plugin_transport;
+mod wire_docs;
