@@ -9,6 +9,7 @@ use rollouts_guardrails::engine::measure::address_from_env;
 use rollouts_guardrails::engine::trust::TrustPolicy;
 use rollouts_guardrails::engine::Engine;
 use rollouts_guardrails::plugin_mode;
+use rollouts_guardrails::prometheus::auth::AwsEnvironment;
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc;
 use rollouts_guardrails::telemetry;
@@ -37,7 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Evaluate guardrails once against Prometheus (exit 0 all pass, 1 any fail, 2 usage error).
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Serve the MetricProvider gRPC API (health, reflection, optional TLS, /metrics).
     Serve(Box<grpc::ServeArgs>),
     /// Check the plugin configuration in AnalysisTemplates offline, querying nothing (exit 0 none, 1 problems, 2 usage).
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Check(args)) => check(args),
+        Some(Command::Check(args)) => check(*args),
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Validate(args)) => validate(args),
         None => {
@@ -85,8 +86,16 @@ fn check(args: CheckArgs) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         rollouts_guardrails::logging::init();
     }
+    let auth = match args.auth.auth(AwsEnvironment::from_process()) {
+        Ok(auth) => auth,
+        Err(error) => {
+            eprintln!("rollouts-guardrails check: {error}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    };
     let result = runtime().map(|runtime| {
-        let engine = Engine::from_env(Client::new()).observed_by(telemetry::global());
+        let trust = TrustPolicy::permissive_with_auth(address_from_env(), auth);
+        let engine = Engine::with_trust(Client::new(), trust).observed_by(telemetry::global());
         runtime.block_on(cli::check(&args, &engine))
     });
     match result {

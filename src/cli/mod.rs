@@ -92,6 +92,10 @@ pub struct CheckArgs {
     /// A template argument (`{{args.NAME}}`). Repeatable.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub args: Vec<String>,
+    /// AWS SigV4 or OAuth2 client credentials for the checked address (as the registration's args give
+    /// them to the plugin).
+    #[command(flatten)]
+    pub auth: crate::engine::trust::ManagedAuthArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

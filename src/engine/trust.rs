@@ -11,6 +11,8 @@
 //!   controller's address or an `--allowed-address` prefix, and only when the template brings none of its own.
 //! - With `--allowed-address`, a template address outside every prefix (and the controller's) is refused.
 //! - A pinned `--tenant` cannot be replaced by a template on those addresses.
+//! - The managed stores' schemes (`--sigv4-*`, `--oauth2-*`, [`ManagedAuthArgs`]) are controller
+//!   credentials like the others; two schemes at once are an invalid registration.
 //! - A guardrail's target namespace is the AnalysisRun's unless `--allow-cross-namespace`.
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use url::Url;
 use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
 use super::defaults::{Defaults, DefaultsArgs, DefaultsError};
 use super::verdict::{Failure, FailureClass};
+use crate::prometheus::auth::{AuthError, AwsEnvironment, OAuth2Settings, SigV4Settings};
 use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
 
@@ -74,10 +77,99 @@ pub struct ControllerArgs {
     /// Let a template target pods of another namespace than its AnalysisRun's.
     #[arg(long)]
     pub allow_cross_namespace: bool,
+    /// AWS SigV4 or OAuth2 client credentials for the controller's address (managed stores).
+    #[command(flatten)]
+    pub managed: ManagedAuthArgs,
     /// Controller-wide defaults (`--matcher`, `--replica-label`, `--timeout`, `--settle`,
     /// `--max-concurrent-queries`, `--metrics-listen`).
     #[command(flatten)]
     pub defaults: DefaultsArgs,
+}
+
+/// The managed stores' authentication, for the controller's address (and `--allowed-address` prefixes) in
+/// plugin mode and `serve`, for the checked address in `check`. At most one scheme, and not with
+/// `--bearer-token-file` or `--basic-auth-*`.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagedAuthArgs {
+    /// Sign requests with AWS SigV4 (service aps) for this region (Amazon Managed Service for Prometheus),
+    /// with the credentials of the pod's AWS chain (environment, shared files, IRSA web identity, EKS Pod
+    /// Identity).
+    #[arg(long, value_name = "REGION")]
+    pub sigv4_region: Option<String>,
+    /// An IAM role to assume (STS AssumeRole) with the chain's credentials before signing (needs
+    /// --sigv4-region).
+    #[arg(long, value_name = "ARN")]
+    pub sigv4_role_arn: Option<String>,
+    /// OAuth2 client-credentials token endpoint (http or https; redirects are not followed).
+    #[arg(long, value_name = "URL")]
+    pub oauth2_token_url: Option<String>,
+    /// OAuth2 client id (needs --oauth2-token-url).
+    #[arg(long, value_name = "ID")]
+    pub oauth2_client_id: Option<String>,
+    /// File holding the OAuth2 client secret, re-read at every token refresh (needs --oauth2-token-url).
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// An OAuth2 scope to request. Repeatable.
+    #[arg(long = "oauth2-scope", value_name = "SCOPE")]
+    pub oauth2_scopes: Vec<String>,
+}
+
+impl ManagedAuthArgs {
+    /// The scheme these flags select (`Auth::None` when none is given), validated; `aws` is the environment
+    /// whose credential chain SigV4 uses.
+    pub fn auth(&self, aws: AwsEnvironment) -> Result<Auth, AuthError> {
+        let sigv4 = self.sigv4_region.is_some() || self.sigv4_role_arn.is_some();
+        let oauth2 = self.oauth2_token_url.is_some()
+            || self.oauth2_client_id.is_some()
+            || self.oauth2_client_secret_file.is_some()
+            || !self.oauth2_scopes.is_empty();
+        if sigv4 && oauth2 {
+            return Err(AuthError::Settings(
+                "--sigv4-* and --oauth2-* cannot be used together: give one authentication scheme"
+                    .into(),
+            ));
+        }
+        if sigv4 {
+            let region = self.sigv4_region.as_deref().ok_or_else(|| {
+                AuthError::Settings("--sigv4-role-arn needs --sigv4-region".into())
+            })?;
+            return SigV4Settings::new(region, self.sigv4_role_arn.as_deref(), aws)
+                .map(Auth::SigV4)
+                .map_err(|e| AuthError::Settings(format!("--sigv4-region/--sigv4-role-arn: {e}")));
+        }
+        if oauth2 {
+            let (Some(url), Some(id), Some(file)) = (
+                &self.oauth2_token_url,
+                &self.oauth2_client_id,
+                &self.oauth2_client_secret_file,
+            ) else {
+                return Err(AuthError::Settings(
+                    "OAuth2 needs all of --oauth2-token-url, --oauth2-client-id and --oauth2-client-secret-file"
+                        .into(),
+                ));
+            };
+            return OAuth2Settings::new(url, id, file.clone(), self.oauth2_scopes.clone())
+                .map(Auth::OAuth2)
+                .map_err(|e| {
+                    AuthError::Settings(format!(
+                        "--oauth2-token-url/--oauth2-client-id/--oauth2-scope: {e}"
+                    ))
+                });
+        }
+        Ok(Auth::None)
+    }
+
+    /// The flags that select a scheme, for conflict messages.
+    fn flags(&self) -> [Option<&'static str>; 2] {
+        [
+            (self.sigv4_region.is_some() || self.sigv4_role_arn.is_some())
+                .then_some("--sigv4-region"),
+            (self.oauth2_token_url.is_some()
+                || self.oauth2_client_id.is_some()
+                || self.oauth2_client_secret_file.is_some())
+            .then_some("--oauth2-token-url"),
+        ]
+    }
 }
 
 /// The registration `args` as Argo passes them: `exec.Command(pluginPath, args...)`, one argv entry each.
@@ -103,6 +195,15 @@ pub enum TrustError {
     Address { which: String, address: String },
     #[error("--credentials-dir {dir}: {problem}")]
     CredentialsDir { dir: String, problem: String },
+    /// Two authentication schemes for the controller's address.
+    #[error("{first} and {second} cannot be used together: the controller's address takes one authentication scheme")]
+    ConflictingAuth {
+        first: &'static str,
+        second: &'static str,
+    },
+    /// The SigV4 or OAuth2 flags are incomplete or invalid.
+    #[error("{0}")]
+    ManagedAuth(AuthError),
     #[error(transparent)]
     Defaults(#[from] DefaultsError),
 }
@@ -153,6 +254,18 @@ impl TrustPolicy {
         }
     }
 
+    /// The policy of `check`: [`permissive`](TrustPolicy::permissive), with `auth` (the person's own
+    /// `--sigv4-*` or `--oauth2-*`) applied to whichever address is checked.
+    pub fn permissive_with_auth(default_address: Option<String>, auth: Auth) -> TrustPolicy {
+        let mut policy = TrustPolicy::permissive(default_address);
+        if let Ok(rules) = &mut policy.rules {
+            if let Some(rules) = Arc::get_mut(rules) {
+                rules.controller_auth = auth;
+            }
+        }
+        policy
+    }
+
     /// The controller-side address used when a template sets none (`None` also when the settings are invalid).
     pub fn default_address(&self) -> Option<&str> {
         self.rules
@@ -172,10 +285,19 @@ impl TrustPolicy {
     }
 
     /// The policy of plugin mode and `serve`. `env_address` is `GUARDRAILS_PROMETHEUS_ADDRESS`, used when
-    /// `--address` is not given.
+    /// `--address` is not given. SigV4 uses the process' AWS environment.
     pub fn strict(
         args: &ControllerArgs,
         env_address: Option<String>,
+    ) -> Result<TrustPolicy, TrustError> {
+        TrustPolicy::strict_in(args, env_address, AwsEnvironment::from_process())
+    }
+
+    /// [`strict`](TrustPolicy::strict) with an explicit AWS environment for SigV4's credential chain.
+    pub fn strict_in(
+        args: &ControllerArgs,
+        env_address: Option<String>,
+        aws: AwsEnvironment,
     ) -> Result<TrustPolicy, TrustError> {
         let (controller_address, which) = match (&args.address, env_address) {
             (Some(address), _) => (Some(address.trim().to_owned()), "--address".to_owned()),
@@ -213,6 +335,21 @@ impl TrustPolicy {
             .iter()
             .map(|dir| credentials_dir(dir, &denied))
             .collect::<Result<Vec<_>, _>>()?;
+        let schemes: Vec<&'static str> = [
+            args.bearer_token_file
+                .is_some()
+                .then_some("--bearer-token-file"),
+            (args.basic_auth_username.is_some() || args.basic_auth_password_file.is_some())
+                .then_some("--basic-auth-username"),
+        ]
+        .into_iter()
+        .chain(args.managed.flags())
+        .flatten()
+        .collect();
+        if let [first, second, ..] = schemes[..] {
+            return Err(TrustError::ConflictingAuth { first, second });
+        }
+        let managed = args.managed.auth(aws).map_err(TrustError::ManagedAuth)?;
         let controller_auth = match (
             &args.bearer_token_file,
             &args.basic_auth_username,
@@ -223,7 +360,7 @@ impl TrustPolicy {
                 username: username.clone(),
                 password_file: file.clone(),
             },
-            _ => Auth::None,
+            _ => managed,
         };
         Ok(TrustPolicy {
             rules: Ok(Arc::new(Rules {
@@ -282,7 +419,7 @@ impl TrustPolicy {
                 match (&rules.controller_auth, &rules.controller_tls.cert_file) {
                     (Auth::None, None) => "none",
                     (Auth::None, Some(_)) => "client-certificate",
-                    _ => "configured",
+                    (auth, _) => auth.scheme(),
                 },
                 if rules.tenant.is_some() { "pinned" } else { "template" },
                 rules.credentials_dirs.len(),
@@ -324,8 +461,9 @@ impl TrustPolicy {
                 rules.allowed.iter().map(display).collect::<Vec<_>>().join(", ")
             )));
         }
-        // The controller's own address, or one the admin vouches for.
-        let trusted = template_address.is_none() || under_controller || under_allowed;
+        // The controller's own address, or one the admin vouches for; for `check`, any (the person's own).
+        let trusted =
+            !rules.strict || template_address.is_none() || under_controller || under_allowed;
         let template_auth = connection.bearer_token.is_some()
             || connection.bearer_token_file.is_some()
             || connection.basic_auth.is_some()
@@ -337,7 +475,7 @@ impl TrustPolicy {
         let controller_credentials = trusted
             && !template_auth
             && (rules.controller_auth != Auth::None || rules.controller_tls.cert_file.is_some());
-        if controller_credentials && template_tls {
+        if controller_credentials && template_tls && rules.strict {
             return Err(config(format!(
                 "`tls` cannot be set by a template while the controller's credentials are sent to {}: \
                  the admin's --tls-* registration args apply there",

@@ -6,7 +6,6 @@
 //! the server answers 405 or 501.
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +14,8 @@ use base64::prelude::{Engine as _, BASE64_STANDARD};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Certificate, Identity, RequestBuilder, Response, StatusCode};
 
+use super::auth::sigv4::{self, AwsCredentials};
+use super::auth::Providers;
 use super::coalesce::{round_to_millis, Coalescer};
 use super::files::{self, FileAccess};
 use super::resolver::{ResolveFailure, SystemResolver};
@@ -38,7 +39,8 @@ pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_CONNECTION_POOLS: usize = 64;
 
 const QUERY_PATH: &str = "api/v1/query";
-const TENANT_HEADER: &str = "x-scope-orgid";
+/// The Mimir/Cortex tenant header (lowercase, as `HeaderName` compares).
+pub(crate) const TENANT_HEADER: &str = "x-scope-orgid";
 const USER_AGENT: &str = concat!("rollouts-guardrails/", env!("CARGO_PKG_VERSION"));
 
 /// A Prometheus API client. Cheap to clone (an `Arc` inside); clones share the connection pools.
@@ -53,6 +55,8 @@ struct Inner {
     request_timeout: Duration,
     /// Identical requests in flight at the same moment are sent once (see [`super::coalesce`]).
     coalescer: Coalescer<RequestKey>,
+    /// The SigV4 credentials and OAuth2 tokens, cached and refreshed once for every request that uses them.
+    providers: Providers,
     /// At most this many requests in flight to one endpoint (scheme, host, port); more wait for a slot,
     /// inside the measurement's own timeout.
     max_in_flight: usize,
@@ -74,12 +78,20 @@ struct RequestKey {
     at: SystemTime,
 }
 
-/// The `Authorization` a request carries, resolved from [`Auth`] or the address' userinfo.
+/// The `Authorization` a request carries, resolved from [`Auth`] or the address' userinfo (an OAuth2 token
+/// is a bearer token; SigV4 signs each request with the credentials).
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Authorization {
     None,
     Bearer(Secret),
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    SigV4 {
+        region: String,
+        credentials: AwsCredentials,
+    },
 }
 
 impl Default for Client {
@@ -117,6 +129,7 @@ impl Client {
                 pools: Mutex::new(HashMap::new()),
                 request_timeout,
                 coalescer: Coalescer::default(),
+                providers: Providers::default(),
                 max_in_flight: max_in_flight.max(1),
                 slots: Mutex::new(HashMap::new()),
             }),
@@ -180,7 +193,7 @@ impl Client {
         // Prometheus evaluates at millisecond resolution; rounding here lets identical queries coalesce.
         let at = round_to_millis(at);
         let target = endpoint.request_target(QUERY_PATH)?;
-        let authorization = authorization(&endpoint.auth, &endpoint.files, target.userinfo).await?;
+        let authorization = self.authorization(endpoint, target.userinfo).await?;
         // What a server or proxy might echo back: header values, the token, the password, and the encoded
         // basic credentials (from which the password is one base64 decode away).
         let mut secrets: Vec<String> = endpoint
@@ -195,6 +208,7 @@ impl Client {
                 secrets.push(password.expose().to_owned());
                 secrets.push(BASE64_STANDARD.encode(format!("{username}:{}", password.expose())));
             }
+            Authorization::SigV4 { credentials, .. } => secrets.extend(credentials.secrets()),
         }
         let key = RequestKey {
             url: target.url.clone(),
@@ -234,14 +248,14 @@ impl Client {
         let pool = self.pool(&endpoint.tls)?;
         let time = format_time(at)?;
         let params = [("query", promql), ("time", time.as_str())];
+        // The signatures sent, scrubbed from any text the server sends back.
+        let mut signatures = Vec::new();
 
-        let post = with_auth(
-            pool.post(url.clone())
-                .headers(headers.clone())
-                .form(&params),
-            authorization,
-        );
-        let mut response = post.send().await.map_err(|e| send_error(e, address))?;
+        let post = pool
+            .post(url.clone())
+            .headers(headers.clone())
+            .form(&params);
+        let mut response = send(&pool, post, authorization, address, &mut signatures).await?;
         if matches!(
             response.status(),
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
@@ -250,10 +264,23 @@ impl Client {
             read_prefix(&mut response, MAX_ERROR_BODY_BYTES).await;
             let mut get_url = url.clone();
             get_url.query_pairs_mut().extend_pairs(params);
-            let get = with_auth(pool.get(get_url).headers(headers), authorization);
-            response = get.send().await.map_err(|e| send_error(e, address))?;
+            let get = pool.get(get_url).headers(headers);
+            response = send(&pool, get, authorization, address, &mut signatures).await?;
         }
+        let signatures: Vec<&str> = signatures.iter().map(String::as_str).collect();
+        self.answer(endpoint, response, address)
+            .await
+            .map_err(|error| error.scrubbed(&signatures))
+    }
 
+    /// Turns the store's answer into data or the error saying why not. A 401 or 403 to a managed scheme
+    /// (SigV4, OAuth2) says that the credentials were refused, and drops the cached ones.
+    async fn answer(
+        &self,
+        endpoint: &Endpoint,
+        mut response: Response,
+        address: &str,
+    ) -> Result<QueryData, QueryError> {
         let status = response.status();
         let shape = BodyShape::of(status.as_u16(), content_type(&response));
         if status.is_success() {
@@ -274,6 +301,15 @@ impl Client {
             });
         }
         let body = read_prefix(&mut response, MAX_ERROR_BODY_BYTES + 1).await;
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            if let Some(refusal) = self.refused(endpoint, &body).await {
+                return Err(QueryError::Http {
+                    address: address.to_owned(),
+                    status: status.as_u16(),
+                    detail: refusal,
+                });
+            }
+        }
         match prometheus_error_detail(&body) {
             Some(detail) => Err(QueryError::Http {
                 address: address.to_owned(),
@@ -287,6 +323,97 @@ impl Client {
                     &body[..body.len().min(MAX_ERROR_BODY_BYTES)],
                     capped,
                 ))
+            }
+        }
+    }
+
+    /// Why a managed scheme's request was refused (401/403), after dropping its cached credentials so the
+    /// next measurement fetches new ones; `None` for the other schemes (their refusal is described as any
+    /// other answer).
+    async fn refused(&self, endpoint: &Endpoint, body: &[u8]) -> Option<String> {
+        let store_says = prometheus_error_detail(body)
+            .map(|detail| format!(" (the store says: {detail})"))
+            .unwrap_or_default();
+        match &endpoint.auth {
+            Auth::SigV4(settings) => {
+                self.inner.providers.sigv4(settings).invalidate().await;
+                Some(format!(
+                    "the SigV4 signature was refused (region {}, service {}){store_says}: check the region \
+                     of the workspace and that the credentials' role may query it (aps:QueryMetrics)",
+                    settings.region,
+                    sigv4::SERVICE
+                ))
+            }
+            Auth::OAuth2(settings) => {
+                self.inner
+                    .providers
+                    .oauth2(settings, &endpoint.files)
+                    .invalidate()
+                    .await;
+                Some(format!(
+                    "the OAuth2 token of client `{}` from {} was refused{store_says}: check its scopes",
+                    settings.client_id,
+                    super::endpoint::display_url(&settings.token_url)
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Resolves the request's `Authorization`: reads credential files now (they rotate), takes an OAuth2
+    /// token or SigV4 credentials from their cache (refreshing them when due).
+    async fn authorization(
+        &self,
+        endpoint: &Endpoint,
+        userinfo: Option<(String, Secret)>,
+    ) -> Result<Authorization, QueryError> {
+        let files = &endpoint.files;
+        match (&endpoint.auth, userinfo) {
+            (Auth::None, None) => Ok(Authorization::None),
+            (Auth::None, Some((username, password))) => {
+                Ok(Authorization::Basic { username, password })
+            }
+            (_, Some(_)) => Err(QueryError::Config {
+                detail: "the address carries userinfo and auth is configured too; use one of them"
+                    .to_owned(),
+            }),
+            (Auth::Bearer(token), None) => Ok(Authorization::Bearer(token.clone())),
+            (Auth::BearerFile(path), None) => Ok(Authorization::Bearer(
+                read_secret_file(path, "bearer token", files).await?,
+            )),
+            (Auth::Basic { username, password }, None) => Ok(Authorization::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            (
+                Auth::BasicFile {
+                    username,
+                    password_file,
+                },
+                None,
+            ) => Ok(Authorization::Basic {
+                username: username.clone(),
+                password: read_secret_file(password_file, "basic auth password", files).await?,
+            }),
+            (Auth::SigV4(settings), None) => {
+                // STS and the container endpoint are AWS' (public roots), never the store's TLS settings.
+                let http = self.pool(&TlsConfig::default())?;
+                let credentials = self
+                    .inner
+                    .providers
+                    .sigv4(settings)
+                    .credentials(&http)
+                    .await?;
+                Ok(Authorization::SigV4 {
+                    region: settings.region.clone(),
+                    credentials,
+                })
+            }
+            (Auth::OAuth2(settings), None) => {
+                // The token endpoint is reached with the store's TLS settings (the admin's CA).
+                let http = self.pool(&endpoint.tls)?;
+                let source = self.inner.providers.oauth2(settings, files);
+                Ok(Authorization::Bearer(source.token(&http).await?))
             }
         }
     }
@@ -313,81 +440,18 @@ impl Client {
     }
 }
 
-/// Resolves the request's `Authorization`, reading credential files now (they rotate).
-async fn authorization(
-    auth: &Auth,
-    files: &FileAccess,
-    userinfo: Option<(String, Secret)>,
-) -> Result<Authorization, QueryError> {
-    match (auth, userinfo) {
-        (Auth::None, None) => Ok(Authorization::None),
-        (Auth::None, Some((username, password))) => Ok(Authorization::Basic { username, password }),
-        (_, Some(_)) => Err(QueryError::Config {
-            detail: "the address carries userinfo and auth is configured too; use one of them"
-                .to_owned(),
-        }),
-        (Auth::Bearer(token), None) => Ok(Authorization::Bearer(token.clone())),
-        (Auth::BearerFile(path), None) => Ok(Authorization::Bearer(
-            read_secret_file(path, "bearer token", files).await?,
-        )),
-        (Auth::Basic { username, password }, None) => Ok(Authorization::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        }),
-        (
-            Auth::BasicFile {
-                username,
-                password_file,
-            },
-            None,
-        ) => Ok(Authorization::Basic {
-            username: username.clone(),
-            password: read_secret_file(password_file, "basic auth password", files).await?,
-        }),
-    }
-}
-
 /// Reads a credential file under `access`, trimmed of surrounding whitespace. Errors name the file, never its
-/// content. The read is small and bounded, so it runs on the blocking pool rather than through tokio's file API
-/// (which could not use [`files::open`]).
+/// content.
 async fn read_secret_file(
     path: &Path,
     what: &str,
     access: &FileAccess,
 ) -> Result<Secret, QueryError> {
-    let (owned_path, owned_access) = (path.to_owned(), access.clone());
-    let bytes = tokio::task::spawn_blocking(move || {
-        read_bounded(&owned_path, &owned_access, MAX_CREDENTIAL_FILE_BYTES)
-    })
-    .await
-    .map_err(|_| QueryError::Config {
-        detail: format!("{what} file {}: the read was cancelled", path.display()),
-    })?
-    .map_err(|problem| QueryError::Config {
-        detail: format!("{what} file {}: {problem}", path.display()),
-    })?;
-    let config = |problem: &str| QueryError::Config {
-        detail: format!("{what} file {}: {problem}", path.display()),
-    };
-    let text = String::from_utf8(bytes).map_err(|_| config("not utf-8"))?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(config("empty"));
-    }
-    Ok(Secret::new(trimmed))
-}
-
-/// At most `limit` bytes of the file at `path` opened under `access`; a longer file is an error.
-fn read_bounded(path: &Path, access: &FileAccess, limit: u64) -> Result<Vec<u8>, String> {
-    let file = files::open(path, access).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("larger than {limit} bytes"));
-    }
-    Ok(bytes)
+    files::read_secret(path, access, MAX_CREDENTIAL_FILE_BYTES)
+        .await
+        .map_err(|problem| QueryError::Config {
+            detail: format!("{what} file {}: {problem}", path.display()),
+        })
 }
 
 /// The `Content-Type` of an answer, if it is readable text.
@@ -436,15 +500,40 @@ fn request_headers(
     Ok(headers)
 }
 
-fn with_auth(request: RequestBuilder, authorization: &Authorization) -> RequestBuilder {
-    // reqwest marks both headers sensitive.
-    match authorization {
-        Authorization::None => request,
+/// Sends one request with its authorization: a bearer or basic header (reqwest marks both sensitive), or
+/// a SigV4 signature over the final request (its signature is pushed to `signatures`).
+async fn send(
+    pool: &reqwest::Client,
+    request: RequestBuilder,
+    authorization: &Authorization,
+    address: &str,
+    signatures: &mut Vec<String>,
+) -> Result<Response, QueryError> {
+    let request = match authorization {
+        Authorization::None | Authorization::SigV4 { .. } => request,
         Authorization::Bearer(token) => request.bearer_auth(token.expose()),
         Authorization::Basic { username, password } => {
             request.basic_auth(username, Some(password.expose()))
         }
+    };
+    let mut request = request.build().map_err(|e| send_error(e, address))?;
+    if let Authorization::SigV4 {
+        region,
+        credentials,
+    } = authorization
+    {
+        let signature = sigv4::sign(
+            &mut request,
+            region,
+            sigv4::SERVICE,
+            credentials,
+            SystemTime::now(),
+        )?;
+        signatures.push(signature);
     }
+    pool.execute(request)
+        .await
+        .map_err(|e| send_error(e, address))
 }
 
 /// `at` as Prometheus' `time` parameter: decimal unix seconds, exact to the nanosecond (client_golang sends
@@ -621,7 +710,7 @@ fn build_pool(tls: &TlsConfig) -> Result<reqwest::Client, QueryError> {
 }
 
 fn read_pem_file(path: &Path, what: &str, access: &FileAccess) -> Result<Vec<u8>, QueryError> {
-    read_bounded(path, access, MAX_PEM_FILE_BYTES).map_err(|problem| QueryError::Config {
+    files::read_bounded(path, access, MAX_PEM_FILE_BYTES).map_err(|problem| QueryError::Config {
         detail: format!("{what} file {}: {problem}", path.display()),
     })
 }

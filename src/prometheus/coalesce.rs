@@ -169,6 +169,7 @@ fn clone_error(error: &QueryError) -> QueryError {
             address: address.clone(),
             reason: reason.clone(),
         },
+        QueryError::Auth(error) => QueryError::Auth(error.clone()),
         QueryError::Dns { address, host } => QueryError::Dns {
             address: address.clone(),
             host: host.clone(),

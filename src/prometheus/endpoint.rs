@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use super::{FileAccess, QueryError, Secret};
+use super::{Auth, FileAccess, QueryError, Secret};
 
 /// One Prometheus-compatible API (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics). `Debug` prints the
 /// [display address](Endpoint::display_address), never userinfo, a query string or a header value.
@@ -20,27 +20,9 @@ pub struct Endpoint {
     /// Sent as `X-Scope-OrgID` (Mimir, Cortex, Loki-style multi-tenancy).
     pub tenant: Option<String>,
     pub tls: TlsConfig,
-    /// Where the files of [`Auth::BearerFile`] and [`Auth::BasicFile`] may be read from (the engine's trust
-    /// policy confines a template's files; see `engine::trust`).
+    /// Where the files of [`Auth::BearerFile`], [`Auth::BasicFile`] and an OAuth2 client secret may be read
+    /// from (the engine's trust policy confines a template's files; see `engine::trust`).
     pub files: FileAccess,
-}
-
-/// How requests authenticate. Files are re-read on every request, because mounted secrets rotate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    None,
-    Bearer(Secret),
-    /// A file holding the bearer token (surrounding whitespace ignored).
-    BearerFile(PathBuf),
-    Basic {
-        username: String,
-        password: Secret,
-    },
-    /// A file holding the basic-auth password (surrounding whitespace ignored).
-    BasicFile {
-        username: String,
-        password_file: PathBuf,
-    },
 }
 
 /// TLS settings. The client keeps one connection pool per distinct value, so this is the cache key.

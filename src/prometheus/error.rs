@@ -49,6 +49,10 @@ pub enum QueryError {
     /// The body is larger than the client accepts.
     #[error("prometheus answer exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// The request could not be authenticated (SigV4 credentials, an OAuth2 token): the reason, never a
+    /// credential.
+    #[error("authentication failed: {0}")]
+    Auth(#[from] super::AuthError),
     /// The client could not be configured for this endpoint: unreadable credential file (named, never its
     /// content), bad CA/certificate/key, invalid address or header.
     #[error("prometheus client configuration is invalid: {detail}")]
@@ -62,6 +66,7 @@ impl QueryError {
         match self {
             QueryError::Timeout { .. } => FailureClass::Timeout,
             QueryError::Config { .. } => FailureClass::Config,
+            QueryError::Auth(error) => error.class(),
             QueryError::Connect { .. }
             | QueryError::Dns { .. }
             | QueryError::Http { .. }
@@ -105,7 +110,8 @@ impl QueryError {
             QueryError::Config { detail } => QueryError::Config {
                 detail: scrub(detail),
             },
-            other @ (QueryError::Dns { .. }
+            other @ (QueryError::Auth(_)
+            | QueryError::Dns { .. }
             | QueryError::Timeout { .. }
             | QueryError::NotPrometheus { .. }
             | QueryError::Truncated

@@ -12,10 +12,13 @@
 //! canonical) keeps the common refusal from touching the filesystem outside the allowed directories at all, so
 //! a refusal is not an oracle for which controller files exist.
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use super::Secret;
 
 /// Where a file named by a configuration may be read from. Part of the TLS pool key, hence `Hash`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -129,6 +132,36 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// At most `limit` bytes of the file at `path` opened under `access`; a longer file is an error. The error
+/// says what is wrong with the file, never a byte of it.
+pub fn read_bounded(path: &Path, access: &FileAccess, limit: u64) -> Result<Vec<u8>, String> {
+    let file = open(path, access).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// A credential file (a token, a password, a client secret) of at most `limit` bytes, trimmed of surrounding
+/// whitespace; an empty or non-UTF-8 file is an error. The read is small and bounded, so it runs on the
+/// blocking pool rather than through tokio's file API (which could not use [`open`]).
+pub async fn read_secret(path: &Path, access: &FileAccess, limit: u64) -> Result<Secret, String> {
+    let (path, access) = (path.to_owned(), access.clone());
+    let bytes = tokio::task::spawn_blocking(move || read_bounded(&path, &access, limit))
+        .await
+        .map_err(|_| "the read was cancelled".to_owned())??;
+    let text = String::from_utf8(bytes).map_err(|_| "not utf-8".to_owned())?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("empty".to_owned());
+    }
+    Ok(Secret::new(trimmed))
 }
 
 #[cfg(test)]

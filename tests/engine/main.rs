@@ -11,6 +11,7 @@ mod guardrail_keys_doc;
 mod guardrails;
 mod guardrails_more;
 mod injection;
+mod managed_auth;
 mod multi_cluster;
 mod multi_source;
 mod parser_parity;

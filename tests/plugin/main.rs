@@ -5,6 +5,7 @@
 mod support;
 
 mod gob_golden;
+mod managed_auth;
 mod plugin_mode_guardrails;
 mod plugin_transport;
 mod wire_docs;
