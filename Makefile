@@ -19,7 +19,7 @@ ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := target/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 ARGO_HELM_CHART ?= $(abspath ../shared/thirdparty/argo-helm/charts/argo-rollouts)
 
-.PHONY: docs help deps build release release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go test-policies demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
+.PHONY: docs help deps build release engines-build test-engines release-static release-static-aarch64 dist test-helm test-dist test-observability actionlint test test-manifests test-static-binary test-hostile fuzz fuzz-smoke test-rust test-gob-go test-grpc-client test-conformance test-validate-go test-policies demo lint fmt bench e2e demo-rollout test-lane-main test-lane-e2e
 
 help:
 	@echo "make demo   # a local Prometheus with bundled data, the guardrails against a healthy and a broken canary"
@@ -83,6 +83,24 @@ demo:
 	@.ci/install-deps --demo
 	$(CARGO) build --locked --release
 	examples/demo/demo.sh $(abspath $(BIN))
+
+# Prometheus 3 and Thanos, built once from the Go module proxy into target/engines/bin (tests/engines/build.sh).
+engines-build: deps
+	tests/engines/build.sh
+
+# Every test that queries a real store (those using tests/support/prometheus.rs), once per store besides Debian's
+# Prometheus 2 (test-rust runs that one): Prometheus 3, VictoriaMetrics (Debian's), a Thanos Querier over
+# Prometheus + sidecar. Same fixtures, same expected verdicts; docs/prometheus-compatibility.md lists how the stores
+# differ and the test pinning each. Each entry is <face test target>=<test name filter>.
+ENGINE_TESTS := cli=cli:: engine= grpc= plugin=plugin_mode_guardrails::
+test-engines: engines-build
+	@status=0; for engine in prometheus3 victoriametrics thanos; do \
+	  for spec in $(ENGINE_TESTS); do \
+	    echo "=== store: $$engine, cargo test --test $${spec%%=*} $${spec#*=}"; \
+	    GUARDRAILS_TEST_ENGINE=$$engine $(CARGO) test --locked --no-fail-fast --test $${spec%%=*} $${spec#*=} \
+	      || { status=1; echo "=== store: $$engine FAILED (--test $${spec%%=*} $${spec#*=})"; }; \
+	  done; \
+	done; exit $$status
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
 # Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin (tests/e2e/build.sh),

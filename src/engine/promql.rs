@@ -444,9 +444,18 @@ impl TargetSelector {
         self.restarts_over("max_over_time", window)
     }
 
-    /// Lowest restart count per container within `window` (the count at the window's start, for a counter).
+    /// Restart count per container at the window's start: its last sample at or before `now - window`, or, for a
+    /// series younger than that, its lowest count within `window`. Not `min_over_time(…[window])` alone: a range
+    /// excludes a sample exactly at its start on Prometheus 3, Thanos and VictoriaMetrics (and on every store a
+    /// scrape need not fall there), so a restart between the last sample before the window and the first inside it
+    /// went uncounted (docs/prometheus-compatibility.md).
     pub fn restarts_min(&self, window: Duration) -> String {
-        self.restarts_over("min_over_time", window)
+        format!(
+            "(kube_pod_container_status_restarts_total{{{scope}}} offset {range} or min_over_time(kube_pod_container_status_restarts_total{{{scope}}}[{range}])) and on(namespace, pod) {pods}",
+            scope = self.scope(),
+            range = promql_range(window),
+            pods = self.pods()
+        )
     }
 
     fn restarts_over(&self, function: &str, window: Duration) -> String {

@@ -89,6 +89,10 @@ struct RawSeries {
     histograms: Option<IgnoredAny>,
 }
 
+/// How Prometheus' engine begins an informational annotation (`annotations.PromQLInfo`), as opposed to a warning
+/// (`PromQL warning: …`) or a store's partial-response error.
+const PROMQL_INFO_PREFIX: &str = "PromQL info: ";
+
 /// Decodes the body of a 2xx answer. `Ok` only for `"status": "success"`, no warnings, and a `data` whose
 /// `result` has exactly the shape its `resultType` names.
 pub fn decode_query_response(body: &[u8]) -> Result<QueryData, QueryError> {
@@ -108,10 +112,18 @@ pub fn decode_query_response(body: &[u8]) -> Result<QueryData, QueryError> {
         }
         _ => return Err(not_prometheus(body)),
     }
-    if let Some(warnings) = envelope.warnings.filter(|w| !w.is_empty()) {
-        return Err(QueryError::Warnings {
-            warnings: warnings.iter().map(|w| excerpt(w)).collect(),
-        });
+    // A warning says the data may be partial; an info (Prometheus' `PromQL info: …` annotation) does not. Prometheus
+    // 3 sends infos apart, but the Thanos Querier lists them among the warnings
+    // (docs/prometheus-compatibility.md), so they are told apart by the prefix Prometheus gives every info.
+    let warnings: Vec<String> = envelope
+        .warnings
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| !w.starts_with(PROMQL_INFO_PREFIX))
+        .map(|w| excerpt(w))
+        .collect();
+    if !warnings.is_empty() {
+        return Err(QueryError::Warnings { warnings });
     }
     // The first pass read the whole body as JSON, so whatever fails now is the shape of `data` (serde_json
     // reports an over-long `[ts, "v", x]` as a syntax error, hence no `json_error` here).
@@ -428,6 +440,28 @@ mod tests {
             decode_query_response(infos).expect("infos"),
             QueryData::Vector(vec![])
         );
+    }
+
+    #[test]
+    fn infos_listed_among_warnings_pass_but_a_warning_beside_them_fails() {
+        // The Thanos Querier puts Prometheus' infos in `warnings` (tests/guardrails_more.rs, ingress-nginx's
+        // `nginx_ingress_controller_requests` counter has no `_total`).
+        let info = br#"{"status":"success","warnings":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"nginx_ingress_controller_requests\""],"data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(
+            decode_query_response(info).expect("an info is no warning"),
+            QueryData::Vector(vec![])
+        );
+        let both = br#"{"status":"success","warnings":["PromQL info: metric might not be a counter","PromQL warning: encountered a mix of histograms and floats","receive series from store 127.0.0.1:10901: rpc error"],"data":{"resultType":"vector","result":[]}}"#;
+        match decode_query_response(both) {
+            Err(QueryError::Warnings { warnings }) => assert_eq!(
+                warnings,
+                vec![
+                    "PromQL warning: encountered a mix of histograms and floats".to_owned(),
+                    "receive series from store 127.0.0.1:10901: rpc error".to_owned()
+                ]
+            ),
+            other => panic!("expected Warnings, got {other:?}"),
+        }
     }
 
     #[test]

@@ -221,7 +221,7 @@ mod launcher {
         );
         let directory = prometheus.directory().to_owned();
         let address = prometheus.url().trim_start_matches("http://").to_owned();
-        assert!(directory.join("prometheus.log").exists());
+        assert!(prometheus.log().exists());
         drop(prometheus);
         assert!(
             !directory.exists(),
@@ -269,10 +269,12 @@ mod launcher {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(!output.status.success(), "{printed}");
-        assert!(
-            printed.contains("install Prometheus: run `make deps`"),
-            "{printed}"
-        );
+        // The first tool each store needs: promtool for the Prometheus family, the server for VictoriaMetrics.
+        let hint = match prometheus::Store::from_env() {
+            prometheus::Store::VictoriaMetrics => "install VictoriaMetrics: run `make deps`",
+            _ => "install Prometheus: run `make deps`",
+        };
+        assert!(printed.contains(hint), "{printed}");
         assert!(!printed.contains("LEAKED"), "{printed}");
     }
 
@@ -521,7 +523,9 @@ mod facts {
             Some(1.0)
         );
         assert_eq!(
-            at_end(&format!("min_over_time({selector}[10m30s])")),
+            // 10m45s, not 10m30s: the sample at END − 10m30s (the last Ready one) is inside the range on every
+            // store, whether its left boundary is closed (Prometheus 2) or open (Prometheus 3, VictoriaMetrics).
+            at_end(&format!("min_over_time({selector}[10m45s])")),
             Some(0.0)
         );
         assert_eq!(
@@ -650,7 +654,9 @@ mod facts {
             );
             assert_eq!(
                 at_end(&format!(
-                    "sum(max_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m]) - min_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m]))"
+                    // 5m15s: the sample at END − 5m is inside the range on every store (see
+                    // tests/engine/store_differences.rs).
+                    "sum(max_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m15s]) - min_over_time(kube_pod_container_status_restarts_total{{{selector}}}[5m15s]))"
                 )),
                 Some(5.0 * pods),
                 "{}",

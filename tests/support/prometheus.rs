@@ -1,22 +1,30 @@
-//! A real Prometheus for integration tests, serving backfilled OpenMetrics data.
+//! A real store for integration tests, serving backfilled OpenMetrics data: Prometheus 2 (Debian's package, the
+//! default), Prometheus 3, VictoriaMetrics or a Thanos Querier in front of Prometheus and a Thanos sidecar, chosen by
+//! `GUARDRAILS_TEST_ENGINE=prometheus2|prometheus3|victoriametrics|thanos` ([`Store`]). The same fixtures and the
+//! same expected verdicts run on each (`make test-engines`); docs/prometheus-compatibility.md lists how they differ.
 //!
-//! [`TestPrometheus`] writes the data (optionally shifted in time with [`shift_openmetrics`]), turns it into
-//! TSDB blocks with `promtool tsdb create-blocks-from openmetrics`, starts `prometheus` on those blocks with
-//! no scrape jobs on a free loopback port, and waits for `/-/ready`. Dropping it kills Prometheus and removes
+//! [`TestPrometheus`] writes the data (optionally shifted in time with [`shift_openmetrics`]) and loads it the way
+//! each store takes history: for the Prometheus family `promtool tsdb create-blocks-from openmetrics` writes TSDB
+//! blocks and `prometheus` starts on them with no scrape jobs; VictoriaMetrics starts empty and receives the samples
+//! through `/api/v1/import/prometheus`. Every process binds a free loopback port and the launcher waits until the
+//! store answers (for Thanos: until the Querier sees every sidecar). Dropping it kills every process and removes
 //! its directory. [`shared`] and [`shared_now`] start one instance per test binary on the canonical fixture.
+//! [`TestPrometheus::start_clusters`] holds several clusters' data: one Prometheus + sidecar per cluster with an
+//! external label `cluster=<name>` behind one Querier on Thanos, a `cluster` label written into the data elsewhere.
 //!
-//! Statics are never dropped, so every instance also spawns a *guard*: a `sh` blocked reading a pipe whose
-//! write end only this process holds. When the test process exits, however it exits, the pipe closes and
-//! the guard stops Prometheus and removes the directory, so no Prometheus outlives its test binary.
+//! Statics are never dropped, so every process also gets a *guard*: a `sh` blocked reading a pipe whose write end
+//! only this process holds. When the test process exits, however it exits, the pipe closes and the guard stops its
+//! process and removes the directory, so no store outlives its test binary.
 //!
-//! Missing `prometheus` or `promtool` is a panic telling how to install them: tests never skip silently.
+//! A missing `prometheus`, `promtool`, `victoria-metrics` or engine binary is a panic telling how to install it:
+//! tests never skip silently.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
@@ -26,21 +34,34 @@ use tempfile::TempDir;
 
 use super::scenarios;
 
-/// How long Prometheus may take to answer `/-/ready` before the launcher gives up.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one HTTP exchange with Prometheus may take.
+/// How long a store may take to become ready before the launcher gives up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one HTTP exchange with the store may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often readiness is polled.
 const READY_POLL: Duration = Duration::from_millis(50);
-/// Attempts at starting Prometheus when another process took the free port first.
+/// Attempts at starting a process when another process took its free port first.
 const PORT_ATTEMPTS: usize = 3;
-/// The hint every "tool not found" panic carries.
+/// The hint every "Prometheus tool not found" panic carries.
 const INSTALL_HINT: &str = "install Prometheus: run `make deps`";
-/// A configuration without scrape jobs: the data is only what was backfilled.
-const CONFIG: &str =
-    "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n";
-/// The guard: waits for its stdin to close, then stops Prometheus (`$1`, TERM then KILL after 5 s) and
-/// removes the instance directory (`$2`).
+/// The hint a missing `victoria-metrics` panic carries.
+const VICTORIA_METRICS_HINT: &str = "install VictoriaMetrics: run `make deps`";
+/// The hint every "engine binary not found" panic carries.
+const ENGINES_HINT: &str =
+    "build the test engines: run `make engines-build` (tests/engines/build.sh)";
+/// The environment variable choosing the store.
+pub const ENGINE_VARIABLE: &str = "GUARDRAILS_TEST_ENGINE";
+/// Where tests/engines/build.sh puts the engines it builds (overridable with `GUARDRAILS_ENGINES_BIN`).
+const ENGINES_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/engines/bin");
+/// The label telling clusters apart in a central store (a Thanos external label, a label in the data elsewhere).
+pub const CLUSTER_LABEL: &str = "cluster";
+/// The external label of the single Prometheus behind Thanos when the data names no cluster: a sidecar refuses
+/// a Prometheus without external labels.
+pub const DEFAULT_CLUSTER: &str = "default";
+/// The replica labels the Thanos Querier deduplicates on, as a user deploying Prometheus pairs sets them.
+pub const THANOS_REPLICA_LABELS: &[&str] = &["replica", "prometheus_replica"];
+/// The guard: waits for its stdin to close, then stops its process (`$1`, TERM then KILL after 5 s) and removes
+/// the instance directory (`$2`).
 const GUARD_SCRIPT: &str = r#"read _ignored
 kill "$1" 2>/dev/null
 n=0
@@ -48,18 +69,79 @@ while kill -0 "$1" 2>/dev/null && [ "$n" -lt 50 ]; do sleep 0.1; n=$((n + 1)); d
 kill -9 "$1" 2>/dev/null
 rm -rf "$2""#;
 
-/// A running Prometheus serving backfilled data.
-pub struct TestPrometheus {
-    /// The `prometheus` process.
+/// The store the tests query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Debian's `prometheus` (2.x), on blocks promtool wrote.
+    Prometheus2,
+    /// Prometheus 3 built by tests/engines/build.sh, on blocks promtool wrote.
+    Prometheus3,
+    /// VictoriaMetrics single-node (Debian's package), data through its import API.
+    VictoriaMetrics,
+    /// A Thanos Querier in front of a Thanos sidecar per Prometheus 2 (one per cluster).
+    Thanos,
+}
+
+impl Store {
+    /// Every store, in the order `make test-engines` runs them.
+    pub const ALL: [Store; 4] = [
+        Store::Prometheus2,
+        Store::Prometheus3,
+        Store::VictoriaMetrics,
+        Store::Thanos,
+    ];
+
+    /// The store named by [`ENGINE_VARIABLE`] (Prometheus 2 when unset); panics on an unknown name.
+    pub fn from_env() -> Store {
+        match std::env::var(ENGINE_VARIABLE) {
+            Err(std::env::VarError::NotPresent) => Store::Prometheus2,
+            Ok(name) if name.is_empty() => Store::Prometheus2,
+            Ok(name) => Store::ALL
+                .into_iter()
+                .find(|store| store.name() == name)
+                .unwrap_or_else(|| {
+                    let names: Vec<&str> = Store::ALL.iter().map(|s| s.name()).collect();
+                    panic!("{ENGINE_VARIABLE}={name:?} names no store; one of {names:?}")
+                }),
+            Err(e) => panic!("{ENGINE_VARIABLE}: {e}"),
+        }
+    }
+
+    /// The name [`ENGINE_VARIABLE`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Prometheus2 => "prometheus2",
+            Store::Prometheus3 => "prometheus3",
+            Store::VictoriaMetrics => "victoriametrics",
+            Store::Thanos => "thanos",
+        }
+    }
+}
+
+/// One process of a running store.
+struct Component {
+    /// The process.
     process: Child,
     /// The guard `sh` (see the module documentation); killed first on drop so it cannot race us.
     guard: Child,
-    /// Holds the data file, the TSDB, the configuration and Prometheus' log; removed on drop.
+    /// The cluster whose data this process serves, for the Prometheus and sidecar of one cluster behind Thanos.
+    cluster: Option<String>,
+}
+
+/// A running store serving backfilled data.
+pub struct TestPrometheus {
+    /// The store's processes, the one answering queries first: stopped in this order.
+    components: Vec<Component>,
+    /// Holds the data, the TSDBs, the configurations and the logs; removed on drop.
     root: TempDir,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` of the process answering queries.
     url: String,
+    /// The log of the process answering queries.
+    log: PathBuf,
     /// The instant the fixture's [`scenarios::END`] was shifted to.
     end: i64,
+    /// Which store this is.
+    store: Store,
 }
 
 /// One element of an instant query's result.
@@ -71,30 +153,44 @@ pub struct Sample {
 }
 
 impl TestPrometheus {
-    /// Prometheus on `openmetrics` as given (evaluate at [`scenarios::END`] for the canonical fixture).
+    /// The store on `openmetrics` as given (evaluate at [`scenarios::END`] for the canonical fixture).
     pub fn start(openmetrics: &str) -> Self {
         Self::start_ending_at(openmetrics, scenarios::END)
     }
 
-    /// Prometheus on `openmetrics` shifted so that [`scenarios::END`] becomes `end` (unix seconds).
+    /// The store on `openmetrics` shifted so that [`scenarios::END`] becomes `end` (unix seconds).
     pub fn start_ending_at(openmetrics: &str, end: i64) -> Self {
-        let root = new_root();
-        let data = root.path().join("data.om");
         let shifted = shift_openmetrics(openmetrics, end - scenarios::END);
-        fs::write(&data, shifted)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", data.display()));
-        Self::launch(root, &data, end)
+        Self::launch(Store::from_env(), &[(None, shifted)], end)
     }
 
-    /// Prometheus on the OpenMetrics file at `path`, unshifted.
+    /// The store on the OpenMetrics file at `path`, unshifted.
     pub fn start_file(path: &Path) -> Self {
-        Self::launch(new_root(), path, scenarios::END)
+        let text = fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        Self::launch(Store::from_env(), &[(None, text)], scenarios::END)
     }
 
-    /// Prometheus on the canonical fixture shifted so that END is now: for code that evaluates at the
-    /// current time (plugin mode). [`TestPrometheus::end`] tells which instant END became.
+    /// The store on the canonical fixture shifted so that END is now: for code that evaluates at the current
+    /// time (plugin mode). [`TestPrometheus::end`] tells which instant END became.
     pub fn start_canonical_now() -> Self {
         Self::start_ending_at(&scenarios::render(), unix_now())
+    }
+
+    /// A central store holding several clusters' data, each `(cluster, openmetrics)` shifted so that
+    /// [`scenarios::END`] becomes `end`: on Thanos one Prometheus + sidecar per cluster with the external label
+    /// `cluster=<name>`, behind one Querier; on the other stores one instance whose data carries the label.
+    pub fn start_clusters(store: Store, clusters: &[(&str, &str)], end: i64) -> Self {
+        let data: Vec<(Option<&str>, String)> = clusters
+            .iter()
+            .map(|(cluster, text)| {
+                (
+                    Some(*cluster),
+                    shift_openmetrics(text, end - scenarios::END),
+                )
+            })
+            .collect();
+        Self::launch(store, &data, end)
     }
 
     /// The base URL, `http://127.0.0.1:<port>` (no trailing slash).
@@ -102,9 +198,34 @@ impl TestPrometheus {
         &self.url
     }
 
-    /// The directory holding the data, the TSDB and Prometheus' log (`prometheus.log`); removed on drop.
+    /// The directory holding the data, the TSDBs and the logs; removed on drop.
     pub fn directory(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The log of the process answering queries (inside [`TestPrometheus::directory`]).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Stops the processes serving `cluster`'s data, as when that cluster's Prometheus goes down: on Thanos its
+    /// sidecar and Prometheus (the Querier and the other clusters keep running); on the other stores, where one
+    /// instance holds every cluster, the whole store. Panics when no process serves `cluster`.
+    pub fn stop_cluster(&mut self, cluster: &str) {
+        let serves = |component: &Component| match self.store {
+            Store::Thanos => component.cluster.as_deref() == Some(cluster),
+            _ => true,
+        };
+        let (mut stopped, kept): (Vec<Component>, Vec<Component>) =
+            self.components.drain(..).partition(serves);
+        self.components = kept;
+        assert!(!stopped.is_empty(), "no process serves cluster {cluster}");
+        stop_all(&mut stopped);
+    }
+
+    /// Which store this is.
+    pub fn store(&self) -> Store {
+        self.store
     }
 
     /// The instant (unix seconds) the data's [`scenarios::END`] maps to.
@@ -137,102 +258,337 @@ impl TestPrometheus {
         samples.pop().map(|sample| sample.value)
     }
 
-    /// Backfills `data` into `root` and starts Prometheus on it.
-    fn launch(root: TempDir, data: &Path, end: i64) -> Self {
-        let tsdb = root.path().join("tsdb");
-        let output = Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(data)
-            .arg(&tsdb)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run promtool ({e}): {INSTALL_HINT}"));
-        assert!(
-            output.status.success(),
+    /// Starts `store` on `clusters` (each with the cluster it belongs to, `None` when the data names none).
+    fn launch(store: Store, clusters: &[(Option<&str>, String)], end: i64) -> Self {
+        let root = new_root();
+        let mut components = Vec::new();
+        let started = match store {
+            Store::Prometheus2 | Store::Prometheus3 => {
+                let program = match store {
+                    Store::Prometheus2 => PathBuf::from("prometheus"),
+                    _ => engine_binary("prometheus3"),
+                };
+                let data = merged(clusters);
+                backfill(&data, root.path(), None)
+                    .and_then(|dir| start_prometheus(&program, &dir, None, &mut components))
+            }
+            Store::VictoriaMetrics => {
+                start_victoria_metrics(&merged(clusters), root.path(), &mut components)
+            }
+            Store::Thanos => start_thanos(clusters, root.path(), &mut components),
+        };
+        match started {
+            Ok((url, log)) => TestPrometheus {
+                components,
+                root,
+                url,
+                log,
+                end,
+                store,
+            },
+            Err(message) => {
+                stop_all(&mut components);
+                panic!("{} did not start: {message}", store.name())
+            }
+        }
+    }
+}
+
+/// Every cluster's data in one OpenMetrics text, each sample labelled with its cluster (when it has one).
+fn merged(clusters: &[(Option<&str>, String)]) -> String {
+    if let [(None, text)] = clusters {
+        return text.clone();
+    }
+    let mut out = String::new();
+    for (cluster, text) in clusters {
+        let labelled = match cluster {
+            Some(cluster) => with_label(text, CLUSTER_LABEL, cluster),
+            None => text.clone(),
+        };
+        for line in labelled.lines().filter(|line| *line != "# EOF") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Writes `text` to `parent/<name>/data.om` (`parent` itself when `name` is `None`) and turns it into TSDB blocks
+/// in `tsdb` beside it with promtool; returns the instance directory.
+fn backfill(text: &str, parent: &Path, name: Option<&str>) -> Result<PathBuf, String> {
+    let dir = match name {
+        Some(name) => parent.join(name),
+        None => parent.to_owned(),
+    };
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let data = dir.join("data.om");
+    fs::write(&data, text).map_err(|e| format!("cannot write {}: {e}", data.display()))?;
+    let output = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&data)
+        .arg(dir.join("tsdb"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run promtool ({e}): {INSTALL_HINT}"));
+    if !output.status.success() {
+        return Err(format!(
             "promtool tsdb create-blocks-from openmetrics {} failed ({}):\n{}{}",
             data.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
-        );
-        let config = root.path().join("prometheus.yml");
-        fs::write(&config, CONFIG)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        ));
+    }
+    Ok(dir)
+}
 
-        let mut failures = Vec::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            match spawn(root.path(), port) {
-                Ok((process, guard)) => {
-                    return TestPrometheus {
-                        process,
-                        guard,
-                        root,
-                        url: format!("http://127.0.0.1:{port}"),
-                        end,
-                    }
+/// Starts `program` (a Prometheus) on `dir/tsdb` with no scrape jobs and, when given, the external label
+/// `cluster=<name>`; returns its URL and log.
+fn start_prometheus(
+    program: &Path,
+    dir: &Path,
+    cluster: Option<&str>,
+    components: &mut Vec<Component>,
+) -> Result<(String, PathBuf), String> {
+    let config = dir.join("prometheus.yml");
+    let external = match cluster {
+        Some(cluster) => format!("  external_labels:\n    {CLUSTER_LABEL}: {cluster:?}\n"),
+        None => String::new(),
+    };
+    let text = format!(
+        "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n{external}scrape_configs: []\n"
+    );
+    fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let log = dir.join("prometheus.log");
+    let url = start_component(components, &log, "/-/ready", |ports| {
+        let mut command = Command::new(program);
+        command
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", ports.http))
+            // The data is old: without a long retention Prometheus deletes it at start.
+            .arg("--storage.tsdb.retention.time=100y");
+        command
+    })?;
+    Ok((url, log))
+}
+
+/// Starts VictoriaMetrics on an empty storage and imports `openmetrics` through its import API; returns its URL
+/// and log.
+fn start_victoria_metrics(
+    openmetrics: &str,
+    root: &Path,
+    components: &mut Vec<Component>,
+) -> Result<(String, PathBuf), String> {
+    let log = root.join("victoria-metrics.log");
+    let storage = root.join("victoria-metrics");
+    let program = victoria_metrics_binary();
+    let url = start_component(components, &log, "/health", |ports| {
+        let mut command = Command::new(&program);
+        command
+            .arg(format!("-storageDataPath={}", storage.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", ports.http))
+            // The data is old: without a long retention VictoriaMetrics drops it on import.
+            .arg("-retentionPeriod=100y");
+        command
+    })?;
+    let body = prometheus_text(openmetrics);
+    let (status, answer) = http_post(&url, "/api/v1/import/prometheus", &body)
+        .map_err(|e| format!("import into {url}: {e}"))?;
+    if status != 204 && status != 200 {
+        return Err(format!("import into {url}: HTTP {status}: {answer}"));
+    }
+    // Imported rows sit in in-memory buffers for up to a second; a flush makes them searchable now.
+    let (status, answer) =
+        http_get(&url, "/internal/force_flush").map_err(|e| format!("flush {url}: {e}"))?;
+    if status != 200 {
+        return Err(format!("flush {url}: HTTP {status}: {answer}"));
+    }
+    Ok((url, log))
+}
+
+/// Starts one Prometheus 2 + Thanos sidecar per cluster and a Thanos Querier over all the sidecars (replica labels
+/// [`THANOS_REPLICA_LABELS`], partial responses refused); returns the Querier's URL and log once it sees every
+/// sidecar.
+fn start_thanos(
+    clusters: &[(Option<&str>, String)],
+    root: &Path,
+    components: &mut Vec<Component>,
+) -> Result<(String, PathBuf), String> {
+    let thanos = engine_binary("thanos");
+    let mut behind = Vec::new();
+    let mut endpoints = Vec::new();
+    for (index, (cluster, text)) in clusters.iter().enumerate() {
+        let cluster = cluster.unwrap_or(DEFAULT_CLUSTER);
+        let name = format!("{cluster}-{index}");
+        let dir = backfill(text, root, Some(&name))?;
+        let first = behind.len();
+        let (prometheus, _) =
+            start_prometheus(Path::new("prometheus"), &dir, Some(cluster), &mut behind)?;
+        let log = dir.join("sidecar.log");
+        let mut grpc = 0;
+        start_component(&mut behind, &log, "/-/ready", |ports| {
+            grpc = ports.grpc;
+            let mut command = Command::new(&thanos);
+            command
+                .arg("sidecar")
+                .arg(format!("--prometheus.url={prometheus}"))
+                .arg(format!("--tsdb.path={}", dir.join("tsdb").display()))
+                .arg(format!("--http-address=127.0.0.1:{}", ports.http))
+                .arg(format!("--grpc-address=127.0.0.1:{}", ports.grpc));
+            command
+        })?;
+        endpoints.push(format!("127.0.0.1:{grpc}"));
+        // The sidecar before its Prometheus when they stop.
+        behind[first..].reverse();
+        for component in &mut behind[first..] {
+            component.cluster = Some(cluster.to_owned());
+        }
+    }
+    let log = root.join("thanos-query.log");
+    let mut querier = Vec::new();
+    let url = start_component(&mut querier, &log, "/-/ready", |ports| {
+        let mut command = Command::new(&thanos);
+        command
+            .arg("query")
+            .arg(format!("--http-address=127.0.0.1:{}", ports.http))
+            .arg(format!("--grpc-address=127.0.0.1:{}", ports.grpc))
+            .arg("--no-query.partial-response");
+        for label in THANOS_REPLICA_LABELS {
+            command.arg(format!("--query.replica-label={label}"));
+        }
+        for endpoint in &endpoints {
+            command.arg(format!("--endpoint={endpoint}"));
+        }
+        command
+    });
+    // The Querier first, so that nothing queries a store whose sidecars are already gone.
+    components.append(&mut querier);
+    components.append(&mut behind);
+    let url = url?;
+    wait_for_stores(&url, endpoints.len(), &log)?;
+    Ok((url, log))
+}
+
+/// Polls the Querier's `/api/v1/stores` until `count` sidecars answer without error, or [`READY_TIMEOUT`] passes.
+fn wait_for_stores(url: &str, count: usize, log: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last = String::new();
+    loop {
+        if let Ok((200, body)) = http_get(url, "/api/v1/stores") {
+            let healthy = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|json| json["data"]["sidecar"].as_array().cloned())
+                .map_or(0, |stores| {
+                    stores
+                        .iter()
+                        .filter(|store| {
+                            store["lastError"].is_null() && !store["labelSets"].is_null()
+                        })
+                        .count()
+                });
+            if healthy == count {
+                return Ok(());
+            }
+            last = body;
+        }
+        if Instant::now() >= deadline {
+            let log = fs::read_to_string(log).unwrap_or_default();
+            return Err(format!(
+                "the Querier at {url} did not see {count} sidecars within {READY_TIMEOUT:?}; last /api/v1/stores: \
+                 {last}\nits log:\n{log}"
+            ));
+        }
+        thread::sleep(READY_POLL);
+    }
+}
+
+/// The loopback ports one start attempt of a process listens on.
+struct Ports {
+    /// Its HTTP listener (the URL).
+    http: u16,
+    /// Its gRPC listener, for the processes that have one.
+    grpc: u16,
+}
+
+/// Spawns `command(ports)` with its stderr in `log`, and its guard; waits until `ready` answers 200 on the HTTP
+/// port, retrying with other ports when the log says one was taken. Returns the URL; the component is pushed on
+/// `components` as soon as it exists so that a failure stops it.
+fn start_component(
+    components: &mut Vec<Component>,
+    log: &Path,
+    ready: &str,
+    mut command: impl FnMut(&Ports) -> Command,
+) -> Result<String, String> {
+    let mut taken = Vec::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let ports = Ports {
+            http: free_port(),
+            grpc: free_port(),
+        };
+        let file =
+            fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut command = command(&ports);
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut process = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| {
+                let hint = match program.as_str() {
+                    "victoria-metrics" => VICTORIA_METRICS_HINT,
+                    "prometheus" => INSTALL_HINT,
+                    _ => ENGINES_HINT,
+                };
+                panic!("cannot run {program} ({e}): {hint}")
+            });
+        let guard = Command::new("sh")
+            .args(["-c", GUARD_SCRIPT, "test-store-guard"])
+            .arg(process.id().to_string())
+            .arg(log.parent().unwrap_or(log))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let guard = match guard {
+            Ok(guard) => guard,
+            Err(e) => {
+                stop(&mut process);
+                return Err(format!("cannot run sh: {e}"));
+            }
+        };
+        let index = components.len();
+        components.push(Component {
+            process,
+            guard,
+            cluster: None,
+        });
+        match wait_ready(&mut components[index].process, ports.http, ready, log) {
+            Ok(()) => return Ok(format!("http://127.0.0.1:{}", ports.http)),
+            Err(failure) => {
+                let mut component = components.remove(index);
+                stop(&mut component.guard);
+                stop(&mut component.process);
+                match failure {
+                    Failure::PortTaken(log) => taken.push(log),
+                    Failure::Fatal(message) => return Err(message),
                 }
-                Err(Failure::PortTaken(log)) => failures.push(log),
-                Err(Failure::Fatal(message)) => panic!("{message}"),
             }
         }
-        panic!(
-            "prometheus could not bind a free port in {PORT_ATTEMPTS} attempts; last log:\n{}",
-            failures.last().map_or("", String::as_str)
-        );
     }
+    Err(format!(
+        "could not bind a free port in {PORT_ATTEMPTS} attempts; last log:\n{}",
+        taken.last().map_or("", String::as_str)
+    ))
 }
 
-/// Starts Prometheus on `root/tsdb` listening on `port`, and its guard, then waits for readiness. On
-/// failure both processes are stopped.
-fn spawn(root: &Path, port: u16) -> Result<(Child, Child), Failure> {
-    let log_path = root.join("prometheus.log");
-    let log = fs::File::create(&log_path)
-        .map_err(|e| Failure::Fatal(format!("cannot create {}: {e}", log_path.display())))?;
-    let mut process = Command::new("prometheus")
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            root.join("tsdb").display()
-        ))
-        .arg(format!(
-            "--config.file={}",
-            root.join("prometheus.yml").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        // The data is old: without a long retention Prometheus deletes it at start.
-        .arg("--storage.tsdb.retention.time=100y")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| Failure::Fatal(format!("cannot run prometheus ({e}): {INSTALL_HINT}")))?;
-    let guard = Command::new("sh")
-        .args(["-c", GUARD_SCRIPT, "test-prometheus-guard"])
-        .arg(process.id().to_string())
-        .arg(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut guard = match guard {
-        Ok(guard) => guard,
-        Err(e) => {
-            stop(&mut process);
-            return Err(Failure::Fatal(format!("cannot run sh: {e}")));
-        }
-    };
-    match wait_ready(&mut process, port, &log_path) {
-        Ok(()) => Ok((process, guard)),
-        Err(failure) => {
-            stop(&mut guard);
-            stop(&mut process);
-            Err(failure)
-        }
-    }
-}
-
-/// Polls `/-/ready` until it answers 200, Prometheus exits, or [`READY_TIMEOUT`] passes.
-fn wait_ready(process: &mut Child, port: u16, log_path: &Path) -> Result<(), Failure> {
+/// Polls `ready` until it answers 200, the process exits, or [`READY_TIMEOUT`] passes.
+fn wait_ready(process: &mut Child, port: u16, ready: &str, log_path: &Path) -> Result<(), Failure> {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -242,20 +598,39 @@ fn wait_ready(process: &mut Child, port: u16, log_path: &Path) -> Result<(), Fai
                 return Err(Failure::PortTaken(log));
             }
             return Err(Failure::Fatal(format!(
-                "prometheus exited during start-up ({status}); its log:\n{log}"
+                "{} exited during start-up ({status}); its log:\n{log}",
+                log_path.display()
             )));
         }
-        if let Ok((200, _)) = http_get(&url, "/-/ready") {
+        if let Ok((200, _)) = http_get(&url, ready) {
             return Ok(());
         }
         if Instant::now() >= deadline {
             let log = fs::read_to_string(log_path).unwrap_or_default();
             return Err(Failure::Fatal(format!(
-                "prometheus at {url} not ready after {READY_TIMEOUT:?}; its log:\n{log}"
+                "{url} not ready after {READY_TIMEOUT:?}; its log:\n{log}"
             )));
         }
         thread::sleep(READY_POLL);
     }
+}
+
+/// A binary built by tests/engines/build.sh; panics with the build hint when it is missing.
+fn engine_binary(name: &str) -> PathBuf {
+    let bin = std::env::var_os("GUARDRAILS_ENGINES_BIN")
+        .map_or_else(|| PathBuf::from(ENGINES_BIN), PathBuf::from);
+    let path = bin.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: {ENGINES_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// VictoriaMetrics: Debian's package (`make deps` installs it).
+fn victoria_metrics_binary() -> PathBuf {
+    PathBuf::from("victoria-metrics")
 }
 
 /// A fresh directory for one instance.
@@ -272,18 +647,25 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Stops every component in order, each guard before its process so that it cannot signal a reused process id.
+fn stop_all(components: &mut Vec<Component>) {
+    for component in components.iter_mut() {
+        stop(&mut component.guard);
+        stop(&mut component.process);
+    }
+    components.clear();
+}
+
 impl Drop for TestPrometheus {
     fn drop(&mut self) {
-        // The guard first, so that it cannot signal a process id the system has reused.
-        stop(&mut self.guard);
-        stop(&mut self.process);
+        stop_all(&mut self.components);
         // `root` (a TempDir) removes the directory when the fields drop.
     }
 }
 
 /// Why one start attempt failed.
 enum Failure {
-    /// Another process bound the port between our probe and Prometheus' bind: try another port.
+    /// Another process bound the port between our probe and its bind: try another port.
     PortTaken(String),
     /// Anything else: the message for the panic.
     Fatal(String),
@@ -435,6 +817,16 @@ fn free_port() -> u16 {
 /// A blocking HTTP/1.0 GET of `path` (with its query) on `base` (`http://host:port`): status and body.
 /// HTTP/1.0 keeps it simple: Go answers without chunking and closes the connection after the body.
 fn http_get(base: &str, path: &str) -> io::Result<(u16, String)> {
+    http_exchange(base, "GET", path, "")
+}
+
+/// A blocking HTTP/1.0 POST of `body` (text) to `path` on `base`: status and body.
+fn http_post(base: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
+    http_exchange(base, "POST", path, body)
+}
+
+/// One HTTP/1.0 exchange: `method path` with `body` (sent with its length when not empty).
+fn http_exchange(base: &str, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
     let authority = base.strip_prefix("http://").unwrap_or(base);
     let address: SocketAddr = authority
         .parse()
@@ -442,7 +834,16 @@ fn http_get(base: &str, path: &str) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&address, HTTP_TIMEOUT)?;
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {authority}\r\n")?;
+    if !body.is_empty() {
+        write!(
+            stream,
+            "Content-Type: text/plain\r\nContent-Length: {}\r\n",
+            body.len()
+        )?;
+    }
+    write!(stream, "\r\n")?;
+    stream.write_all(body.as_bytes())?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
@@ -456,6 +857,98 @@ fn http_get(base: &str, path: &str) -> io::Result<(u16, String)> {
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| invalid("response without a status code"))?;
     Ok((status, body.to_owned()))
+}
+
+/// `openmetrics` as the Prometheus text format VictoriaMetrics imports: comment lines (`# TYPE`, `# EOF`, …) and
+/// blank lines dropped, each timestamp turned from seconds (with an optional fraction) into milliseconds. Panics on
+/// a sample line it cannot parse: test data must be well formed.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + openmetrics.len() / 8);
+    for content in openmetrics.lines() {
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let series_end = end_of_series(content)
+            .unwrap_or_else(|| panic!("not an OpenMetrics sample line: {content:?}"));
+        let (series, rest) = content.split_at(series_end);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (value, milliseconds) = match fields.as_slice() {
+            [value] => (*value, None),
+            [value, timestamp] => (
+                *value,
+                Some(
+                    milliseconds(timestamp)
+                        .unwrap_or_else(|| panic!("bad timestamp {timestamp:?} in {content:?}")),
+                ),
+            ),
+            _ => panic!("unsupported OpenMetrics sample line (exemplar?): {content:?}"),
+        };
+        out.push_str(series);
+        out.push(' ');
+        out.push_str(value);
+        if let Some(milliseconds) = milliseconds {
+            out.push(' ');
+            out.push_str(&milliseconds.to_string());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// An OpenMetrics timestamp (`seconds[.fraction]`, not negative) in milliseconds, sub-millisecond digits dropped.
+fn milliseconds(timestamp: &str) -> Option<i64> {
+    let (seconds, fraction) = timestamp.split_once('.').unwrap_or((timestamp, ""));
+    if !seconds.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let seconds: i64 = seconds.parse().ok()?;
+    let millis: i64 = format!("{:0<3}", &fraction[..fraction.len().min(3)])
+        .parse()
+        .ok()?;
+    seconds.checked_mul(1000)?.checked_add(millis)
+}
+
+/// `openmetrics` with the label `name="value"` added to every sample (first among its labels); comment and blank
+/// lines are left as they are. `value` must need no escaping (a cluster name). Panics on a sample line it cannot
+/// parse, or on a sample that already has the label.
+pub fn with_label(openmetrics: &str, name: &str, value: &str) -> String {
+    assert!(
+        !value.contains(['"', '\\', '\n']),
+        "label value {value:?} needs escaping"
+    );
+    let mut out = String::with_capacity(openmetrics.len() * 5 / 4);
+    for line in openmetrics.split_inclusive('\n') {
+        if line.trim_end().is_empty() || line.starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let series_end = end_of_series(line.trim_end_matches('\n'))
+            .unwrap_or_else(|| panic!("not an OpenMetrics sample line: {line:?}"));
+        let series = &line[..series_end];
+        assert!(
+            !series.contains(&format!("{{{name}=\"")) && !series.contains(&format!(",{name}=\"")),
+            "{series} already has the label {name}"
+        );
+        match series.find('{') {
+            Some(open) => {
+                let separator = if series[open + 1..].starts_with('}') {
+                    ""
+                } else {
+                    ","
+                };
+                out.push_str(&line[..=open]);
+                out.push_str(&format!("{name}=\"{value}\"{separator}"));
+                out.push_str(&line[open + 1..]);
+            }
+            None => {
+                out.push_str(series);
+                out.push_str(&format!("{{{name}=\"{value}\"}}"));
+                out.push_str(&line[series_end..]);
+            }
+        }
+    }
+    out
 }
 
 /// The `data.result` of a successful instant query, as samples.

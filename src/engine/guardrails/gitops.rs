@@ -118,10 +118,13 @@ impl Gitops {
             _ => {
                 let ready = s.clone().equal("status", "True").map_err(config_failure)?;
                 vec![
-                    // The status whose series is 1 now (kube-style conditions keep one series per status).
+                    // The status whose series is 1 now (kube-style conditions keep one series per status), with
+                    // the time of its last sample. Not `timestamp(… == 1)`: of an expression, Prometheus answers the
+                    // evaluation time (the staleness check could never fail) and VictoriaMetrics the last step of an
+                    // implicit subquery (docs/prometheus-compatibility.md).
                     (
                         query_name::STATUS,
-                        format!("timestamp({} == 1)", s.render()),
+                        format!("timestamp({0}) and {0} == 1", s.render()),
                     ),
                     (
                         query_name::READY_IN_WINDOW,
@@ -284,7 +287,7 @@ mod tests {
         };
         assert_eq!(
             g.plan(&c.common.matchers).unwrap()[0].1,
-            r#"timestamp(gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"} == 1)"#
+            r#"timestamp(gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"}) and gotk_reconcile_condition{kind="HelmRelease",name="x\"}",type="Ready",exported_namespace="flux-system"} == 1"#
         );
     }
 }
