@@ -59,7 +59,7 @@ test-lane-main:
 	  echo "=== lane: Rust and Go suites (exit $$status)"; cat target/test-main.log; exit $$status
 
 test-lane-e2e: release
-	@status=0; $(MAKE) --no-print-directory -j1 e2e test-policies >target/test-e2e.log 2>&1 || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory -j1 engines-build e2e test-policies test-engines >target/test-e2e.log 2>&1 || status=$$?; \
 	  echo "=== lane: end to end (exit $$status)"; cat target/test-e2e.log; exit $$status
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
