@@ -12,6 +12,7 @@ use super::context::{AnalysisContext, MetricSpec, PLUGIN_NAME};
 use super::defaults::{Effective, Origin};
 use super::guardrails::{Answers, Plan, Scope, Target};
 use super::observer::{InFlight, Observer, QueryOutcome, QueryTimer, Unobserved};
+use super::phase::PhaseMap;
 use super::promql::{Matchers, TargetSelector};
 use super::settle::{self, Settling, Timeline, DEFAULT_SETTLE, MAX_SETTLE, SETTLE_ENV};
 use super::target;
@@ -188,25 +189,7 @@ impl Engine {
         let config = parse_config(metric);
         let timeline = Timeline {
             started_at,
-            settle: match (when, &config) {
-                (When::At(_), _) | (_, Err(_)) => Duration::ZERO,
-                // Proven before in this AnalysisRun: absence now is data that stopped, not "not yet".
-                _ if ctx.proven_metrics.contains(&metric.name) => Duration::ZERO,
-                (
-                    When::Now {
-                        settle: SettlePolicy::Fixed(settle),
-                        ..
-                    },
-                    _,
-                ) => settle,
-                (
-                    When::Now {
-                        settle: SettlePolicy::Configured,
-                        ..
-                    },
-                    Ok(config),
-                ) => config.common.settle.unwrap_or(self.default_settle),
-            },
+            settle: self.settle_for(ctx, metric, when, &config),
         };
         let kind = config.as_ref().ok().map(|c| c.guardrail);
         let verdict = match &config {
@@ -217,66 +200,13 @@ impl Engine {
             Err(failure) => Verdict::Fail(failure.clone()),
         };
         let phases = config.map(|c| c.common.unproven_phase).unwrap_or_default();
-        let mut resume_at = None;
-        let (phase, value, message, failure_class) = match verdict {
-            Verdict::Pass(pass) => {
-                metadata.extend(pass.details.iter().map(|(k, v)| (k.to_string(), v.clone())));
-                if !pass.offenders.is_empty() {
-                    metadata.insert(
-                        metadata_key::OFFENDERS.to_string(),
-                        pass.offenders.join("\n"),
-                    );
-                }
-                (Phase::Successful, pass.value, pass.message, None)
-            }
-            Verdict::Fail(failure) => {
-                metadata.extend(
-                    failure
-                        .details
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.clone())),
-                );
-                if !failure.offenders.is_empty() {
-                    metadata.insert(
-                        metadata_key::OFFENDERS.to_string(),
-                        failure.offenders.join("\n"),
-                    );
-                }
-                let settling = failure
-                    .awaiting
-                    .map(|a| (a, timeline.settle(SystemTime::now())));
-                match settling {
-                    Some((awaiting, Settling::Wait { resume_at: next })) => {
-                        metadata.insert(
-                            metadata_key::WAITING_FOR.to_string(),
-                            awaiting.name().to_string(),
-                        );
-                        resume_at = Some(next);
-                        let message =
-                            settle::waiting_message(&failure.message, &timeline, now, awaiting);
-                        (Phase::Running, failure.value, message, None)
-                    }
-                    expired => {
-                        metadata.insert(
-                            metadata_key::FAILURE.to_string(),
-                            failure.class.name().to_string(),
-                        );
-                        let message = match expired {
-                            Some((awaiting, Settling::Expired { waited })) => {
-                                settle::expired_message(&failure.message, waited, awaiting)
-                            }
-                            _ => failure.message,
-                        };
-                        (
-                            phases.phase_of(failure.class),
-                            failure.value,
-                            message,
-                            Some(failure.class),
-                        )
-                    }
-                }
-            }
-        };
+        let Outcome {
+            phase,
+            value,
+            message,
+            class: failure_class,
+            resume_at,
+        } = outcome(verdict, &timeline, &phases, now, &mut metadata);
         tracing::info!(
             metric = %metric.name,
             guardrail = metadata.get(metadata_key::GUARDRAIL).map(String::as_str).unwrap_or(""),
@@ -296,6 +226,35 @@ impl Engine {
             // A Running measurement has no finish time: Argo resumes only measurements without one.
             finished_at: (phase != Phase::Running).then(SystemTime::now),
             resume_at,
+        }
+    }
+
+    /// How long absence may settle in this measurement: never at a fixed instant, for a bad configuration
+    /// or for a metric already proven in this AnalysisRun (absence now is data that stopped, not "not yet").
+    fn settle_for(
+        &self,
+        ctx: &AnalysisContext,
+        metric: &MetricSpec,
+        when: When,
+        config: &Result<Config, Failure>,
+    ) -> Duration {
+        match (when, config) {
+            (When::At(_), _) | (_, Err(_)) => Duration::ZERO,
+            _ if ctx.proven_metrics.contains(&metric.name) => Duration::ZERO,
+            (
+                When::Now {
+                    settle: SettlePolicy::Fixed(settle),
+                    ..
+                },
+                _,
+            ) => settle,
+            (
+                When::Now {
+                    settle: SettlePolicy::Configured,
+                    ..
+                },
+                Ok(config),
+            ) => config.common.settle.unwrap_or(self.default_settle),
         }
     }
 
@@ -415,6 +374,79 @@ impl Engine {
 
     fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
         self.trust.endpoint(connection)
+    }
+}
+
+/// A verdict as a measurement reports it.
+struct Outcome {
+    phase: Phase,
+    value: String,
+    message: String,
+    class: Option<FailureClass>,
+    resume_at: Option<SystemTime>,
+}
+
+/// The one place a verdict becomes a phase: `Successful` through a proof; an unproven absence inside `settle`
+/// is `Running` with `resumeAt`; every other failure is `Failed`, or the `unprovenPhase` phase of its class.
+fn outcome(
+    verdict: Verdict,
+    timeline: &Timeline,
+    phases: &PhaseMap,
+    now: SystemTime,
+    metadata: &mut BTreeMap<String, String>,
+) -> Outcome {
+    let (details, offenders) = match &verdict {
+        Verdict::Pass(pass) => (&pass.details, &pass.offenders),
+        Verdict::Fail(failure) => (&failure.details, &failure.offenders),
+    };
+    metadata.extend(details.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    if !offenders.is_empty() {
+        metadata.insert(metadata_key::OFFENDERS.to_string(), offenders.join("\n"));
+    }
+    let failure = match verdict {
+        Verdict::Pass(pass) => {
+            return Outcome {
+                phase: Phase::Successful,
+                value: pass.value,
+                message: pass.message,
+                class: None,
+                resume_at: None,
+            }
+        }
+        Verdict::Fail(failure) => failure,
+    };
+    let settling = failure
+        .awaiting
+        .map(|a| (a, timeline.settle(SystemTime::now())));
+    if let Some((awaiting, Settling::Wait { resume_at })) = settling {
+        metadata.insert(
+            metadata_key::WAITING_FOR.to_string(),
+            awaiting.name().to_string(),
+        );
+        return Outcome {
+            phase: Phase::Running,
+            message: settle::waiting_message(&failure.message, timeline, now, awaiting),
+            value: failure.value,
+            class: None,
+            resume_at: Some(resume_at),
+        };
+    }
+    metadata.insert(
+        metadata_key::FAILURE.to_string(),
+        failure.class.name().to_string(),
+    );
+    let message = match settling {
+        Some((awaiting, Settling::Expired { waited })) => {
+            settle::expired_message(&failure.message, waited, awaiting)
+        }
+        _ => failure.message,
+    };
+    Outcome {
+        phase: phases.phase_of(failure.class),
+        value: failure.value,
+        message,
+        class: Some(failure.class),
+        resume_at: None,
     }
 }
 

@@ -18,15 +18,18 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Args, Parser};
 use url::Url;
 
 use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
-use super::defaults::{Defaults, DefaultsArgs, DefaultsError};
+use super::defaults::{Defaults, DefaultsError};
 use super::verdict::{Failure, FailureClass};
-use crate::prometheus::auth::{AuthError, AwsEnvironment, OAuth2Settings, SigV4Settings};
+use crate::prometheus::auth::{AuthError, AwsEnvironment};
 use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
+
+mod args;
+
+pub use args::{parse_registration, ControllerArgs, ManagedAuthArgs};
 
 /// The service-account token directories of a pod: never readable through a template, whatever
 /// `--credentials-dir` says (the token's RBAC usually spans the cluster).
@@ -37,153 +40,6 @@ pub const SERVICE_ACCOUNT_DIRS: [&str; 2] = [
 
 /// The Mimir/Cortex tenant header, compared case-insensitively with a template's custom headers.
 const TENANT_HEADER: &str = "x-scope-orgid";
-
-/// Controller-side settings: what only the cluster admin writes (the registration's `args`, `serve`'s
-/// command line). One struct, one parser, shared by plugin mode and `serve`.
-#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
-pub struct ControllerArgs {
-    /// Prometheus address for templates that set none (overrides GUARDRAILS_PROMETHEUS_ADDRESS).
-    #[arg(long, value_name = "URL")]
-    pub address: Option<String>,
-    /// Bearer token file sent to the controller's address (and --allowed-address prefixes) only.
-    #[arg(long, value_name = "FILE", conflicts_with = "basic_auth_username")]
-    pub bearer_token_file: Option<PathBuf>,
-    /// Basic-auth username for the controller's address (needs --basic-auth-password-file).
-    #[arg(long, value_name = "NAME", requires = "basic_auth_password_file")]
-    pub basic_auth_username: Option<String>,
-    /// Basic-auth password file for the controller's address (needs --basic-auth-username).
-    #[arg(long, value_name = "FILE", requires = "basic_auth_username")]
-    pub basic_auth_password_file: Option<PathBuf>,
-    /// PEM CA bundle trusted for the controller's address.
-    #[arg(long, value_name = "FILE")]
-    pub tls_ca_file: Option<PathBuf>,
-    /// PEM client certificate presented to the controller's address (needs --tls-key-file).
-    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of --tls-cert-file.
-    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
-    pub tls_key_file: Option<PathBuf>,
-    /// Pinned X-Scope-OrgID for the controller's address: templates cannot replace it there.
-    #[arg(long, value_name = "ORG")]
-    pub tenant: Option<String>,
-    /// A directory whose files templates may name (bearerTokenFile, basicAuth.passwordFile, tls.*File).
-    /// Repeatable. Without it, template file keys are refused.
-    #[arg(long = "credentials-dir", value_name = "DIR")]
-    pub credentials_dirs: Vec<PathBuf>,
-    /// An address prefix templates may use (e.g. https://mimir.internal/prometheus). Repeatable. When given,
-    /// a template address outside every prefix (and the controller's address) is refused.
-    #[arg(long = "allowed-address", value_name = "PREFIX")]
-    pub allowed_addresses: Vec<String>,
-    /// Let a template target pods of another namespace than its AnalysisRun's.
-    #[arg(long)]
-    pub allow_cross_namespace: bool,
-    /// AWS SigV4 or OAuth2 client credentials for the controller's address (managed stores).
-    #[command(flatten)]
-    pub managed: ManagedAuthArgs,
-    /// Controller-wide defaults (`--matcher`, `--replica-label`, `--timeout`, `--settle`,
-    /// `--max-concurrent-queries`, `--metrics-listen`).
-    #[command(flatten)]
-    pub defaults: DefaultsArgs,
-}
-
-/// The managed stores' authentication, for the controller's address (and `--allowed-address` prefixes) in
-/// plugin mode and `serve`, for the checked address in `check`. At most one scheme, and not with
-/// `--bearer-token-file` or `--basic-auth-*`.
-#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManagedAuthArgs {
-    /// Sign requests with AWS SigV4 (service aps) for this region (Amazon Managed Service for Prometheus),
-    /// with the credentials of the pod's AWS chain (environment, shared files, IRSA web identity, EKS Pod
-    /// Identity).
-    #[arg(long, value_name = "REGION")]
-    pub sigv4_region: Option<String>,
-    /// An IAM role to assume (STS AssumeRole) with the chain's credentials before signing (needs
-    /// --sigv4-region).
-    #[arg(long, value_name = "ARN")]
-    pub sigv4_role_arn: Option<String>,
-    /// OAuth2 client-credentials token endpoint (http or https; redirects are not followed).
-    #[arg(long, value_name = "URL")]
-    pub oauth2_token_url: Option<String>,
-    /// OAuth2 client id (needs --oauth2-token-url).
-    #[arg(long, value_name = "ID")]
-    pub oauth2_client_id: Option<String>,
-    /// File holding the OAuth2 client secret, re-read at every token refresh (needs --oauth2-token-url).
-    #[arg(long, value_name = "FILE")]
-    pub oauth2_client_secret_file: Option<PathBuf>,
-    /// An OAuth2 scope to request. Repeatable.
-    #[arg(long = "oauth2-scope", value_name = "SCOPE")]
-    pub oauth2_scopes: Vec<String>,
-}
-
-impl ManagedAuthArgs {
-    /// The scheme these flags select (`Auth::None` when none is given), validated; `aws` is the environment
-    /// whose credential chain SigV4 uses.
-    pub fn auth(&self, aws: AwsEnvironment) -> Result<Auth, AuthError> {
-        let sigv4 = self.sigv4_region.is_some() || self.sigv4_role_arn.is_some();
-        let oauth2 = self.oauth2_token_url.is_some()
-            || self.oauth2_client_id.is_some()
-            || self.oauth2_client_secret_file.is_some()
-            || !self.oauth2_scopes.is_empty();
-        if sigv4 && oauth2 {
-            return Err(AuthError::Settings(
-                "--sigv4-* and --oauth2-* cannot be used together: give one authentication scheme"
-                    .into(),
-            ));
-        }
-        if sigv4 {
-            let region = self.sigv4_region.as_deref().ok_or_else(|| {
-                AuthError::Settings("--sigv4-role-arn needs --sigv4-region".into())
-            })?;
-            return SigV4Settings::new(region, self.sigv4_role_arn.as_deref(), aws)
-                .map(Auth::SigV4)
-                .map_err(|e| AuthError::Settings(format!("--sigv4-region/--sigv4-role-arn: {e}")));
-        }
-        if oauth2 {
-            let (Some(url), Some(id), Some(file)) = (
-                &self.oauth2_token_url,
-                &self.oauth2_client_id,
-                &self.oauth2_client_secret_file,
-            ) else {
-                return Err(AuthError::Settings(
-                    "OAuth2 needs all of --oauth2-token-url, --oauth2-client-id and --oauth2-client-secret-file"
-                        .into(),
-                ));
-            };
-            return OAuth2Settings::new(url, id, file.clone(), self.oauth2_scopes.clone())
-                .map(Auth::OAuth2)
-                .map_err(|e| {
-                    AuthError::Settings(format!(
-                        "--oauth2-token-url/--oauth2-client-id/--oauth2-scope: {e}"
-                    ))
-                });
-        }
-        Ok(Auth::None)
-    }
-
-    /// The flags that select a scheme, for conflict messages.
-    fn flags(&self) -> [Option<&'static str>; 2] {
-        [
-            (self.sigv4_region.is_some() || self.sigv4_role_arn.is_some())
-                .then_some("--sigv4-region"),
-            (self.oauth2_token_url.is_some()
-                || self.oauth2_client_id.is_some()
-                || self.oauth2_client_secret_file.is_some())
-            .then_some("--oauth2-token-url"),
-        ]
-    }
-}
-
-/// The registration `args` as Argo passes them: `exec.Command(pluginPath, args...)`, one argv entry each.
-#[derive(Parser, Debug)]
-#[command(
-    name = "rollouts-guardrails",
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
-struct Registration {
-    #[command(flatten)]
-    controller: ControllerArgs,
-}
 
 /// Why the controller-side settings are unusable. In plugin mode every measurement is Failed with it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -597,37 +453,6 @@ impl TrustPolicy {
     }
 }
 
-/// Parses the registration `args`; clap's explanation becomes one line.
-pub fn parse_registration<I, T>(args: I) -> Result<ControllerArgs, TrustError>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    match Registration::try_parse_from(&args) {
-        Ok(registration) => Ok(registration.controller),
-        Err(error) => {
-            let rendered = error.render().to_string();
-            let mut message = rendered
-                .lines()
-                .take_while(|line| !line.starts_with("Usage:"))
-                .map(|line| line.trim().trim_start_matches("error: "))
-                .filter(|line| !line.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
-            if args
-                .iter()
-                .any(|a| a.to_string_lossy().starts_with("--") && a.to_string_lossy().contains(' '))
-            {
-                message.push_str(
-                    " (each entry of `args` is one argument: write `--flag=value`, or the flag and its value as two entries)",
-                );
-            }
-            Err(TrustError::Args(message))
-        }
-    }
-}
-
 /// The template's own credentials.
 fn template_auth_of(connection: &Connection) -> Auth {
     match (
@@ -763,156 +588,4 @@ pub(crate) fn redact_raw_address(raw: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::prometheus::Secret;
-
-    fn strict(args: &[&str]) -> TrustPolicy {
-        TrustPolicy::from_registration(args.iter().copied(), None)
-    }
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).expect("url")
-    }
-
-    #[test]
-    fn registration_args_parse_in_both_spellings_and_typos_are_named() {
-        let args = parse_registration([
-            "--address=http://prom:9090",
-            "--credentials-dir",
-            "/tmp",
-            "--allowed-address",
-            "https://mimir/prometheus",
-            "--allow-cross-namespace",
-        ])
-        .expect("parses");
-        assert_eq!(args.address.as_deref(), Some("http://prom:9090"));
-        assert_eq!(args.credentials_dirs, [PathBuf::from("/tmp")]);
-        assert!(args.allow_cross_namespace);
-        let err = parse_registration(["--adress=http://prom:9090"]).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("'--adress'") && text.contains("'--address'"),
-            "{text}"
-        );
-        assert!(!text.contains('\n'), "{text}");
-        let err = parse_registration(["--address http://prom:9090"]).unwrap_err();
-        assert!(err.to_string().contains("one argument"), "{err}");
-        let err = parse_registration(["--basic-auth-username", "u"]).unwrap_err();
-        assert!(
-            err.to_string().contains("--basic-auth-password-file"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn invalid_settings_fail_every_measurement_with_their_message() {
-        let policy = strict(&["--bogus"]);
-        let failure = policy.endpoint(&Connection::default()).unwrap_err();
-        assert_eq!(failure.class, FailureClass::Config);
-        assert!(failure.message.contains("--bogus"), "{}", failure.message);
-        let policy = strict(&["--address=ftp://x"]);
-        assert!(policy.problem().is_some());
-        let policy = strict(&["--credentials-dir=/var/run/secrets/kubernetes.io/serviceaccount"]);
-        assert!(policy.problem().is_some());
-        let policy = strict(&["--credentials-dir=relative"]);
-        assert!(policy.problem().is_some());
-    }
-
-    #[test]
-    fn prefixes_match_whole_path_components() {
-        let prefix = url("https://mimir.internal/prometheus");
-        assert!(under(&url("https://mimir.internal/prometheus"), &prefix));
-        assert!(under(&url("https://mimir.internal/prometheus/"), &prefix));
-        assert!(under(
-            &url("https://mimir.internal:443/prometheus/x"),
-            &prefix
-        ));
-        assert!(!under(
-            &url("https://mimir.internal/prometheus-other"),
-            &prefix
-        ));
-        assert!(!under(&url("http://mimir.internal/prometheus"), &prefix));
-        assert!(!under(
-            &url("https://mimir.internal:8443/prometheus"),
-            &prefix
-        ));
-        assert!(!under(
-            &url("https://mimir.internal.evil/prometheus"),
-            &prefix
-        ));
-        assert!(!under(
-            &url("https://mimir.internal@evil/prometheus"),
-            &prefix
-        ));
-        assert!(under(
-            &url("http://prom:9090/any"),
-            &url("http://prom:9090")
-        ));
-    }
-
-    #[test]
-    fn controller_credentials_stay_with_the_controller_address() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let token = dir.path().join("token");
-        std::fs::write(&token, "tok").expect("write");
-        let policy = TrustPolicy::strict(
-            &ControllerArgs {
-                address: Some("http://prom:9090".into()),
-                bearer_token_file: Some(token.clone()),
-                tenant: Some("org-a".into()),
-                ..ControllerArgs::default()
-            },
-            None,
-        )
-        .expect("policy");
-        let own = policy.endpoint(&Connection::default()).expect("own");
-        assert_eq!(own.auth, Auth::BearerFile(token));
-        assert_eq!(own.tenant.as_deref(), Some("org-a"));
-        let elsewhere = policy
-            .endpoint(&Connection {
-                address: Some("http://evil:80".into()),
-                ..Connection::default()
-            })
-            .expect("elsewhere");
-        assert_eq!(elsewhere.auth, Auth::None);
-        assert_eq!(elsewhere.tenant, None);
-        let replaced = policy.endpoint(&Connection {
-            tenant: Some("org-b".into()),
-            ..Connection::default()
-        });
-        assert!(replaced.unwrap_err().message.contains("--tenant"));
-        let own_token = policy
-            .endpoint(&Connection {
-                bearer_token: Some(Secret::new("mine")),
-                ..Connection::default()
-            })
-            .expect("template token");
-        assert_eq!(own_token.auth, Auth::Bearer(Secret::new("mine")));
-    }
-
-    #[test]
-    fn namespaces_are_pinned_unless_allowed() {
-        let policy = strict(&[]);
-        assert!(policy.check_namespace(None, "shop").is_ok());
-        assert!(policy.check_namespace(Some("shop"), "shop").is_ok());
-        assert!(policy.check_namespace(Some("pay"), "shop").is_err());
-        assert!(policy.check_namespace(Some("pay"), "").is_err());
-        assert!(strict(&["--allow-cross-namespace"])
-            .check_namespace(Some("pay"), "shop")
-            .is_ok());
-        assert!(TrustPolicy::permissive(None)
-            .check_namespace(Some("pay"), "shop")
-            .is_ok());
-    }
-
-    #[test]
-    fn raw_addresses_lose_their_userinfo() {
-        assert_eq!(
-            redact_raw_address("http://user:pw@host:9090"),
-            "http://<redacted>@host:9090"
-        );
-        assert_eq!(redact_raw_address("user:pw@host"), "<redacted>@host");
-        assert_eq!(redact_raw_address("ftp://host"), "ftp://host");
-    }
-}
+mod tests;

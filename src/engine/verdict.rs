@@ -2,7 +2,7 @@
 //! about at least `minPods` target pods) or from a [`FreshResult`] (a query that returned finite data), so no
 //! code path can reach `Successful` by default, by omission or through an error.
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::duration;
 use super::promql::TargetSelector;
@@ -165,82 +165,6 @@ pub struct Coverage {
 }
 
 impl Proof for Coverage {}
-
-/// The labels kube-state-metrics itself puts on `kube_pod_info` (describing the pod, not the source).
-const POD_INFO_LABELS: &[&str] = &[
-    "namespace",
-    "pod",
-    "uid",
-    "host_ip",
-    "pod_ip",
-    "node",
-    "created_by_kind",
-    "created_by_name",
-    "priority_class",
-    "host_network",
-];
-
-/// Two samples of one answer that come from different sources: their labels differ in something other than
-/// `ignored` (what the exporter says about the object) and the `replica_labels` that tell replicas of one
-/// exporter or store apart (a `cluster` external label, two Prometheus jobs, …). Returns the two samples and
-/// the first label in which they differ, shown as `label=value` (or `no label`).
-fn two_sources<'a>(
-    samples: &'a [Sample],
-    ignored: &[&str],
-    replica_labels: &[String],
-) -> Option<(&'a Sample, &'a Sample, String, String)> {
-    let source = |s: &Sample| -> BTreeMap<String, String> {
-        s.labels
-            .iter()
-            .filter(|(k, _)| {
-                !ignored.contains(&k.as_str())
-                    && !replica_labels.iter().any(|r| r == *k)
-                    && k.as_str() != "__name__"
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    let first = samples.first()?;
-    let first_source = source(first);
-    samples[1..].iter().find_map(|other| {
-        let other_source = source(other);
-        let label = first_source
-            .keys()
-            .chain(other_source.keys())
-            .find(|k| first_source.get(*k) != other_source.get(*k))?
-            .clone();
-        let shown = |m: &BTreeMap<String, String>| match m.get(&label) {
-            Some(v) => format!("{label}={v}"),
-            None => format!("no {label}"),
-        };
-        Some((first, other, shown(&first_source), shown(&other_source)))
-    })
-}
-
-/// What every ambiguity message ends with.
-const SELECT_ONE_SOURCE: &str = "set `matchers` (or the registration's --matcher) to select one source; series from different sources are never merged";
-
-/// Fails when the target's pods are reported from more than one source (see [`two_sources`]). Never merged,
-/// never one picked: the author selects the source with `matchers`.
-pub fn prove_one_source(
-    samples: &[Sample],
-    target: &TargetSelector,
-    replica_labels: &[String],
-) -> Result<(), Failure> {
-    let Some((first, other, a, b)) = two_sources(samples, POD_INFO_LABELS, replica_labels) else {
-        return Ok(());
-    };
-    let pod = |s: &Sample| s.labels.get("pod").cloned().unwrap_or_default();
-    let whom = if pod(first) == pod(other) {
-        format!("pod {}/{} is", target.namespace(), pod(first))
-    } else {
-        format!("pods of ReplicaSet {} are", target.describe())
-    };
-    Err(Failure::new(
-        FailureClass::Ambiguous,
-        format!("{whom} reported with {a} and {b}: {SELECT_ONE_SOURCE}"),
-    ))
-}
 
 impl Coverage {
     /// Proves coverage from the `timestamp(kube_pod_info{…})` answer, or says why it cannot be proven. The
@@ -607,69 +531,6 @@ impl FreshResult {
     }
 }
 
-/// Proves that an answer is about the instant asked for: Prometheus stamps every instant-query sample with the
-/// evaluation time, so a sample older than `staleness` before `at` is a cached or replayed answer (a caching
-/// proxy, a lagging replica) that proves nothing about `at`.
-pub fn answered_at(data: &QueryData, at: SystemTime, staleness: Duration) -> Result<(), Failure> {
-    let now = unix_seconds(at);
-    let timestamps: Vec<f64> = match data {
-        QueryData::Vector(samples) => samples.iter().map(|s| s.timestamp).collect(),
-        QueryData::Scalar(sample) => vec![sample.timestamp],
-        QueryData::Matrix(_) | QueryData::String(_) => Vec::new(),
-    };
-    // A NaN age (no valid timestamp) fails too.
-    match timestamps
-        .iter()
-        .map(|t| now - t)
-        .find(|age| age.is_nan() || *age > staleness.as_secs_f64())
-    {
-        None => Ok(()),
-        Some(age) if age.is_finite() => Err(Failure::new(
-            FailureClass::Stale,
-            format!(
-                "the query's answer is stamped {} before the evaluation instant, older than staleness {} (a cached or delayed answer proves nothing)",
-                duration::format(Duration::from_secs_f64(age.min(1e12))),
-                duration::format(staleness)
-            ),
-        )),
-        Some(_) => Err(Failure::new(
-            FailureClass::QueryError,
-            "the query's answer carries no valid timestamp",
-        )),
-    }
-}
-
-fn unexpected(kind: &str) -> Failure {
-    Failure::new(
-        FailureClass::QueryError,
-        format!("the query returned a {kind}; expected an instant vector or a scalar"),
-    )
-}
-
-/// The samples of an instant-vector answer, or a failure naming the query.
-pub fn vector<'a>(data: &'a QueryData, query: &str) -> Result<&'a [Sample], Failure> {
-    match data {
-        QueryData::Vector(samples) => Ok(samples),
-        other => Err(Failure::new(
-            FailureClass::QueryError,
-            format!(
-                "{query} query returned a {}; expected an instant vector",
-                kind_name(other)
-            ),
-        )),
-    }
-}
-
-/// `vector`, `scalar`, `matrix` or `string`: what an answer is, for messages.
-pub fn kind_name(data: &QueryData) -> &'static str {
-    match data {
-        QueryData::Vector(_) => "vector",
-        QueryData::Scalar(_) => "scalar",
-        QueryData::Matrix(_) => "matrix",
-        QueryData::String(_) => "string",
-    }
-}
-
 fn format_values(values: &[f64], scalar: bool) -> String {
     if scalar {
         return values
@@ -687,39 +548,15 @@ fn format_values(values: &[f64], scalar: bool) -> String {
     )
 }
 
-/// `3` for whole numbers, `0.25` otherwise, `NaN`/`+Inf`/`-Inf` as Prometheus spells them.
-pub fn format_number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
+mod format;
+mod shape;
+mod sources;
 
-/// Seconds since the Unix epoch as a float (Prometheus' timestamps).
-pub fn unix_seconds(t: SystemTime) -> f64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
-}
-
-/// `a, b, c and 4 more`.
-pub fn join_limited<'a>(items: impl Iterator<Item = &'a str>, limit: usize) -> String {
-    let items: Vec<&str> = items.collect();
-    if items.len() <= limit {
-        return items.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        items[..limit].join(", "),
-        items.len() - limit
-    )
-}
+pub use format::{format_number, join_limited, unix_seconds};
+use shape::unexpected;
+pub use shape::{answered_at, kind_name, vector};
+pub use sources::prove_one_source;
+use sources::{two_sources, SELECT_ONE_SOURCE};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Unit tests of `verdict`.
 use super::*;
+use std::time::UNIX_EPOCH;
 
 const AT: u64 = 1_767_268_800;
 
