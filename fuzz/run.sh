@@ -27,8 +27,12 @@ for target in gob_decode netrpc_framing plugin_config prometheus_response; do
   if ! cargo +nightly fuzz run -O "$target" "corpus/$target" $(seeds "$target") -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 >"$log" 2>&1; then
     tail -60 "$log" >&2
+    if grep -q "failed to build fuzz script" "$log"; then
+      echo "fuzz: $target does not build (see the compiler's error above)" >&2
+    else
+      echo "fuzz: $target found a crash (input under fuzz/artifacts/$target/)" >&2
+    fi
     rm -f "$log"
-    echo "fuzz: $target found a crash (input under fuzz/artifacts/$target/)" >&2
     exit 1
   fi
   runs="$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || echo 0)"

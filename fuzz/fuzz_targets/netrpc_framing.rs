@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
@@ -49,6 +49,15 @@ impl Provider for Refuse {
                 resume_at: None,
             }
         })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        ctx: &'a AnalysisContext,
+        metric: &'a MetricSpec,
+        _started_at: SystemTime,
+    ) -> Pin<Box<dyn Future<Output = Measurement> + Send + 'a>> {
+        self.run(ctx, metric)
     }
 
     fn metadata(&self, _metric: &MetricSpec) -> BTreeMap<String, String> {
