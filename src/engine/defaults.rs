@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::config::{Common, DEFAULT_REPLICA_LABELS, DEFAULT_TIMEOUT, MAX_TIMEOUT};
+use super::config::{default_replica_labels, Common, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 use super::duration;
 use super::promql::{self, Matchers};
 use super::settle::MAX_SETTLE;
@@ -188,13 +188,7 @@ impl Defaults {
             match (&common.replica_labels, &self.replica_labels) {
                 (Some(l), _) => (l.clone(), Origin::Template),
                 (None, Some(l)) => (l.clone(), Origin::Registration),
-                (None, None) => (
-                    DEFAULT_REPLICA_LABELS
-                        .iter()
-                        .map(|l| l.to_string())
-                        .collect(),
-                    Origin::Default,
-                ),
+                (None, None) => (default_replica_labels(), Origin::Default),
             };
         Effective {
             timeout,

@@ -121,13 +121,7 @@ impl Selector {
 
     fn push(mut self, label: &str, op: &str, value: &str) -> Result<Selector, SelectorError> {
         validate_label_name(label)?;
-        if value.len() > MAX_SELECTOR_PART {
-            return Err(SelectorError {
-                what: "label value",
-                value: value.chars().take(40).collect(),
-                why: "it is too long",
-            });
-        }
+        validate_label_value(value)?;
         self.matchers
             .push(format!("{label}{op}{}", string_literal(value)));
         Ok(self)
@@ -153,6 +147,18 @@ impl Selector {
     }
 }
 
+/// A label value short enough to put into a selector (values are escaped, never otherwise restricted).
+fn validate_label_value(value: &str) -> Result<(), SelectorError> {
+    if value.len() > MAX_SELECTOR_PART {
+        return Err(SelectorError {
+            what: "label value",
+            value: value.chars().take(40).collect(),
+            why: "it is too long",
+        });
+    }
+    Ok(())
+}
+
 /// Exact label matchers that select one source (a cluster, a tenant) in a store holding several: applied to
 /// every series a guardrail reads. Label names are validated when parsed; values are escaped when rendered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,13 +169,7 @@ impl Matchers {
     pub fn new(pairs: BTreeMap<String, String>) -> Result<Matchers, SelectorError> {
         for (label, value) in &pairs {
             validate_label_name(label)?;
-            if value.len() > MAX_SELECTOR_PART {
-                return Err(SelectorError {
-                    what: "label value",
-                    value: value.chars().take(40).collect(),
-                    why: "it is too long",
-                });
-            }
+            validate_label_value(value)?;
         }
         Ok(Matchers(pairs))
     }

@@ -175,14 +175,18 @@ pub struct Common {
 impl Common {
     /// `replicaLabels` as set (the engine sets the effective list before judging), else the default list.
     pub fn replica_labels_or_default(&self) -> Vec<String> {
-        match &self.replica_labels {
-            Some(labels) => labels.clone(),
-            None => DEFAULT_REPLICA_LABELS
-                .iter()
-                .map(|l| l.to_string())
-                .collect(),
-        }
+        self.replica_labels
+            .clone()
+            .unwrap_or_else(default_replica_labels)
     }
+}
+
+/// [`DEFAULT_REPLICA_LABELS`] as owned names.
+pub fn default_replica_labels() -> Vec<String> {
+    DEFAULT_REPLICA_LABELS
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 /// Labels that distinguish replicas of one exporter or store (HA pairs, sharded scrapes): series that differ
