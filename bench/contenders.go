@@ -173,6 +173,7 @@ func startFloor(address string) (instance, error) {
 		MaxIdleConns:        128,
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
 	}
 	return &floorInstance{client: &http.Client{Transport: transport}, url: address + "/api/v1/query"}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +50,9 @@ type Load struct {
 	FirstError string  `json:"first_error,omitempty"`
 	// Requests is how many queries reached Prometheus during the level (after coalescing), -1 if unknown.
 	Requests int64 `json:"prometheus_requests"`
+	// CPU is what the driver, the plugin process and Prometheus spent during the level (BENCHMARKS.md: the
+	// driver shares 2 cores with them, which is why an in-driver floor is not a floor).
+	CPU *CPU `json:"cpu,omitempty"`
 }
 
 // Rep is one repetition of one contender against one backend.
@@ -83,6 +85,8 @@ type Results struct {
 	Config   string     `json:"config"`
 	Results  []Result   `json:"results"`
 	Coalesce []Coalesce `json:"coalesce"`
+	// Scale is the controller-scale case (nil when not run).
+	Scale *Scale `json:"scale,omitempty"`
 }
 
 func main() {
@@ -100,7 +104,24 @@ func main() {
 	fromJSON := flag.String("from", "", "regenerate the report from this results.json instead of measuring")
 	only := flag.String("only", "", "measure only this contender (ours, sample, builtin, floor); for profiling, no report")
 	backendOnly := flag.String("backend", "", "measure only against this backend (prometheus, fake); for profiling, no report")
+	workDir := flag.String("work", "", "directory for the scale case's cached fixture and Prometheus (target/bench)")
+	var scale ScaleConfig
+	flag.IntVar(&scale.Fixture.Rollouts, "scale-rollouts", 2000, "scale case: AnalysisRuns (one canary each)")
+	flag.IntVar(&scale.Fixture.Namespaces, "scale-namespaces", 200, "scale case: namespaces the canaries are spread over")
+	flag.IntVar(&scale.Fixture.PodsPerRollout, "scale-pods", 3, "scale case: pods per canary")
+	flag.DurationVar(&scale.Fixture.Step, "scale-step", 30*time.Second, "scale case: sampling interval of the fixture (kube-state-metrics scrape interval)")
+	flag.DurationVar(&scale.Minute, "scale-minute", 10*time.Second, "scale case: how long the metrics' 1m interval lasts (the compression)")
+	flag.DurationVar(&scale.Duration, "scale-duration", 40*time.Second, "scale case: how long each bound is driven")
+	flag.IntVar(&scale.Workers, "scale-workers", argoAnalysisThreads, "scale case: analysis workers (argo-rollouts --analysis-threads)")
+	bounds := flag.String("scale-bounds", "0,4", "scale case: --max-concurrent-queries values, 0 = the plugin's default")
+	scaleMode := flag.String("scale", "yes", "scale case: yes, no, or only (skip the contenders)")
 	flag.Parse()
+	scale.Fixture.Before, scale.Fixture.After, scale.Fixture.Version = 15*time.Minute, 45*time.Minute, fixtureVersion
+	for _, b := range strings.Split(*bounds, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(b))
+		check(err)
+		scale.Bounds = append(scale.Bounds, n)
+	}
 	c.levels = []level{{1, false}, {8, true}, {30, true}, {30, false}}
 
 	if *fromJSON != "" {
@@ -119,6 +140,30 @@ func main() {
 	r.Config = fmt.Sprintf("%d repetitions per contender; each load level runs %s after a warm-up; levels {callers distinct-queries?} %v; coalescing: %d identical measurements, fake Prometheus answering after %s",
 		c.runs, c.phase, c.levels, c.coalesceN, c.coalesceDelay)
 
+	if *scaleMode == "only" {
+		c.report, c.svg = "", "" // a report needs the contenders' figures
+	} else {
+		runContenders(&c, r, *only, *backendOnly)
+	}
+	if *scaleMode != "no" && *only == "" && *backendOnly == "" {
+		if *workDir == "" {
+			check(fmt.Errorf("-work is required for the scale case"))
+		}
+		sc, err := runScaleCase(c.guardrails, *workDir, scale)
+		check(err)
+		r.Scale = sc
+	}
+
+	r.Machine.LoadAfter = loadavg()
+	b, err := json.MarshalIndent(r, "", "  ")
+	check(err)
+	check(os.WriteFile(c.out, b, 0o644))
+	check(writeReport(&c, r))
+}
+
+// runContenders measures every contender against the canonical fixture's Prometheus and the fake one, then
+// the coalescing figure.
+func runContenders(c *config, r *Results, only, backendOnly string) {
 	fixture, err := harness.FixturePath()
 	check(err)
 	// The data ends 30 minutes from now, so every sample the queries see stays fresh for the whole run.
@@ -129,27 +174,27 @@ func main() {
 	defer fake.Close()
 
 	all := contenders(c.guardrails, c.sample)
-	if *only != "" || *backendOnly != "" {
+	if only != "" || backendOnly != "" {
 		c.report, c.svg = "", ""
 		var kept []contender
 		for _, ct := range all {
-			if *only == "" || ct.Name == *only {
+			if only == "" || ct.Name == only {
 				kept = append(kept, ct)
 			}
 		}
 		all = kept
 	}
 	for _, backend := range []struct {
-		name, url string
-		requests  func() int64
-	}{{"prometheus", prom.URL, func() int64 { return promQueries(prom.URL) }}, {"fake", fake.URL, fake.requests.Load}} {
-		if *backendOnly != "" && backend.name != *backendOnly {
+		name, url, promURL string
+		requests           func() int64
+	}{{"prometheus", prom.URL, prom.URL, func() int64 { return promQueries(prom.URL) }}, {"fake", fake.URL, "", fake.requests.Load}} {
+		if backendOnly != "" && backend.name != backendOnly {
 			continue
 		}
 		for _, ct := range all {
 			res := Result{Contender: ct.Name, Label: ct.Label, Backend: backend.name}
 			for i := 0; i < c.runs; i++ {
-				rep, err := measure(&c, ct, backend.url, backend.requests)
+				rep, err := measure(c, ct, backend.url, backend.promURL, backend.requests)
 				check(err)
 				fmt.Fprintf(os.Stderr, "bench: %-8s %-10s rep %d: start-up %.1f ms, p50 %.3f ms, p99 %.3f ms, %v/s at 30 distinct\n",
 					ct.Name, backend.name, i+1, rep.StartupMs, rep.Loads[0].P50Ms, rep.Loads[0].P99Ms, int(rep.Loads[2].PerSecond))
@@ -172,11 +217,6 @@ func main() {
 		r.Coalesce = append(r.Coalesce, co)
 	}
 
-	r.Machine.LoadAfter = loadavg()
-	b, err := json.MarshalIndent(r, "", "  ")
-	check(err)
-	check(os.WriteFile(c.out, b, 0o644))
-	check(writeReport(&c, r))
 }
 
 func check(err error) {
@@ -190,7 +230,7 @@ func check(err error) {
 
 // measure starts a fresh instance, times start-up to the first Successful measurement, reads the idle RSS,
 // runs every load level, and reads the peak RSS.
-func measure(c *config, ct contender, address string, requests func() int64) (Rep, error) {
+func measure(c *config, ct contender, address, promURL string, requests func() int64) (Rep, error) {
 	var rep Rep
 	t0 := time.Now()
 	inst, err := ct.Start(address)
@@ -217,7 +257,10 @@ func measure(c *config, ct contender, address string, requests func() int64) (Re
 	for _, lv := range c.levels {
 		load(inst, lv, c.phase/5) // warm-up: connections, pools, caches
 		before := requests()
+		cpu := readCPU(inst.Pid(), promURL)
 		l := load(inst, lv, c.phase)
+		spent := cpu.since(readCPU(inst.Pid(), promURL))
+		l.CPU = &spent
 		if after := requests(); before >= 0 && after >= 0 {
 			l.Requests = after - before
 		} else {
@@ -286,26 +329,7 @@ func load(inst instance, lv level, d time.Duration) Load {
 
 // promQueries is Prometheus' own count of /api/v1/query requests (its /metrics), -1 if unreadable.
 func promQueries(base string) int64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	var total int64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "prometheus_http_requests_total{") && strings.Contains(line, `handler="/api/v1/query"`) {
-			fields := strings.Fields(line)
-			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-			if err == nil {
-				total += int64(v)
-			}
-		}
-	}
-	return total
+	return int64(promMetricWhere(base, "prometheus_http_requests_total", `handler="/api/v1/query"`))
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"container/heap"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/rollouts-guardrails/conformance/harness"
+)
+
+// ScaleGuardrails are the guardrails every AnalysisRun of the controller-scale case measures.
+var ScaleGuardrails = []string{"restarts", "not-ready", "waiting-reasons", "latest-image"}
+
+// argoAnalysisThreads is argo-rollouts' --analysis-threads default (controller.DefaultAnalysisThreads,
+// v1.9.1): the analysis workers that reconcile AnalysisRuns, each running an AnalysisRun's due metrics
+// concurrently (analysis.Controller.runMeasurements).
+const argoAnalysisThreads = 30
+
+// ScaleConfig is the controller-scale case: every AnalysisRun measures every guardrail once per Minute (a
+// compressed minute: the metrics' `interval: 1m` played Minute long) for Duration, per in-flight bound.
+type ScaleConfig struct {
+	Fixture  FixtureParams `json:"fixture"`
+	Minute   time.Duration `json:"minute"`
+	Duration time.Duration `json:"duration"`
+	Workers  int           `json:"workers"`
+	// Bounds are the --max-concurrent-queries values measured; 0 is the plugin's default (not passed).
+	Bounds []int `json:"bounds"`
+}
+
+// ScaleRun is one bound's figures.
+type ScaleRun struct {
+	Bound         int     `json:"bound"`
+	BoundArg      string  `json:"bound_arg"`
+	Measurements  int     `json:"measurements"`
+	Successful    int     `json:"successful"`
+	Failed        int     `json:"failed"`
+	Other         int     `json:"other"`
+	Timeouts      int     `json:"timeouts"`
+	Seconds       float64 `json:"seconds"`
+	AskedPerSec   float64 `json:"asked_per_second"`
+	PerSecond     float64 `json:"per_second"`
+	P50Ms         float64 `json:"p50_ms"`
+	P99Ms         float64 `json:"p99_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	LagP50Ms      float64 `json:"lag_p50_ms"`
+	LagP99Ms      float64 `json:"lag_p99_ms"`
+	Queries       int64   `json:"queries"`
+	QueriesPerSec float64 `json:"queries_per_second"`
+	QueriesPerM   float64 `json:"queries_per_measurement"`
+	PeakRSSKiB    int64   `json:"plugin_peak_rss_kib"`
+	CPU           CPU     `json:"cpu"`
+	// Messages are the first messages of non-Successful measurements, by message, with their count.
+	Messages []MessageCount `json:"messages,omitempty"`
+}
+
+// MessageCount is one distinct message and how often it came.
+type MessageCount struct {
+	Message string `json:"message"`
+	Count   int    `json:"count"`
+}
+
+// Scale is the whole controller-scale case.
+type Scale struct {
+	Config  ScaleConfig `json:"config"`
+	Fixture Fixture     `json:"fixture"`
+	// PrometheusFlags are the flags Prometheus ran with beyond storage, config and listen address.
+	PrometheusFlags []string   `json:"prometheus_flags"`
+	Runs            []ScaleRun `json:"runs"`
+	Cost            []CostRow  `json:"cost"`
+}
+
+// analysisRun is one AnalysisRun of the case: its canary and when each of its metrics is next due.
+type analysisRun struct {
+	ar      *v1alpha1.AnalysisRun
+	metrics []v1alpha1.Metric
+	next    []time.Time
+	// described says GetMetadata was called (the controller calls it once, with the first measurement).
+	described bool
+}
+
+// scaleRecord is what one measurement left.
+type scaleRecord struct {
+	latency time.Duration
+	phase   v1alpha1.AnalysisPhase
+	message string
+}
+
+// scalePrometheusFlags keep Prometheus from compacting the fixture's blocks during the case (its CPU is part of
+// the figures); the query limits stay at their defaults (--query.max-concurrency=20).
+var scalePrometheusFlags = []string{"--storage.tsdb.max-block-duration=2h", "--storage.tsdb.min-block-duration=2h"}
+
+// runScaleCase loads (or reuses) the fixture under workDir, starts Prometheus on it, measures every bound and
+// the cost table.
+func runScaleCase(bin, workDir string, cfg ScaleConfig) (*Scale, error) {
+	needUntil := time.Now().Add(time.Duration(len(cfg.Bounds))*cfg.Duration + 15*time.Minute)
+	fx, err := loadFixture(workDir, cfg.Fixture, needUntil)
+	if err != nil {
+		return nil, fmt.Errorf("scale fixture: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: scale fixture %s: %d series, %d samples, %s to %s (cached: %v, generated in %.0f s)\n",
+		fx.Blocks, fx.Series, fx.Samples, fx.Start.Format(time.TimeOnly), fx.End.Format(time.TimeOnly), fx.Cached, fx.GenerateSeconds)
+	prom, err := startPrometheusOn(workDir, fx.Blocks, scalePrometheusFlags...)
+	if err != nil {
+		return nil, err
+	}
+	defer prom.Stop()
+	canaries := cfg.Fixture.Canaries()
+	s := &Scale{Config: cfg, Fixture: *fx, PrometheusFlags: scalePrometheusFlags}
+	if s.Cost, err = measureCost(bin, prom.URL, canaries[len(canaries)/2]); err != nil {
+		return nil, err
+	}
+	if s.Runs, err = runScale(bin, cfg, prom, canaries); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// runScale measures the controller-scale case at every bound against prom.
+func runScale(bin string, cfg ScaleConfig, prom *promServer, canaries []Canary) ([]ScaleRun, error) {
+	var runs []ScaleRun
+	for _, bound := range cfg.Bounds {
+		r, err := runScaleBound(bin, cfg, prom, canaries, bound)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "bench: scale bound %s: %d measurements (%.0f/s of %.0f/s asked), %d not Successful (%d timeout), p50 %.1f ms, p99 %.1f ms, %.0f queries/s\n",
+			r.BoundArg, r.Measurements, r.PerSecond, r.AskedPerSec, r.Measurements-r.Successful, r.Timeouts, r.P50Ms, r.P99Ms, r.QueriesPerSec)
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+func runScaleBound(bin string, cfg ScaleConfig, prom *promServer, canaries []Canary, bound int) (ScaleRun, error) {
+	run := ScaleRun{Bound: bound, BoundArg: "default (16)"}
+	var args []string
+	if bound > 0 {
+		args = []string{"--max-concurrent-queries", strconv.Itoa(bound)}
+		run.BoundArg = strconv.Itoa(bound)
+	}
+	p, err := harness.Start(bin, harness.Options{Args: args})
+	if err != nil {
+		return run, fmt.Errorf("scale: start the plugin: %w", err)
+	}
+	defer p.Kill()
+	pid := 0
+	if rc := p.Client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	ars := scaleAnalysisRuns(canaries, prom.URL)
+	queriesBefore := promQueries(prom.URL)
+	cpu := readCPU(pid, prom.URL)
+	records, lags, elapsed := drive(p, ars, cfg)
+	run.CPU = cpu.since(readCPU(pid, prom.URL))
+	run.Queries = promQueries(prom.URL) - queriesBefore
+	_, run.PeakRSSKiB = rss(pid)
+	summarize(&run, records, lags, elapsed, len(ars)*len(ScaleGuardrails), cfg.Minute)
+	return run, nil
+}
+
+// scaleAnalysisRuns builds one AnalysisRun per canary, owned by its Rollout and labelled with its hash as the
+// controller creates them, with one metric per guardrail (the target defaults from the AnalysisRun).
+func scaleAnalysisRuns(canaries []Canary, address string) []*analysisRun {
+	ars := make([]*analysisRun, len(canaries))
+	for i, c := range canaries {
+		a := &analysisRun{ar: harness.NewAnalysisRun(harness.Target{Namespace: c.Namespace, Rollout: c.Rollout, Hash: c.Hash}, fmt.Sprintf("%s-%s-1", c.Rollout, c.Hash))}
+		for _, g := range ScaleGuardrails {
+			a.metrics = append(a.metrics, harness.NewMetric(g, map[string]any{"address": address, "guardrail": g}))
+		}
+		a.next = make([]time.Time, len(a.metrics))
+		ars[i] = a
+	}
+	return ars
+}
+
+// drive plays the schedule for cfg.Duration: AnalysisRun i first reconciles at i/len × Minute (runs started
+// at different moments), then again when its earliest metric is due: Minute after that metric's last
+// measurement finished, as the controller computes it (analysis.calculateNextReconcileTime). cfg.Workers
+// workers take due AnalysisRuns from one queue in due order and run each one's due metrics concurrently
+// (Ping, then Run, as the controller's plugin client and runMeasurements do). It returns every measurement,
+// how late each reconcile started, and the time until the last reconcile finished.
+func drive(p *harness.Plugin, ars []*analysisRun, cfg ScaleConfig) ([]scaleRecord, []time.Duration, time.Duration) {
+	start := time.Now()
+	q := newDueQueue()
+	for i, a := range ars {
+		due := start.Add(time.Duration(int64(cfg.Minute) * int64(i) / int64(len(ars))))
+		for m := range a.next {
+			a.next[m] = due
+		}
+		q.push(i, due)
+	}
+	end := start.Add(cfg.Duration)
+	var mu sync.Mutex
+	var records []scaleRecord
+	var lags []time.Duration
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i, due, ok := q.pop(end)
+				if !ok {
+					return
+				}
+				lag := time.Since(due)
+				recs := reconcile(p, ars[i], cfg.Minute)
+				mu.Lock()
+				records = append(records, recs...)
+				lags = append(lags, lag)
+				mu.Unlock()
+				q.push(i, earliest(ars[i].next))
+			}
+		}()
+	}
+	wg.Wait()
+	return records, lags, time.Since(start)
+}
+
+// reconcile runs a's due metrics concurrently and schedules each one Minute after it finished.
+func reconcile(p *harness.Plugin, a *analysisRun, minute time.Duration) []scaleRecord {
+	now := time.Now()
+	recs := make([]scaleRecord, len(a.metrics))
+	due := make([]bool, len(a.metrics))
+	var wg sync.WaitGroup
+	for m := range a.metrics {
+		if a.next[m].After(now) {
+			continue
+		}
+		due[m] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Ping(); err != nil {
+				recs[m] = scaleRecord{phase: v1alpha1.AnalysisPhaseError, message: "ping: " + err.Error()}
+				a.next[m] = time.Now().Add(minute)
+				return
+			}
+			t := time.Now()
+			ms := p.Provider.Run(a.ar, a.metrics[m])
+			recs[m] = scaleRecord{latency: time.Since(t), phase: ms.Phase, message: ms.Message}
+			a.next[m] = time.Now().Add(minute)
+		}()
+	}
+	wg.Wait()
+	if !a.described {
+		for _, metric := range a.metrics {
+			p.Provider.GetMetadata(metric)
+		}
+		a.described = true
+	}
+	var out []scaleRecord
+	for m, d := range due {
+		if d {
+			out = append(out, recs[m])
+		}
+	}
+	return out
+}
+
+func earliest(ts []time.Time) time.Time {
+	e := ts[0]
+	for _, t := range ts[1:] {
+		if t.Before(e) {
+			e = t
+		}
+	}
+	return e
+}
+
+// summarize turns the records into the run's figures.
+func summarize(run *ScaleRun, records []scaleRecord, lags []time.Duration, elapsed time.Duration, metrics int, minute time.Duration) {
+	var lat []time.Duration
+	messages := map[string]int{}
+	for _, r := range records {
+		run.Measurements++
+		switch r.phase {
+		case v1alpha1.AnalysisPhaseSuccessful:
+			run.Successful++
+			lat = append(lat, r.latency)
+			continue
+		case v1alpha1.AnalysisPhaseFailed:
+			run.Failed++
+			lat = append(lat, r.latency)
+		default:
+			run.Other++
+		}
+		if isTimeout(r.message) {
+			run.Timeouts++
+		}
+		messages[fmt.Sprintf("%s: %s", r.phase, firstLine(r.message))]++
+	}
+	for m, n := range messages {
+		run.Messages = append(run.Messages, MessageCount{m, n})
+	}
+	sort.Slice(run.Messages, func(i, j int) bool { return run.Messages[i].Count > run.Messages[j].Count })
+	if len(run.Messages) > 5 {
+		run.Messages = run.Messages[:5]
+	}
+	sortDurations(lat)
+	sortDurations(lags)
+	run.Seconds = elapsed.Seconds()
+	run.AskedPerSec = float64(metrics) / minute.Seconds()
+	run.PerSecond = float64(run.Measurements) / run.Seconds
+	run.P50Ms, run.P99Ms = ms(pct(lat, 50)), ms(pct(lat, 99))
+	if len(lat) > 0 {
+		run.MaxMs = ms(lat[len(lat)-1])
+	}
+	run.LagP50Ms, run.LagP99Ms = ms(pct(lags, 50)), ms(pct(lags, 99))
+	run.QueriesPerSec = float64(run.Queries) / run.Seconds
+	if run.Measurements > 0 {
+		run.QueriesPerM = float64(run.Queries) / float64(run.Measurements)
+	}
+}
+
+// isTimeout says a message reports the plugin's timeout (a query, or the wait for a query slot, outlasted the
+// measurement's `timeout`).
+func isTimeout(message string) bool {
+	m := strings.ToLower(message)
+	return strings.Contains(m, "timed out") || strings.Contains(m, "timeout")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 240 {
+		line = line[:240] + "…"
+	}
+	return line
+}
+
+func sortDurations(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
+
+// dueQueue is the controller's work queue reduced to what the case needs: AnalysisRuns by due time, handed
+// out no earlier than due, in due order.
+type dueQueue struct {
+	mu    sync.Mutex
+	items dueHeap
+	wake  chan struct{}
+}
+
+type dueItem struct {
+	run int
+	due time.Time
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func newDueQueue() *dueQueue { return &dueQueue{wake: make(chan struct{}, 1)} }
+
+func (q *dueQueue) push(run int, due time.Time) {
+	q.mu.Lock()
+	heap.Push(&q.items, dueItem{run, due})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for the earliest item to be due and takes it; false once nothing is due before end.
+func (q *dueQueue) pop(end time.Time) (int, time.Time, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 {
+			q.mu.Unlock()
+			if time.Now().After(end) {
+				return 0, time.Time{}, false
+			}
+			select {
+			case <-q.wake:
+			case <-time.After(time.Until(end)):
+			}
+			continue
+		}
+		next := q.items[0]
+		if !next.due.Before(end) {
+			q.mu.Unlock()
+			return 0, time.Time{}, false
+		}
+		if wait := time.Until(next.due); wait > 0 {
+			q.mu.Unlock()
+			select {
+			case <-q.wake:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		heap.Pop(&q.items)
+		q.mu.Unlock()
+		return next.run, next.due, true
+	}
+}
