@@ -4,13 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/argoproj/argo-rollouts/metricproviders/prometheus"
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -56,7 +52,7 @@ func contenders(guardrailsBin, sampleBin string) []contender {
 		{"ours", "rollouts-guardrails (plugin, net/rpc)", func(a string) (instance, error) { return startOurs(guardrailsBin, a) }},
 		{"sample", "argo sample plugin (net/rpc)", func(a string) (instance, error) { return startSample(sampleBin, a) }},
 		{"builtin", "built-in provider (in-process)", startBuiltin},
-		{"floor", "direct HTTP query (floor)", startFloor},
+		{"floor", "direct HTTP query (floor)", func(a string) (instance, error) { return startFloor(a, floorOptions{}) }},
 	}
 }
 
@@ -159,47 +155,6 @@ func (b *builtinInstance) Run(v int) error {
 
 func (b *builtinInstance) Pid() int { return 0 }
 func (b *builtinInstance) Stop()    {}
-
-// floorInstance is the query alone: a POST /api/v1/query on a keep-alive client, the body read in full and
-// the status checked, nothing decoded.
-type floorInstance struct {
-	client *http.Client
-	url    string
-}
-
-func startFloor(address string) (instance, error) {
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        128,
-		MaxIdleConnsPerHost: 128,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	return &floorInstance{client: &http.Client{Transport: transport}, url: address + "/api/v1/query"}, nil
-}
-
-func (f *floorInstance) Run(v int) error {
-	form := url.Values{
-		"query": {variant(v)},
-		"time":  {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', -1, 64)},
-	}
-	resp, err := f.client.PostForm(f.url, form)
-	if err != nil {
-		return err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success"`) {
-		return fmt.Errorf("http %d: %.200s", resp.StatusCode, body)
-	}
-	return nil
-}
-
-func (f *floorInstance) Pid() int { return 0 }
-func (f *floorInstance) Stop()    { f.client.CloseIdleConnections() }
 
 // rss reads VmRSS and VmHWM (peak) of pid from /proc, in KiB.
 func rss(pid int) (current, peak int64) {

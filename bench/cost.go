@@ -19,6 +19,9 @@ import (
 // write for the built-in provider instead, on the same canary at the same instant.
 type CostRow struct {
 	Guardrail string `json:"guardrail"`
+	// Canary is namespace/replicaset; Neighbours is how many canaries its namespace holds.
+	Canary     string `json:"canary"`
+	Neighbours int    `json:"rollouts_in_namespace"`
 	// Queries are ours, by metadata name, exactly as the measurement's metadata lists them.
 	Queries []QueryCost `json:"queries"`
 	Seed    QueryCost   `json:"seed"`
@@ -64,7 +67,7 @@ func seedQuery(guardrail string, c Canary) string {
 
 // measureCost runs one measurement per guardrail on canary c, reads the queries from its metadata
 // (`query.<name>`) and asks Prometheus for each of them, and for the seed, with stats=all at one instant.
-func measureCost(bin, promURL string, c Canary) ([]CostRow, error) {
+func measureCost(bin, promURL string, c Canary, neighbours int) ([]CostRow, error) {
 	p, err := harness.Start(bin, harness.Options{})
 	if err != nil {
 		return nil, err
@@ -74,7 +77,7 @@ func measureCost(bin, promURL string, c Canary) ([]CostRow, error) {
 	var rows []CostRow
 	for _, g := range ScaleGuardrails {
 		m := p.Provider.Run(ar, harness.NewMetric(g, map[string]any{"address": promURL, "guardrail": g}))
-		row := CostRow{Guardrail: g, Phase: string(m.Phase)}
+		row := CostRow{Guardrail: g, Canary: c.Namespace + "/" + c.ReplicaSet(), Neighbours: neighbours, Phase: string(m.Phase)}
 		at := time.Now()
 		if m.Phase != v1alpha1.AnalysisPhaseSuccessful {
 			return nil, fmt.Errorf("cost: %s on %s/%s is %s: %s", g, c.Namespace, c.ReplicaSet(), m.Phase, m.Message)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,14 +16,17 @@ import (
 
 // fixtureVersion changes whenever the rendering below changes, so that a cached fixture of another shape is
 // never reused.
-const fixtureVersion = 1
+const fixtureVersion = 2
 
-// FixtureParams describe the controller-scale fixture: Rollouts canaries spread over Namespaces, each with
-// PodsPerRollout healthy pods of one container, every series sampled every Step from Before the generation
-// instant to After it. Every parameter is part of the cache key.
+// FixtureParams describe the controller-scale fixture: Rollouts canaries, BigNamespace of them in one
+// namespace (team-000: our kube-state-metrics queries select by namespace, so its size is their cost) and the
+// others spread evenly over the other Namespaces - 1, each with PodsPerRollout healthy pods of one container,
+// every series sampled every Step from Before the generation instant to After it. Every parameter is part of
+// the cache key.
 type FixtureParams struct {
 	Rollouts       int           `json:"rollouts"`
 	Namespaces     int           `json:"namespaces"`
+	BigNamespace   int           `json:"big_namespace"`
 	PodsPerRollout int           `json:"pods_per_rollout"`
 	Step           time.Duration `json:"step"`
 	Before         time.Duration `json:"before"`
@@ -38,17 +42,33 @@ type Canary struct {
 // ReplicaSet is `<rollout>-<hash>`.
 func (c Canary) ReplicaSet() string { return c.Rollout + "-" + c.Hash }
 
-// Canaries lists the fixture's rollouts in a fixed order: rollout i lives in namespace i % Namespaces.
+// Canaries lists the fixture's rollouts in a fixed order: the first BigNamespace in team-000, rollout i after
+// them in team-(1 + i % (Namespaces − 1)).
 func (p FixtureParams) Canaries() []Canary {
 	out := make([]Canary, p.Rollouts)
 	for i := range out {
+		ns := 0
+		if i >= p.BigNamespace && p.Namespaces > 1 {
+			ns = 1 + (i-p.BigNamespace)%(p.Namespaces-1)
+		}
 		out[i] = Canary{
-			Namespace: fmt.Sprintf("team-%03d", i%p.Namespaces),
+			Namespace: fmt.Sprintf("team-%03d", ns),
 			Rollout:   fmt.Sprintf("svc-%04d", i),
 			Hash:      podTemplateHash(i),
 		}
 	}
 	return out
+}
+
+// RolloutsIn is how many canaries namespace holds.
+func (p FixtureParams) RolloutsIn(namespace string) int {
+	n := 0
+	for _, c := range p.Canaries() {
+		if c.Namespace == namespace {
+			n++
+		}
+	}
+	return n
 }
 
 // Fixture is a cached TSDB (blocks written by promtool) holding the fixture's samples from Start to End.
@@ -84,8 +104,12 @@ func loadFixture(dir string, p FixtureParams, needUntil time.Time) (*Fixture, er
 			return &f, nil
 		}
 	}
-	if err := os.RemoveAll(home); err != nil {
-		return nil, err
+	// Fixtures of other parameters, or stale ones, are removed: disk is short.
+	stale, _ := filepath.Glob(filepath.Join(dir, "scale-fixture-*"))
+	for _, old := range stale {
+		if err := os.RemoveAll(old); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
@@ -247,11 +271,17 @@ func encodeName(n, length int) string {
 	return string(b)
 }
 
-// podTemplateHash is rollout i's pod-template hash: 10 characters, distinct per rollout.
-func podTemplateHash(i int) string { return encodeName(i*7919+104729, 10) }
+// podTemplateHash is rollout i's pod-template hash: 10 characters (distinct: the rollout names are).
+func podTemplateHash(i int) string { return encodeName(scramble(fmt.Sprint("rollout", i)), 10) }
 
-// podSuffix is pod n's 5-character name suffix, distinct per pod.
-func podSuffix(n int) string { return encodeName(n*31+17, 5) }
+// podSuffix is pod n's 5-character name suffix.
+func podSuffix(n int) string { return encodeName(scramble(fmt.Sprint("pod", n)), 5) }
+
+// scramble is a stable non-negative number derived from s.
+func scramble(s string) int {
+	sum := sha256.Sum256([]byte(s))
+	return int(binary.BigEndian.Uint64(sum[:8]) >> 2)
+}
 
 func uid(n int) string {
 	d := digest(fmt.Sprint("pod", n), 32)

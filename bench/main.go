@@ -85,6 +85,8 @@ type Results struct {
 	Config   string     `json:"config"`
 	Results  []Result   `json:"results"`
 	Coalesce []Coalesce `json:"coalesce"`
+	// Floor is the evidence on what the old floor measured (nil when not run).
+	Floor *FloorDiagnosis `json:"floor,omitempty"`
 	// Scale is the controller-scale case (nil when not run).
 	Scale *Scale `json:"scale,omitempty"`
 }
@@ -108,12 +110,13 @@ func main() {
 	var scale ScaleConfig
 	flag.IntVar(&scale.Fixture.Rollouts, "scale-rollouts", 2000, "scale case: AnalysisRuns (one canary each)")
 	flag.IntVar(&scale.Fixture.Namespaces, "scale-namespaces", 200, "scale case: namespaces the canaries are spread over")
+	flag.IntVar(&scale.Fixture.BigNamespace, "scale-big-namespace", 200, "scale case: canaries in one big namespace (team-000)")
 	flag.IntVar(&scale.Fixture.PodsPerRollout, "scale-pods", 3, "scale case: pods per canary")
 	flag.DurationVar(&scale.Fixture.Step, "scale-step", 30*time.Second, "scale case: sampling interval of the fixture (kube-state-metrics scrape interval)")
 	flag.DurationVar(&scale.Minute, "scale-minute", 10*time.Second, "scale case: how long the metrics' 1m interval lasts (the compression)")
-	flag.DurationVar(&scale.Duration, "scale-duration", 40*time.Second, "scale case: how long each bound is driven")
+	flag.DurationVar(&scale.Duration, "scale-duration", 35*time.Second, "scale case: how long each bound is driven")
 	flag.IntVar(&scale.Workers, "scale-workers", argoAnalysisThreads, "scale case: analysis workers (argo-rollouts --analysis-threads)")
-	bounds := flag.String("scale-bounds", "0,4", "scale case: --max-concurrent-queries values, 0 = the plugin's default")
+	bounds := flag.String("scale-bounds", "0,4,64", "scale case: --max-concurrent-queries values, 0 = the plugin's default")
 	scaleMode := flag.String("scale", "yes", "scale case: yes, no, or only (skip the contenders)")
 	flag.Parse()
 	scale.Fixture.Before, scale.Fixture.After, scale.Fixture.Version = 15*time.Minute, 45*time.Minute, fixtureVersion
@@ -217,6 +220,11 @@ func runContenders(c *config, r *Results, only, backendOnly string) {
 		r.Coalesce = append(r.Coalesce, co)
 	}
 
+	if only == "" && backendOnly == "" {
+		d, err := diagnoseFloor(c, all, prom.URL)
+		check(err)
+		r.Floor = d
+	}
 }
 
 func check(err error) {

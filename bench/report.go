@@ -155,7 +155,7 @@ func writeReport(c *config, r *Results) error {
 	w("- **ours**: `rollouts-guardrails` in plugin mode (guardrail `query`), spawned and driven through go-plugin net/rpc by argo-rollouts' own plugin client (the conformance harness, `tests/conformance/harness`);\n")
 	w("- **sample**: argo-rollouts' sample metric plugin (`test/cmd/metrics-plugin-sample` of the argo-rollouts module, built from the Go module proxy) through the same client;\n")
 	w("- **builtin**: the controller's built-in Prometheus provider (`metricproviders/prometheus`) called in-process, building its API client per measurement as the controller's provider factory does;\n")
-	w("- **floor**: a direct `POST /api/v1/query` of the same PromQL on a keep-alive Go HTTP client (body read, status checked, nothing decoded).\n\n")
+	w("- **floor**: a direct `POST /api/v1/query` of the same PromQL on a keep-alive Go HTTP client that, like ours, asks for no compressed answer (body read, status checked, nothing decoded; see *Why the old floor was not a floor*).\n\n")
 	w("Query: `%s`, judged by `successCondition: %s` (every measurement must be `Successful`; a failed one is counted as an error, never as a latency).\n\n", Query, SuccessCondition)
 	w("## Machine\n\n| | |\n|---|---|\n| CPU | %s × %d |\n| memory | %.1f GiB |\n| kernel | %s |\n| Go | %s |\n| Rust | %s |\n| Prometheus | %s |\n| rollouts-guardrails | %s |\n| run started | %s |\n| load average (1/5/15 min) before / after | %s / %s |\n\n",
 		m.CPU, m.Cores, float64(m.MemoryKiB)/(1<<20), m.Kernel, m.Go, m.Rust, m.Prometheus, m.Guardrails, r.Started.Format("2006-01-02 15:04 UTC"), m.LoadBefore, m.LoadAfter)
@@ -230,6 +230,8 @@ func writeReport(c *config, r *Results) error {
 		w("| %s | %d | %s |\n", co.Contender, co.N, strings.Trim(fmt.Sprint(co.Requests), "[]"))
 	}
 	w("\n")
+	writeFloorDiagnosis(w, r)
+	writeScale(w, r.Scale, r.Machine.Prometheus)
 	b.Write(analysis)
 	return os.WriteFile(c.report, []byte(b.String()), 0o644)
 }

@@ -112,8 +112,13 @@ func runScaleCase(bin, workDir string, cfg ScaleConfig) (*Scale, error) {
 	defer prom.Stop()
 	canaries := cfg.Fixture.Canaries()
 	s := &Scale{Config: cfg, Fixture: *fx, PrometheusFlags: scalePrometheusFlags}
-	if s.Cost, err = measureCost(bin, prom.URL, canaries[len(canaries)/2]); err != nil {
-		return nil, err
+	// One canary of a typical namespace (the last one) and one of the big namespace (the first).
+	for _, c := range []Canary{canaries[len(canaries)-1], canaries[0]} {
+		rows, err := measureCost(bin, prom.URL, c, cfg.Fixture.RolloutsIn(c.Namespace))
+		if err != nil {
+			return nil, err
+		}
+		s.Cost = append(s.Cost, rows...)
 	}
 	if s.Runs, err = runScale(bin, cfg, prom, canaries); err != nil {
 		return nil, err
