@@ -26,7 +26,7 @@ help:
 	@echo "make test   # every test: Rust unit + integration (real Prometheus), Go conformance against the real controller client"
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
 	@echo "make fuzz   # cargo-fuzz on every decoder for FUZZ_SECONDS (default 300) each"
-	@echo "make bench  # ~6 min: ours vs argo's sample plugin, the built-in provider and a direct query; rewrites BENCHMARKS.md"
+	@echo "make bench  # ~10 min: ours vs argo's sample plugin, the built-in provider and a direct query, then 2,000 AnalysisRuns x 4 guardrails at controller scale; rewrites BENCHMARKS.md"
 	@echo "make docs   # regenerate docs/fault-matrix.md (every guardrail × every fault, both faces)"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"
@@ -208,7 +208,8 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-# Never part of `make test`. One run, same machine and Prometheus data for every contender; rewrites BENCHMARKS.md
-# and docs/bench/latency-throughput.svg (raw figures in target/bench/results.json).
+# Never part of `make test`. One run, same machine and Prometheus data for every contender, then the controller-scale
+# case on a generated fixture (cached under target/bench/); rewrites BENCHMARKS.md and
+# docs/bench/latency-throughput.svg (raw figures in target/bench/results.json).
 bench: release
 	bench/run.sh $(abspath $(BIN))
