@@ -80,14 +80,14 @@ func writeScale(w writer, s *Scale, prometheus string) {
 	w("**Data**: a generated kube-state-metrics fixture (`bench/fixture.go`): %d canaries, each a Rollout with its pod-template hash and %d ready pods of one container; %d of them in one namespace (`team-000`), the others spread over %d more namespaces (%d each); the series the four guardrails read (`kube_pod_info`, `kube_pod_created`, `kube_pod_status_ready` with all three conditions, `kube_pod_container_info`, `kube_pod_container_status_restarts_total`; healthy pods have no waiting-reason series), labelled as kube-state-metrics v2 does, sampled every %s: %d series, %d samples, from %s before it was generated to %s after (so every sample is fresh for the whole run). Loaded with `promtool tsdb create-blocks-from openmetrics` and cached under `target/bench/` keyed by these parameters (this run: %s). Prometheus: %s, default query limits (`--query.max-concurrency=20`), flags %s.\n\n",
 		fx.Params.Rollouts, fx.Params.PodsPerRollout, fx.Params.BigNamespace, fx.Params.Namespaces-1, (fx.Params.Rollouts-fx.Params.BigNamespace)/max(1, fx.Params.Namespaces-1),
 		fx.Params.Step, fx.Series, fx.Samples, fx.Params.Before, fx.Params.After, cachedText(fx), prometheus, "`"+strings.Join(s.PrometheusFlags, " ")+"` (no compaction during the run)")
-	w("| `--max-concurrent-queries` | measurements | asked/s | achieved/s | queries/s | queries/meas | p50 | p99 | max | schedule lag p50 / p99 | not Successful | Failed `timeout` | plugin RSS peak | CPU s: Prometheus / plugin / driver |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| `--max-concurrent-queries` | measurements | asked/s | achieved/s | queries/s | queries/meas | p50 | p99 | max | schedule lag p50 / p99 | not Successful | Failed `timeout` | plugin RSS peak | CPU s: Prometheus / plugin / driver | Prometheus queue / eval per query |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range s.Runs {
-		w("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f ms | %.1f ms | %.0f ms | %.0f / %.0f ms | %d | %d | %.1f MiB | %.1f / %.1f / %.1f of %.0f s |\n",
+		w("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f ms | %.1f ms | %.0f ms | %.0f / %.0f ms | %d | %d | %.1f MiB | %.1f / %.1f / %.1f of %.0f s | %.2f / %.2f ms |\n",
 			r.BoundArg, r.Measurements, r.AskedPerSec, r.PerSecond, r.QueriesPerSec, r.QueriesPerM, r.P50Ms, r.P99Ms, r.MaxMs,
 			r.LagP50Ms, r.LagP99Ms, r.Measurements-r.Successful, r.Timeouts, float64(r.PeakRSSKiB)/1024,
-			r.CPU.Prometheus, r.CPU.Plugin, r.CPU.Driver, r.CPU.Wall)
+			r.CPU.Prometheus, r.CPU.Plugin, r.CPU.Driver, r.CPU.Wall, r.PromQueueMs, r.PromEvalMs)
 	}
-	w("\nLatency is one `Run` as the controller's worker waits for it; schedule lag is how late a worker picked up a due AnalysisRun (all %d workers busy). Queries are Prometheus' own `prometheus_http_requests_total{handler=\"/api/v1/query\"}` over the run; CPU is Prometheus' `process_cpu_seconds_total`, the plugin's and the driver's `/proc` counters over the run. ", cfg.Workers)
+	w("\nLatency is one `Run` as the controller's worker waits for it; schedule lag is how late a worker picked up a due AnalysisRun (all %d workers busy). Queries are Prometheus' own `prometheus_http_requests_total{handler=\"/api/v1/query\"}` over the run; CPU is Prometheus' `process_cpu_seconds_total`, the plugin's and the driver's `/proc` counters over the run; Prometheus queue / eval is the mean of its own `prometheus_engine_query_duration_seconds` slices `queue_time` (waiting for one of its 20 query slots) and `inner_eval`. ", cfg.Workers)
 	var bad []string
 	for _, r := range s.Runs {
 		for _, m := range r.Messages {

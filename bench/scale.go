@@ -54,7 +54,12 @@ type ScaleRun struct {
 	QueriesPerSec float64 `json:"queries_per_second"`
 	QueriesPerM   float64 `json:"queries_per_measurement"`
 	PeakRSSKiB    int64   `json:"plugin_peak_rss_kib"`
-	CPU           CPU     `json:"cpu"`
+	// PromQueueMs and PromEvalMs are the mean time a query waited for one of Prometheus' --query.max-concurrency
+	// slots and spent evaluating (its prometheus_engine_query_duration_seconds, slices queue_time and
+	// inner_eval, over the run); -1 if unreadable.
+	PromQueueMs float64 `json:"prometheus_queue_ms"`
+	PromEvalMs  float64 `json:"prometheus_eval_ms"`
+	CPU         CPU     `json:"cpu"`
 	// Messages are the first messages of non-Successful measurements, by message, with their count.
 	Messages []MessageCount `json:"messages,omitempty"`
 }
@@ -159,13 +164,36 @@ func runScaleBound(bin string, cfg ScaleConfig, prom *promServer, canaries []Can
 	}
 	ars := scaleAnalysisRuns(canaries, prom.URL)
 	queriesBefore := promQueries(prom.URL)
+	queue, eval := readEngineSlice(prom.URL, "queue_time"), readEngineSlice(prom.URL, "inner_eval")
 	cpu := readCPU(pid, prom.URL)
 	records, lags, elapsed := drive(p, ars, cfg)
 	run.CPU = cpu.since(readCPU(pid, prom.URL))
+	run.PromQueueMs = queue.meanMsSince(readEngineSlice(prom.URL, "queue_time"))
+	run.PromEvalMs = eval.meanMsSince(readEngineSlice(prom.URL, "inner_eval"))
 	run.Queries = promQueries(prom.URL) - queriesBefore
 	_, run.PeakRSSKiB = rss(pid)
 	summarize(&run, records, lags, elapsed, len(ars)*len(ScaleGuardrails), cfg.Minute)
 	return run, nil
+}
+
+// engineSlice is one slice of Prometheus' prometheus_engine_query_duration_seconds summary.
+type engineSlice struct{ sum, count float64 }
+
+func readEngineSlice(promURL, slice string) engineSlice {
+	label := fmt.Sprintf(`slice="%s"`, slice)
+	return engineSlice{
+		sum:   promMetricWhere(promURL, "prometheus_engine_query_duration_seconds_sum", label),
+		count: promMetricWhere(promURL, "prometheus_engine_query_duration_seconds_count", label),
+	}
+}
+
+// meanMsSince is the mean duration of the queries between s and now, in ms; -1 if unknown.
+func (s engineSlice) meanMsSince(now engineSlice) float64 {
+	n := now.count - s.count
+	if s.sum < 0 || now.sum < 0 || n <= 0 {
+		return -1
+	}
+	return 1000 * (now.sum - s.sum) / n
 }
 
 // scaleAnalysisRuns builds one AnalysisRun per canary, owned by its Rollout and labelled with its hash as the
