@@ -3,7 +3,6 @@
 //! from each request's own `time` parameter, so they are fresh whether a face evaluates "now" (plugin mode)
 //! or a given instant.
 // Each test binary uses part of this.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
