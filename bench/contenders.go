@@ -52,7 +52,7 @@ func contenders(guardrailsBin, sampleBin string) []contender {
 		{"ours", "rollouts-guardrails (plugin, net/rpc)", func(a string) (instance, error) { return startOurs(guardrailsBin, a) }},
 		{"sample", "argo sample plugin (net/rpc)", func(a string) (instance, error) { return startSample(sampleBin, a) }},
 		{"builtin", "built-in provider (in-process)", startBuiltin},
-		{"floor", "direct HTTP query (floor)", func(a string) (instance, error) { return startFloor(a, floorOptions{}) }},
+		{"floor", "direct HTTP query (floor)", func(a string) (instance, error) { return startFloor(a, theFloor) }},
 	}
 }
 

@@ -59,7 +59,7 @@ func describeMachine(guardrails string) Machine {
 	m.Rust = first("rustc", "--version")
 	m.Prometheus = first("prometheus", "--version")
 	if fi, err := os.Stat(guardrails); err == nil {
-		m.Guardrails = fmt.Sprintf("release build, %.1f MiB", float64(fi.Size())/(1<<20))
+		m.Guardrails = fmt.Sprintf("release build, %.1f MiB, `%s`", float64(fi.Size())/(1<<20), first(guardrails, "--version"))
 	}
 	return m
 }
@@ -155,7 +155,7 @@ func writeReport(c *config, r *Results) error {
 	w("- **ours**: `rollouts-guardrails` in plugin mode (guardrail `query`), spawned and driven through go-plugin net/rpc by argo-rollouts' own plugin client (the conformance harness, `tests/conformance/harness`);\n")
 	w("- **sample**: argo-rollouts' sample metric plugin (`test/cmd/metrics-plugin-sample` of the argo-rollouts module, built from the Go module proxy) through the same client;\n")
 	w("- **builtin**: the controller's built-in Prometheus provider (`metricproviders/prometheus`) called in-process, building its API client per measurement as the controller's provider factory does;\n")
-	w("- **floor**: a direct `POST /api/v1/query` of the same PromQL on a keep-alive Go HTTP client that, like ours, asks for no compressed answer (body read, status checked, nothing decoded; see *Why the old floor was not a floor*).\n\n")
+	w("- **floor**: a direct `POST /api/v1/query` of the same PromQL on a keep-alive Go HTTP client that asks as our client does: no compressed answer, at most 16 queries in flight (our default `--max-concurrent-queries`); body read, status checked, nothing decoded (see *Why the old floor was not a floor*).\n\n")
 	w("Query: `%s`, judged by `successCondition: %s` (every measurement must be `Successful`; a failed one is counted as an error, never as a latency).\n\n", Query, SuccessCondition)
 	w("## Machine\n\n| | |\n|---|---|\n| CPU | %s × %d |\n| memory | %.1f GiB |\n| kernel | %s |\n| Go | %s |\n| Rust | %s |\n| Prometheus | %s |\n| rollouts-guardrails | %s |\n| run started | %s |\n| load average (1/5/15 min) before / after | %s / %s |\n\n",
 		m.CPU, m.Cores, float64(m.MemoryKiB)/(1<<20), m.Kernel, m.Go, m.Rust, m.Prometheus, m.Guardrails, r.Started.Format("2006-01-02 15:04 UTC"), m.LoadBefore, m.LoadAfter)
