@@ -88,6 +88,13 @@ func writeScale(w writer, s *Scale, prometheus string) {
 			r.CPU.Prometheus, r.CPU.Plugin, r.CPU.Driver, r.CPU.Wall, r.PromQueueMs, r.PromEvalMs)
 	}
 	w("\nLatency is one `Run` as the controller's worker waits for it; schedule lag is how late a worker picked up a due AnalysisRun (all %d workers busy). Queries are Prometheus' own `prometheus_http_requests_total{handler=\"/api/v1/query\"}` over the run; CPU is Prometheus' `process_cpu_seconds_total`, the plugin's and the driver's `/proc` counters over the run; Prometheus queue / eval is the mean of its own `prometheus_engine_query_duration_seconds` slices `queue_time` (waiting for one of its 20 query slots) and `inner_eval`. ", cfg.Workers)
+	if len(s.Runs) > 0 && len(s.Runs[0].Groups) > 0 {
+		w("\n\nLatency by guardrail and namespace size (bound %s):\n\n| guardrail, canary's namespace | measurements | p50 | p99 |\n|---|---:|---:|---:|\n", s.Runs[0].BoundArg)
+		for _, g := range s.Runs[0].Groups {
+			w("| %s | %d | %.1f ms | %.1f ms |\n", g.Group, g.Count, g.P50Ms, g.P99Ms)
+		}
+		w("\n")
+	}
 	var bad []string
 	for _, r := range s.Runs {
 		for _, m := range r.Messages {

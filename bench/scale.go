@@ -60,8 +60,18 @@ type ScaleRun struct {
 	PromQueueMs float64 `json:"prometheus_queue_ms"`
 	PromEvalMs  float64 `json:"prometheus_eval_ms"`
 	CPU         CPU     `json:"cpu"`
+	// Groups are the latency percentiles by guardrail and namespace size.
+	Groups []GroupLatency `json:"groups"`
 	// Messages are the first messages of non-Successful measurements, by message, with their count.
 	Messages []MessageCount `json:"messages,omitempty"`
+}
+
+// GroupLatency is the latency of one group of measurements.
+type GroupLatency struct {
+	Group string  `json:"group"`
+	Count int     `json:"count"`
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
 }
 
 // MessageCount is one distinct message and how often it came.
@@ -87,6 +97,17 @@ type analysisRun struct {
 	next    []time.Time
 	// described says GetMetadata was called (the controller calls it once, with the first measurement).
 	described bool
+	// big says the canary is in the big namespace.
+	big bool
+}
+
+// group names metric m's latency group: its guardrail and the size of its canary's namespace.
+func (a *analysisRun) group(m int) string {
+	where := "typical namespace"
+	if a.big {
+		where = "big namespace"
+	}
+	return ScaleGuardrails[m] + ", " + where
 }
 
 // scaleRecord is what one measurement left.
@@ -94,6 +115,8 @@ type scaleRecord struct {
 	latency time.Duration
 	phase   v1alpha1.AnalysisPhase
 	message string
+	// group is the guardrail and whether the canary is in the big namespace ("restarts, big namespace").
+	group string
 }
 
 // scalePrometheusFlags keep Prometheus from compacting the fixture's blocks during the case (its CPU is part of
@@ -206,6 +229,7 @@ func scaleAnalysisRuns(canaries []Canary, address string) []*analysisRun {
 			a.metrics = append(a.metrics, harness.NewMetric(g, map[string]any{"address": address, "guardrail": g}))
 		}
 		a.next = make([]time.Time, len(a.metrics))
+		a.big = c.Namespace == canaries[0].Namespace
 		ars[i] = a
 	}
 	return ars
@@ -270,13 +294,13 @@ func reconcile(p *harness.Plugin, a *analysisRun, minute time.Duration) []scaleR
 		go func() {
 			defer wg.Done()
 			if err := p.Ping(); err != nil {
-				recs[m] = scaleRecord{phase: v1alpha1.AnalysisPhaseError, message: "ping: " + err.Error()}
+				recs[m] = scaleRecord{phase: v1alpha1.AnalysisPhaseError, message: "ping: " + err.Error(), group: a.group(m)}
 				a.next[m] = time.Now().Add(minute)
 				return
 			}
 			t := time.Now()
 			ms := p.Provider.Run(a.ar, a.metrics[m])
-			recs[m] = scaleRecord{latency: time.Since(t), phase: ms.Phase, message: ms.Message}
+			recs[m] = scaleRecord{latency: time.Since(t), phase: ms.Phase, message: ms.Message, group: a.group(m)}
 			a.next[m] = time.Now().Add(minute)
 		}()
 	}
@@ -335,6 +359,15 @@ func summarize(run *ScaleRun, records []scaleRecord, lags []time.Duration, elaps
 	if len(run.Messages) > 5 {
 		run.Messages = run.Messages[:5]
 	}
+	byGroup := map[string][]time.Duration{}
+	for _, r := range records {
+		byGroup[r.group] = append(byGroup[r.group], r.latency)
+	}
+	for g, l := range byGroup {
+		sortDurations(l)
+		run.Groups = append(run.Groups, GroupLatency{g, len(l), ms(pct(l, 50)), ms(pct(l, 99))})
+	}
+	sort.Slice(run.Groups, func(i, j int) bool { return run.Groups[i].Group < run.Groups[j].Group })
 	sortDurations(lat)
 	sortDurations(lags)
 	run.Seconds = elapsed.Seconds()
