@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // writer appends formatted text to the report.
@@ -77,9 +78,9 @@ func writeScale(w writer, s *Scale, prometheus string) {
 		fx.Params.Rollouts, strings.Join(quoted(ScaleGuardrails), ", "), cfg.Minute, compression, cfg.Duration)
 	w("Modelled on the controller (argo-rollouts v1.9.1): one plugin process; %d analysis workers (`--analysis-threads` default, `controller.DefaultAnalysisThreads`) take due AnalysisRuns from one queue in due order; a worker runs an AnalysisRun's due metrics concurrently (`runMeasurements`: one goroutine per metric, each `Ping` then `Run` through argo's own plugin client), calls `GetMetadata` with the first measurement, and the metric is due again one (compressed) minute after its measurement finished (`calculateNextReconcileTime`). The AnalysisRuns start spread evenly over the first minute. ", cfg.Workers)
 	w("The schedule asks %.0f measurements/s (%.0f/s in real time). The whole case took %.0f s, fixture and cost table included.\n\n", float64(fx.Params.Rollouts*len(ScaleGuardrails))/cfg.Minute.Seconds(), float64(fx.Params.Rollouts*len(ScaleGuardrails))/60, s.Seconds)
-	w("**Data**: a generated kube-state-metrics fixture (`bench/fixture.go`): %d canaries, each a Rollout with its pod-template hash and %d ready pods of one container; %d of them in one namespace (`team-000`), the others spread over %d more namespaces (%d each); the series the four guardrails read (`kube_pod_info`, `kube_pod_created`, `kube_pod_status_ready` with all three conditions, `kube_pod_container_info`, `kube_pod_container_status_restarts_total`; healthy pods have no waiting-reason series), labelled as kube-state-metrics v2 does, sampled every %s: %d series, %d samples, from %s before it was generated to %s after (so every sample is fresh for the whole run). Loaded with `promtool tsdb create-blocks-from openmetrics` and cached under `target/bench/` keyed by these parameters (this run: %s). Prometheus: %s, default query limits (`--query.max-concurrency=20`), flags %s.\n\n",
+	w("**Data**: a generated kube-state-metrics fixture (`bench/fixture.go`): %d canaries, each a Rollout with its pod-template hash and %d ready pods of one container; %d of them in one namespace (`team-000`), the others spread over %d more namespaces (%d each); the series the four guardrails read (`kube_pod_info`, `kube_pod_created`, `kube_pod_status_ready` with all three conditions, `kube_pod_container_info`, `kube_pod_container_status_restarts_total`; healthy pods have no waiting-reason series), labelled as kube-state-metrics v2 does, sampled every %s: %d series, %d samples, from %s before it was generated to %s after (so every sample is fresh for the whole run). Loaded with `promtool tsdb create-blocks-from openmetrics` and cached under `target/bench/` keyed by these parameters, reused by a later run while its samples still cover that run (up to %s after generation), else generated anew (this run: %s). Prometheus: %s, default query limits (`--query.max-concurrency=20`), flags %s.\n\n",
 		fx.Params.Rollouts, fx.Params.PodsPerRollout, fx.Params.BigNamespace, fx.Params.Namespaces-1, (fx.Params.Rollouts-fx.Params.BigNamespace)/max(1, fx.Params.Namespaces-1),
-		fx.Params.Step, fx.Series, fx.Samples, fx.Params.Before, fx.Params.After, cachedText(fx), prometheus, "`"+strings.Join(s.PrometheusFlags, " ")+"` (no compaction during the run)")
+		fx.Params.Step, fx.Series, fx.Samples, fx.Params.Before, fx.Params.After, reuseWindow(s), cachedText(fx), prometheus, "`"+strings.Join(s.PrometheusFlags, " ")+"` (no compaction during the run)")
 	w("| `--max-concurrent-queries` | measurements | asked/s | achieved/s | queries/s | queries/meas | p50 | p99 | max | schedule lag p50 / p99 | not Successful | Failed `timeout` | plugin RSS peak | CPU s: Prometheus / plugin / driver | Prometheus queue / eval per query |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range s.Runs {
 		w("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f ms | %.1f ms | %.0f ms | %.0f / %.0f ms | %d | %d | %.1f MiB | %.1f / %.1f / %.1f of %.0f s | %.2f / %.2f ms |\n",
@@ -111,6 +112,11 @@ func writeScale(w writer, s *Scale, prometheus string) {
 		w("\n")
 	}
 	writeCost(w, s)
+}
+
+// reuseWindow is how long after its generation a fixture still serves a whole case (runScaleCase's needUntil).
+func reuseWindow(s *Scale) time.Duration {
+	return s.Fixture.Params.After - scaleMargin - time.Duration(len(s.Config.Bounds))*s.Config.Duration
 }
 
 func cachedText(fx Fixture) string {

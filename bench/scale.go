@@ -124,11 +124,15 @@ type scaleRecord struct {
 // the figures); the query limits stay at their defaults (--query.max-concurrency=20).
 var scalePrometheusFlags = []string{"--storage.tsdb.max-block-duration=2h", "--storage.tsdb.min-block-duration=2h"}
 
+// scaleMargin is how far past the case's planned end a fixture's samples must reach: the tail of the last
+// bound, the cost table, and Prometheus' start.
+const scaleMargin = 15 * time.Minute
+
 // runScaleCase loads (or reuses) the fixture under workDir, starts Prometheus on it, measures every bound and
 // the cost table.
 func runScaleCase(bin, workDir string, cfg ScaleConfig) (*Scale, error) {
 	t0 := time.Now()
-	needUntil := time.Now().Add(time.Duration(len(cfg.Bounds))*cfg.Duration + 15*time.Minute)
+	needUntil := time.Now().Add(time.Duration(len(cfg.Bounds))*cfg.Duration + scaleMargin)
 	fx, err := loadFixture(workDir, cfg.Fixture, needUntil)
 	if err != nil {
 		return nil, fmt.Errorf("scale fixture: %w", err)
