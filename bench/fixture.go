@@ -82,7 +82,7 @@ type Fixture struct {
 	Samples         int     `json:"samples"`
 	GenerateSeconds float64 `json:"generate_seconds"`
 	// Cached says the blocks were reused from an earlier run.
-	Cached bool `json:"-"`
+	Cached bool `json:"cached"`
 }
 
 // key is the cache key of p: a digest of every parameter.
@@ -99,7 +99,7 @@ func loadFixture(dir string, p FixtureParams, needUntil time.Time) (*Fixture, er
 	meta := filepath.Join(home, "fixture.json")
 	if b, err := os.ReadFile(meta); err == nil {
 		var f Fixture
-		if json.Unmarshal(b, &f) == nil && f.End.After(needUntil) && f.Start.Before(time.Now().Add(-p.Before/2)) {
+		if json.Unmarshal(b, &f) == nil && f.Params == p && f.End.After(needUntil) && f.Start.Before(time.Now().Add(-p.Before/2)) {
 			f.Blocks, f.Cached = filepath.Join(home, "blocks"), true
 			return &f, nil
 		}
