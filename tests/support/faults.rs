@@ -75,13 +75,13 @@ pub fn evaluated_at(request: &RecordedRequest) -> f64 {
 
 /// Which ReplicaSet a query selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+enum Side {
     Canary,
     Stable,
 }
 
 impl Side {
-    pub fn of(query: &str) -> Side {
+    fn of(query: &str) -> Side {
         let stable = format!("created_by_name=\"{}-{STABLE_HASH}\"", faces::ROLLOUT);
         if query.contains(&stable) {
             Side::Stable
@@ -92,13 +92,13 @@ impl Side {
 }
 
 /// Whether `query` is a subquery, `(<expression>)[<range>:<step>]`: the rank test's per-step samples.
-pub fn is_subquery(query: &str) -> bool {
+fn is_subquery(query: &str) -> bool {
     query.ends_with(']') && query.contains(")[")
 }
 
 /// The steps Prometheus evaluates a subquery `(…)[<range>s:<step>s]` at, asked at `at`: the multiples of step
 /// in `(at - range, at]`, oldest first. `None` when the query is no subquery in seconds.
-pub fn subquery_steps(query: &str, at: f64) -> Option<Vec<f64>> {
+fn subquery_steps(query: &str, at: f64) -> Option<Vec<f64>> {
     let (_, tail) = query.rsplit_once(")[")?;
     let (range, step) = tail.strip_suffix(']')?.split_once(':')?;
     let seconds = |d: &str| d.strip_suffix('s')?.parse::<f64>().ok();
@@ -116,7 +116,7 @@ pub fn subquery_steps(query: &str, at: f64) -> Option<Vec<f64>> {
 
 /// The healthy per-step p99 latency of a side at the steps of [`subquery_steps`]: a stable around 0.3 s and a
 /// canary a little faster, so the rank test finds no regression.
-pub fn healthy_steps(query: &str, at: f64) -> Option<Vec<(f64, f64)>> {
+fn healthy_steps(query: &str, at: f64) -> Option<Vec<(f64, f64)>> {
     let base = match Side::of(query) {
         Side::Canary => 0.29,
         Side::Stable => 0.30,
@@ -132,7 +132,7 @@ pub fn healthy_steps(query: &str, at: f64) -> Option<Vec<(f64, f64)>> {
 }
 
 /// Steps as a matrix's points, values as Prometheus writes them.
-pub fn points(steps: &[(f64, f64)]) -> Vec<(f64, String)> {
+fn points(steps: &[(f64, f64)]) -> Vec<(f64, String)> {
     steps
         .iter()
         .map(|(t, v)| (*t, prometheus_float(*v)))
