@@ -2,7 +2,6 @@
 //! [`Reply`]s (good answers and every way an answer can go wrong), recording every request and counting TCP
 //! connections so tests can assert what the client sent and how. It stops when dropped.
 // Shared by several test binaries, each of which uses only part of it.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -6,7 +6,6 @@
 //! [`all`] are faults of the road and of every answer; [`range_answers`] are faults in the answers only the rank
 //! test ([`RANK_TEST`]) reads: its per-step subqueries (a matrix per side) and its traffic proof.
 // Each test binary uses part of this.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -48,17 +48,33 @@ impl GuardrailsProvider {
         };
         let context = convert::analysis_context(request.analysis);
         let metric = convert::metric_spec(metric);
+        let work = self.engine.measure_at(&context, &metric, evaluation_time);
+        self.guarded(&metric.name, None, work).await
+    }
+
+    /// One measurement under the server's bound on concurrent measurements; a panic becomes a Failed
+    /// measurement (timed from `started_at` when given), never a dropped connection.
+    async fn guarded(
+        &self,
+        metric: &str,
+        started_at: Option<SystemTime>,
+        work: impl std::future::Future<Output = Measurement>,
+    ) -> Result<Measurement, Status> {
         let _permit = self
             .measurements
             .acquire()
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let run = AssertUnwindSafe(self.engine.measure_at(&context, &metric, evaluation_time));
-        Ok(match run.catch_unwind().await {
+        Ok(match AssertUnwindSafe(work).catch_unwind().await {
             Ok(measurement) => measurement,
             Err(_) => {
-                tracing::error!(metric = %metric.name, "the measurement panicked");
-                Measurement::failed("internal error: the measurement panicked")
+                tracing::error!(metric = %metric, "the measurement panicked");
+                let mut failed = Measurement::failed("internal error: the measurement panicked");
+                if started_at.is_some() {
+                    failed.started_at = started_at;
+                    failed.finished_at = Some(SystemTime::now());
+                }
+                failed
             }
         })
     }
@@ -132,22 +148,8 @@ impl MetricProvider for GuardrailsProvider {
         };
         let context = convert::analysis_context(request.analysis);
         let metric = convert::metric_spec(metric);
-        let _permit = self
-            .measurements
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let resume = AssertUnwindSafe(self.engine.resume(&context, &metric, started_at));
-        let measurement = match resume.catch_unwind().await {
-            Ok(measurement) => measurement,
-            Err(_) => {
-                tracing::error!(metric = %metric.name, "the measurement panicked");
-                let mut failed = Measurement::failed("internal error: the measurement panicked");
-                failed.started_at = Some(started_at);
-                failed.finished_at = Some(SystemTime::now());
-                failed
-            }
-        };
+        let work = self.engine.resume(&context, &metric, started_at);
+        let measurement = self.guarded(&metric.name, Some(started_at), work).await?;
         Ok(Response::new(pb::ResumeResponse {
             measurement: Some(convert::measurement_message(&measurement)),
         }))
