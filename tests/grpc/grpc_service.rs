@@ -449,7 +449,8 @@ async fn the_request_deadline_is_honoured() -> Result<()> {
         Some(context(&SHOP_WEB)),
         Some(metric(&query_config(&fake))),
     ));
-    request.set_timeout(Duration::from_millis(300));
+    // A deadline the server answers ahead of (a tenth of it, 100 ms here), even on a loaded machine.
+    request.set_timeout(Duration::from_secs(1));
     let started = Instant::now();
     let status = client
         .run(request)
@@ -462,7 +463,7 @@ async fn the_request_deadline_is_honoured() -> Result<()> {
         "answered by the server, not the client: {status:?}"
     );
     assert!(
-        elapsed < Duration::from_secs(2),
+        elapsed < Duration::from_secs(3),
         "answered after {elapsed:?}"
     );
     server.shut_down().await?;

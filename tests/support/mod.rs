@@ -7,6 +7,7 @@
 /// The modules name each other `crate::support::…`, as the test targets name them.
 use crate as support;
 
+pub mod analysis;
 pub mod faces;
 pub mod fake_cluster;
 pub mod fake_prometheus;
@@ -18,6 +19,24 @@ pub mod prometheus;
 pub mod scenarios;
 
 use std::path::{Path, PathBuf};
+
+/// Every `.yaml`/`.yml` file under `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
 
 /// The package's root directory (where its Cargo.toml is): this crate lives in `tests/support/`.
 pub fn root() -> PathBuf {
@@ -35,7 +54,10 @@ fn profile_dir() -> PathBuf {
 
 /// The `rollouts-guardrails` binary cargo built for this test run.
 pub fn plugin_binary() -> PathBuf {
-    profile_dir().join(format!("rollouts-guardrails{}", std::env::consts::EXE_SUFFIX))
+    profile_dir().join(format!(
+        "rollouts-guardrails{}",
+        std::env::consts::EXE_SUFFIX
+    ))
 }
 
 /// A directory inside the target directory the tests may write to (cargo's `CARGO_TARGET_TMPDIR`).

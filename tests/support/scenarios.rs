@@ -205,8 +205,7 @@ pub const RESIZER_DIGEST: &str =
 
 /// Where the committed rendering lives.
 pub fn fixture_path() -> PathBuf {
-    crate::root()
-        .join("tests/fixtures/prometheus/kube-state-metrics.om")
+    crate::root().join("tests/fixtures/prometheus/kube-state-metrics.om")
 }
 
 /// The canonical fixture rendered as OpenMetrics text (what the committed file must contain).

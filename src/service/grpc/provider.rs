@@ -16,9 +16,13 @@ use super::pb;
 use super::pb::metric_provider_server::MetricProvider;
 use crate::engine::{settle, Engine, Measurement, Phase, PLUGIN_NAME};
 
-/// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED reaches the caller
-/// (and beats tonic's own timeout layer, which would answer a bare CANCELLED at the deadline itself).
-pub const DEADLINE_REPLY_MARGIN: Duration = Duration::from_millis(20);
+/// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED (saying why) reaches the
+/// caller before the caller's own deadline fires (and beats tonic's timeout layer, which would answer a bare
+/// CANCELLED at the deadline itself): a tenth of the deadline, at least 50 ms (a loaded machine's reply path)
+/// and at most 1 s.
+pub fn deadline_reply_margin(deadline: Duration) -> Duration {
+    (deadline / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
 
 /// The `MetricProvider` service.
 #[derive(Clone)]
@@ -99,7 +103,7 @@ impl MetricProvider for GuardrailsProvider {
         let mut measurement = match deadline {
             None => work.await?,
             Some(deadline) => {
-                let budget = deadline.saturating_sub(DEADLINE_REPLY_MARGIN);
+                let budget = deadline.saturating_sub(deadline_reply_margin(deadline));
                 tokio::time::timeout(budget, work).await.map_err(|_| {
                     Status::deadline_exceeded(format!(
                         "the measurement did not finish within the request deadline of {deadline:?}"
