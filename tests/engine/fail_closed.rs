@@ -183,16 +183,7 @@ fn whole_faults() -> Vec<(&'static str, Reply, &'static [&'static str])> {
             &["query-error", "timeout"],
         ),
     ];
-    for error_type in [
-        "bad_data",
-        "execution",
-        "timeout",
-        "canceled",
-        "internal",
-        "unavailable",
-        "not_found",
-        "something_new",
-    ] {
+    for error_type in support::faults::ERROR_TYPES {
         let leaked: &'static str = Box::leak(format!("status error {error_type}").into_boxed_str());
         faults.push((
             leaked,

@@ -73,6 +73,14 @@ impl Regression {
                 ),
             ));
         }
+        // A subquery's steps strictly increase: repeated or reordered steps are not Prometheus' answer, and a
+        // repeated step would count twice in the rank test.
+        if steps.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+            return Err(Failure::new(
+                FailureClass::QueryError,
+                "samples query returned steps out of order or with repeated timestamps",
+            ));
+        }
         self.fresh(steps, &evidence.coverage, common.staleness, at)?;
         let values: Vec<f64> = steps
             .iter()
@@ -146,7 +154,8 @@ impl Regression {
                 "stale {} samples for ReplicaSet {}: the last step is {} before the evaluation instant, older than staleness {}",
                 self.signal.name(),
                 coverage.target(),
-                duration::format(Duration::from_secs_f64(age.clamp(0.0, 1e12))),
+                // Whole seconds: "10m59s", not "659168ms".
+                duration::format(Duration::from_secs(age.clamp(0.0, 1e12).round() as u64)),
                 duration::format(staleness)
             ),
         ))
