@@ -81,7 +81,7 @@ func writeScale(w writer, s *Scale, prometheus string) {
 	w("**Data**: a generated kube-state-metrics fixture (`bench/fixture.go`): %d canaries, each a Rollout with its pod-template hash and %d ready pods of one container; %d of them in one namespace (`team-000`), the others spread over %d more namespaces (%d each); the series the four guardrails read (`kube_pod_info`, `kube_pod_created`, `kube_pod_status_ready` with all three conditions, `kube_pod_container_info`, `kube_pod_container_status_restarts_total`; healthy pods have no waiting-reason series), labelled as kube-state-metrics v2 does, sampled every %s: %d series, %d samples, from %s before it was generated to %s after (so every sample is fresh for the whole run). Loaded with `promtool tsdb create-blocks-from openmetrics` and cached under `target/bench/` keyed by these parameters, reused by a later run while its samples still cover that run (up to %s after generation), else generated anew (this run: %s). Prometheus: %s, default query limits (`--query.max-concurrency=20`), flags %s.\n\n",
 		fx.Params.Rollouts, fx.Params.PodsPerRollout, fx.Params.BigNamespace, fx.Params.Namespaces-1, (fx.Params.Rollouts-fx.Params.BigNamespace)/max(1, fx.Params.Namespaces-1),
 		fx.Params.Step, fx.Series, fx.Samples, fx.Params.Before, fx.Params.After, reuseWindow(s), cachedText(fx), prometheus, "`"+strings.Join(s.PrometheusFlags, " ")+"` (no compaction during the run)")
-	w("| `--max-concurrent-queries` | measurements | asked/s | achieved/s | queries/s | queries/meas | p50 | p99 | max | schedule lag p50 / p99 | not Successful | Failed `timeout` | plugin RSS peak | CPU s: Prometheus / plugin / driver | Prometheus queue / eval per query |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| `--max-concurrent-queries` | measurements | asked/s | achieved/s | queries/s | queries/meas | p50 | p99 | max | schedule lag p50 / p99 | not Successful | `timeout` | plugin RSS peak | CPU s: Prometheus / plugin / driver | Prometheus queue / eval per query |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range s.Runs {
 		w("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f ms | %.1f ms | %.0f ms | %.0f / %.0f ms | %d | %d | %.1f MiB | %.1f / %.1f / %.1f of %.0f s | %.2f / %.2f ms |\n",
 			r.BoundArg, r.Measurements, r.AskedPerSec, r.PerSecond, r.QueriesPerSec, r.QueriesPerM, r.P50Ms, r.P99Ms, r.MaxMs,
@@ -105,7 +105,7 @@ func writeScale(w writer, s *Scale, prometheus string) {
 	if len(bad) == 0 {
 		w("Every measurement was `Successful`.\n\n")
 	} else {
-		w("Measurements that were not `Successful`, by first message:\n\n")
+		w("Measurements that were not `Successful`, by first message (`timeout` counts those whose failure class is `timeout`, whatever phase `unprovenPhase` gave them):\n\n")
 		for _, b := range bad {
 			w("- %s\n", b)
 		}

@@ -116,6 +116,8 @@ type scaleRecord struct {
 	latency time.Duration
 	phase   v1alpha1.AnalysisPhase
 	message string
+	// failure is the measurement's `failure` metadata (its failure class: `timeout`, `no-data`, …), if any.
+	failure string
 	// group is the guardrail and whether the canary is in the big namespace ("restarts, big namespace").
 	group string
 }
@@ -307,7 +309,7 @@ func reconcile(p *harness.Plugin, a *analysisRun, minute time.Duration) []scaleR
 			}
 			t := time.Now()
 			ms := p.Provider.Run(a.ar, a.metrics[m])
-			recs[m] = scaleRecord{latency: time.Since(t), phase: ms.Phase, message: ms.Message, group: a.group(m)}
+			recs[m] = scaleRecord{latency: time.Since(t), phase: ms.Phase, message: ms.Message, failure: ms.Metadata["failure"], group: a.group(m)}
 			a.next[m] = time.Now().Add(minute)
 		}()
 	}
@@ -354,7 +356,7 @@ func summarize(run *ScaleRun, records []scaleRecord, lags []time.Duration, elaps
 		default:
 			run.Other++
 		}
-		if isTimeout(r.message) {
+		if isTimeout(r) {
 			run.Timeouts++
 		}
 		messages[fmt.Sprintf("%s: %s", r.phase, firstLine(r.message))]++
@@ -391,11 +393,15 @@ func summarize(run *ScaleRun, records []scaleRecord, lags []time.Duration, elaps
 	}
 }
 
-// isTimeout says a message reports the plugin's timeout (a query, or the wait for a query slot, outlasted the
-// measurement's `timeout`).
-func isTimeout(message string) bool {
-	m := strings.ToLower(message)
-	return strings.Contains(m, "timed out") || strings.Contains(m, "timeout")
+// isTimeout says the measurement failed on the plugin's timeout (a query, or the wait for a query slot,
+// outlasted the measurement's `timeout`): its failure class says so (metadata `failure`, src/failure.rs), or,
+// without one, its message does (src/engine/measure.rs, src/prometheus/error.rs).
+func isTimeout(r scaleRecord) bool {
+	if r.failure != "" {
+		return r.failure == "timeout"
+	}
+	m := strings.ToLower(r.message)
+	return strings.Contains(m, "timed out") || strings.Contains(m, "did not answer in time")
 }
 
 func firstLine(s string) string {
