@@ -26,7 +26,7 @@ help:
 	@echo "make test   # every test: Rust unit + integration (real Prometheus), Go conformance against the real controller client"
 	@echo "make lint   # rustfmt check + clippy, warnings denied"
 	@echo "make fuzz   # cargo-fuzz on every decoder for FUZZ_SECONDS (default 300) each"
-	@echo "make bench  # ~10 min: ours vs argo's sample plugin, the built-in provider and a direct query, then 2,000 AnalysisRuns x 4 guardrails at controller scale; rewrites BENCHMARKS.md"
+	@echo "make bench  # ~7 min: ours vs argo's sample plugin, the built-in provider and a direct query, then 2,000 AnalysisRuns x 4 guardrails at controller scale; rewrites BENCHMARKS.md"
 	@echo "make docs   # regenerate docs/fault-matrix.md (every guardrail × every fault, both faces)"
 	@echo "make build  # debug build;  make release: optimized binary at $(BIN)"
 	@echo "make release-static  # fully static (musl) binary at $(STATIC_BIN)"

@@ -172,6 +172,7 @@ func runContenders(c *config, r *Results, only, backendOnly string) {
 	// The data ends 30 minutes from now, so every sample the queries see stays fresh for the whole run.
 	prom, err := harness.StartPrometheus(fixture, time.Now().Add(30*time.Minute))
 	check(err)
+	atExit = append(atExit, prom.Stop)
 	defer prom.Stop()
 	fake := startFake(0)
 	defer fake.Close()
@@ -227,10 +228,18 @@ func runContenders(c *config, r *Results, only, backendOnly string) {
 	}
 }
 
+// atExit are the stops of the servers started (each safe to call twice): check runs them, as os.Exit skips
+// deferred calls.
+var atExit []func()
+
 func check(err error) {
 	if err != nil {
-		// os.Exit skips deferred calls: stop every plugin process still running (Prometheus dies with us).
+		// os.Exit skips deferred calls: stop every plugin process still running and every Prometheus (which
+		// would die with us anyway, Pdeathsig) so that their directories are removed.
 		goPlugin.CleanupClients()
+		for _, stop := range atExit {
+			stop()
+		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

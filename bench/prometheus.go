@@ -70,6 +70,7 @@ func startPrometheusOn(parent, blocks string, extra ...string) (*promServer, err
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				atExit = append(atExit, p.Stop)
 				return p, nil
 			}
 		}
@@ -87,7 +88,7 @@ func startPrometheusOn(parent, blocks string, extra ...string) (*promServer, err
 // Pid is Prometheus' process id.
 func (p *promServer) Pid() int { return p.cmd.Process.Pid }
 
-// Stop terminates Prometheus (SIGTERM, SIGKILL after 10 s) and removes its directory.
+// Stop terminates Prometheus (SIGTERM, SIGKILL after 10 s) and removes its directory. Safe to call twice.
 func (p *promServer) Stop() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
@@ -99,7 +100,10 @@ func (p *promServer) Stop() {
 		}
 		p.cmd = nil
 	}
-	os.RemoveAll(p.dir)
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+		p.dir = ""
+	}
 }
 
 // linkTree recreates src's directories under dst and hard-links its files.
