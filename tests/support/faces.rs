@@ -1,5 +1,5 @@
 //! The two remote faces as test drivers, shared by `tests/faces/fault_matrix.rs` and `tests/faces/secrets.rs`: plugin mode
-//! through argo-rollouts' own plugin client (`tests/hostile/cmd/pluginrun`, built once per test binary with
+//! through argo-rollouts' own plugin client (`tests/go/hostile/cmd/pluginrun`, built once per test binary with
 //! `go build`), and the gRPC service in this process through a tonic client.
 // Each test binary uses part of this.
 #![allow(dead_code)]
@@ -45,12 +45,12 @@ pub struct PluginSession {
     pub scraped: Option<String>,
 }
 
-/// Builds `tests/hostile/cmd/pluginrun` once into this test binary's temporary directory.
+/// Builds `tests/go/hostile/cmd/pluginrun` once into this test binary's temporary directory.
 fn pluginrun() -> Result<&'static Path> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pluginrun");
-        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
+        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/hostile");
         let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)

@@ -4,7 +4,7 @@
 # tests/fixtures/prometheus/kube-state-metrics.om. Then `reconciler`: argo-rollouts' own analysis controller,
 # in-process, reconciles AnalysisRuns built from the shipped ClusterAnalysisTemplates through the same plugin.
 #
-#   GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/conformance/run.sh [go test flags…]
+#   GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/go/conformance/run.sh [go test flags…]
 #
 # Needs: Go ≥ 1.26.1, prometheus and promtool (Debian: apt-get install prometheus) on PATH.
 # Optional: GUARDRAILS_FIXTURE (another fixture), GUARDRAILS_CONFORMANCE_RUNS_PER_WORKER (default 1000),

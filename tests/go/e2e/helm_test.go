@@ -17,7 +17,8 @@ import (
 	"github.com/rollouts-guardrails/e2e/cluster"
 )
 
-// helmVersion is the Helm CLI build.sh makes (tests/e2e/tools/helm), the release tests/helm renders with.
+// helmVersion is the Helm CLI build-control-plane.sh makes (tests/go/tools/helm), the release tests/go/helm
+// renders with.
 const helmVersion = "v3.19.5"
 
 // Where argo-helm's chart puts things in the controller pod (chart 2.41.0): the controller's working directory,
@@ -28,7 +29,7 @@ const (
 )
 
 // chartDir is argo-helm's argo-rollouts chart: ARGO_HELM_CHART (the Makefile passes its own), else the copy
-// beside the repository, as tests/helm finds it.
+// beside the repository, as tests/go/helm finds it.
 func chartDir(t *testing.T) string {
 	dir := os.Getenv("ARGO_HELM_CHART")
 	if dir == "" {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# make e2e: builds the control plane (build.sh, reused when built) and the release plugin, then runs the
-# scenarios against the real control plane. Prints one line per scenario and `N passed, N failed`; exits non-zero
-# on any failure. E2E_RUN=<regexp> selects scenarios (go test -run), E2E_KEEP=1 keeps the temp dir.
+# make e2e: builds the control plane (../tools/build-control-plane.sh, reused when built) and the release plugin,
+# then runs the scenarios against the real control plane. Prints one line per scenario and `N passed, N failed`;
+# exits non-zero on any failure. E2E_RUN=<regexp> selects scenarios (go test -run), E2E_KEEP=1 keeps the temp dir.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-"$here/build.sh"
+root=$(cd "$here/../../.." && pwd)
+"$here/../tools/build-control-plane.sh"
 (cd "$root" && cargo build --release --locked)
 mkdir -p "$root/target/e2e"
 log="$root/target/e2e/e2e.log"

@@ -1,9 +1,9 @@
 // Command gobgen writes golden gob vectors for the Rust codec, produced by Go's own encoding/gob, net/rpc and
 // the real Argo Rollouts metric-plugin RPC types (argo-rollouts v1.9.1).
 //
-//	cd tests/gobgen && go run . ../fixtures/gob
+//	cd tests/go/gobgen && go run . ../../fixtures/gob
 //
-// See ../fixtures/gob/README.md for what each file holds. The Rust→Go direction is checked by `go test` here
+// See ../../fixtures/gob/README.md for what each file holds. The Rust→Go direction is checked by `go test` here
 // (verify_test.go), which reads what `cargo test --test plugin gob_golden` writes to target/gob-out.
 package main
 

@@ -25,7 +25,7 @@ func (replayConn) Write(b []byte) (int, error) { return len(b), nil }
 func TestRustRepliesDecodeIntoArgoTypes(t *testing.T) {
 	dir := os.Getenv("GOB_OUT")
 	if dir == "" {
-		dir = "../../target/gob-out"
+		dir = "../../../target/gob-out"
 	}
 	chunks, err := filepath.Glob(filepath.Join(dir, "plugin_replies", "*.bin"))
 	if err != nil || len(chunks) != 8 {

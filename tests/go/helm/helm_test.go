@@ -5,7 +5,7 @@
 // registration's file:// points and is not the path the controller writes, the volumes line up, the /metrics
 // port is declared, and the controller's security context is exactly the chart's own.
 //
-//	cd tests/helm && go test ./...
+//	cd tests/go/helm && go test ./...
 package helm
 
 import (
@@ -49,7 +49,7 @@ const (
 func chartDir(t *testing.T) string {
 	dir := os.Getenv("ARGO_HELM_CHART")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "thirdparty", "argo-helm", "charts", "argo-rollouts")
+		dir = filepath.Join("..", "..", "..", "..", "shared", "thirdparty", "argo-helm", "charts", "argo-rollouts")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err != nil {
 		t.Fatalf("argo-helm's argo-rollouts chart not found at %s (set ARGO_HELM_CHART): %v", dir, err)
@@ -189,7 +189,7 @@ func decodeStrict(t *testing.T, source, doc string) object {
 	return object{source: source, kind: meta.Kind, name: name, value: value}
 }
 
-func valuesFile() string { return filepath.Join("..", "..", "manifests", "helm", "values.yaml") }
+func valuesFile() string { return filepath.Join("..", "..", "..", "manifests", "helm", "values.yaml") }
 
 // plugins decodes the ConfigMap's metricProviderPlugins strictly with argo-rollouts' own PluginItem.
 func plugins(cm *corev1.ConfigMap) ([]plugintypes.PluginItem, error) {

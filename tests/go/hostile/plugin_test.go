@@ -2,7 +2,7 @@
 // streams, a yamux frame with a bad version, SIGKILL mid-Run followed by a fresh client, leftovers after
 // normal exits, and sustained concurrent load through argo-rollouts' own plugin client.
 //
-//	GUARDRAILS_BIN=$PWD/target/debug/rollouts-guardrails go test -count=1 ./...   (from tests/hostile)
+//	GUARDRAILS_BIN=$PWD/target/debug/rollouts-guardrails go test -count=1 ./...   (from tests/go/hostile)
 //
 // GUARDRAILS_LOAD_MEASUREMENTS (default 100000) and GUARDRAILS_LOAD_CALLERS (default 30) size the load test;
 // GUARDRAILS_LOAD_REPORT names a file the memory curve is written to.

@@ -2,7 +2,8 @@
 // reads it: each document is decoded into argo-rollouts v1.9.1's own v1alpha1 types (or k8s.io/api's) with
 // unknown fields rejected, then passed through argo-rollouts' own validation (ValidateRollout, the references a
 // Rollout makes to its analysis templates, ValidateMetrics). Every kustomization is built with kustomize and its
-// output checked the same way. The broken fixtures under broken/ prove each failure mode is caught.
+// output checked the same way. The broken fixtures (tests/fixtures/manifests/broken, which tests/cli and
+// tests/engine read too) prove each failure mode is caught.
 package manifests
 
 import (
@@ -33,10 +34,10 @@ import (
 // PluginName is the metric-provider plugin every guardrail metric uses.
 const PluginName = "rollouts-guardrails/prometheus"
 
-// repoRoot is the repository, two levels above this module.
+// repoRoot is the repository, three levels above this module (tests/go/manifests).
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +465,8 @@ func readKustomization(dir string) (*kustomization, error) {
 }
 
 // checkedElsewhere are folders whose YAML is not Kubernetes objects of this harness's types, each with a harness of
-// its own: Helm values rendered through argo-helm's chart (tests/helm) and the prometheus-operator objects and
-// promtool rule tests of the observability manifests (tests/observability).
+// its own: Helm values rendered through argo-helm's chart (tests/go/helm) and the prometheus-operator objects and
+// promtool rule tests of the observability manifests (tests/go/observability).
 var checkedElsewhere = map[string]bool{"manifests/helm": true, "manifests/observability": true}
 
 // checkTree decodes every YAML file under dirs (relative to root) and builds every kustomization there.
@@ -667,20 +668,22 @@ func TestPolicyIsFailClosed(t *testing.T) {
 	}
 }
 
-// TestBrokenFixturesAreCaught: each directory under broken/ with an expect.txt is refused, with that message.
+// TestBrokenFixturesAreCaught: each directory under tests/fixtures/manifests/broken with an expect.txt is
+// refused, with that message.
 func TestBrokenFixturesAreCaught(t *testing.T) {
 	root := repoRoot(t)
 	known := newObjects()
 	if errs := loadKnown(t, root, known); len(errs) > 0 {
 		t.Fatal(errors.Join(errs...))
 	}
-	entries, err := os.ReadDir("broken")
+	broken := filepath.Join(root, "tests", "fixtures", "manifests", "broken")
+	entries, err := os.ReadDir(broken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
 	for _, entry := range entries {
-		expect, err := os.ReadFile(filepath.Join("broken", entry.Name(), "expect.txt"))
+		expect, err := os.ReadFile(filepath.Join(broken, entry.Name(), "expect.txt"))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -689,7 +692,7 @@ func TestBrokenFixturesAreCaught(t *testing.T) {
 		}
 		checked++
 		t.Run(entry.Name(), func(t *testing.T) {
-			dir, _ := filepath.Abs(filepath.Join("broken", entry.Name()))
+			dir := filepath.Join(broken, entry.Name())
 			errs := checkTree(t, dir, []string{"."}, known)
 			want := strings.TrimSpace(string(expect))
 			for _, e := range errs {

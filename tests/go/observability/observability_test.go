@@ -3,7 +3,7 @@
 // PromQL expression of manifests/observability/ (dashboard panels, alert rules) parsed with the Prometheus parser
 // and checked against the metric names and labels that scrape shows. promtool checks and unit-tests the rules.
 //
-//	GUARDRAILS_BIN=target/release/rollouts-guardrails go test ./...   (from tests/observability)
+//	GUARDRAILS_BIN=target/release/rollouts-guardrails go test ./...   (from tests/go/observability)
 package observability
 
 import (

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the control plane of the end-to-end suite into target/e2e/bin/, pinned by the go.mod/go.sum of each module
-# under tests/e2e/tools/. Idempotent: a binary is named <name>-<version> and skipped when already there. The Go build
+# under tests/go/tools/. Idempotent: a binary is named <name>-<version> and skipped when already there. The Go build
 # cache makes a rebuild after `rm -rf target/e2e/bin` a relink. Builds run niced, E2E_BUILD_JOBS at a time (default 3:
 # the largest link, kube-apiserver, peaks near 3 GiB). Prints the wall time of the whole build.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+root=$(cd "$here/../../.." && pwd)
 bin="$root/target/e2e/bin"
 logs="$root/target/e2e/build-logs"
 mkdir -p "$bin" "$logs"
@@ -33,7 +33,7 @@ build_one() { # module version "name=pkg ..."
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
   local t0=$SECONDS
   # One `go build` per module: the packages share their compiled dependencies.
-  if ! (cd "$here/tools/$mod" && nice -n 10 go build -trimpath -ldflags=-s -o "$tmp/" "${pkgs[@]}") >"$logs/$mod.log" 2>&1; then
+  if ! (cd "$here/$mod" && nice -n 10 go build -trimpath -ldflags=-s -o "$tmp/" "${pkgs[@]}") >"$logs/$mod.log" 2>&1; then
     echo "e2e build: $mod $ver FAILED (log: target/e2e/build-logs/$mod.log)" >&2
     tail -n 20 "$logs/$mod.log" >&2
     rm -rf "$tmp"; return 1

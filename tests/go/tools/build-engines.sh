@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the stores `make test-engines` runs the guardrail tests against, besides Debian's Prometheus 2 and
 # VictoriaMetrics (`make deps` installs those): Prometheus 3 and Thanos, from the Go module proxy, pinned by the
-# go.mod/go.sum under tests/engines/tools/<name>/, into target/engines/bin/<name>.
+# go.mod/go.sum under tests/go/tools/<name>/, into target/engines/bin/<name>.
 #
 # Idempotent: a binary is rebuilt only when target/engines/bin/<name>.version (written after a successful build)
 # differs from what the pin below says; the Go build cache makes a rebuild after `rm -rf target/engines` a relink.
@@ -13,7 +13,7 @@
 # representation, and with the default (stringlabels) the sidecar panics on its first Info call.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+root=$(cd "$here/../../.." && pwd)
 bin="$root/target/engines/bin"
 logs="$root/target/engines/build-logs"
 mkdir -p "$bin" "$logs"
@@ -32,12 +32,12 @@ build_one() { # name module version tags package
     echo "engines build: $name $ver: up to date"
     return 0
   fi
-  if ! grep -Eq "^[[:space:]]*${pkg%%/cmd/*} $ver( |\$)" "$here/tools/$mod/go.mod"; then
-    echo "engines build: $name: tests/engines/tools/$mod/go.mod does not pin ${pkg%%/cmd/*} $ver" >&2
+  if ! grep -Eq "^[[:space:]]*${pkg%%/cmd/*} $ver( |\$)" "$here/$mod/go.mod"; then
+    echo "engines build: $name: tests/go/tools/$mod/go.mod does not pin ${pkg%%/cmd/*} $ver" >&2
     return 1
   fi
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
-  if ! (cd "$here/tools/$mod" && nice -n 10 go build -trimpath -ldflags=-s ${tags:+-tags=$tags} -o "$tmp/$name" "$pkg") \
+  if ! (cd "$here/$mod" && nice -n 10 go build -trimpath -ldflags=-s ${tags:+-tags=$tags} -o "$tmp/$name" "$pkg") \
       >"$logs/$name.log" 2>&1; then
     echo "engines build: $name $ver FAILED (log: target/engines/build-logs/$name.log)" >&2
     tail -n 20 "$logs/$name.log" >&2

@@ -1,13 +1,14 @@
 // Package validate proves, with Kubernetes' and argo-rollouts' own code, the claims `rollouts-guardrails
-// validate` makes (tests/cli/validate.rs runs the same fixtures through the binary):
-//   - every immutable-field case under ../immutable/refused is refused by k8s.io/kubernetes v1.34's own
+// validate` makes on the fixtures under tests/fixtures/validate (tests/cli/validate.rs runs the same fixtures
+// through the binary):
+//   - every immutable-field case under immutable/refused is refused by k8s.io/kubernetes v1.34's own
 //     Validate…Update function (or, for a Rollout, by the pinned CRD's CEL transition rule evaluated by
-//     apiextensions-apiserver's validator), and every case under ../immutable/allowed is accepted;
+//     apiextensions-apiserver's validator), and every case under immutable/allowed is accepted;
 //   - the ValidatingAdmissionPolicies in manifests/policies, compiled and evaluated in the API server's own CEL
-//     environment (k8s.io/apiserver/pkg/cel/environment), deny each object of ../policies/denied.yaml with
-//     the message of its annotation and admit every object of ../policies/admitted.yaml;
-//   - the CRDs pinned in schemas/argo-rollouts-v1.9.1 equal those of the argo-rollouts module tests/manifests (the
-//     Go harness) builds against.
+//     environment (k8s.io/apiserver/pkg/cel/environment), deny each object of policies/denied.yaml with
+//     the message of its annotation and admit every object of policies/admitted.yaml;
+//   - the CRDs pinned in schemas/argo-rollouts-v1.9.1 equal those of the argo-rollouts module tests/go/manifests
+//     (the Go harness) builds against.
 package validate
 
 import (
@@ -45,7 +46,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// root is the repository, three levels above this module (tests/go/validate); fixtures is validate's fixture
+// tree, shared with tests/cli/validate.rs.
 const root = "../../.."
+
+var fixtures = filepath.Join(root, "tests", "fixtures", "validate")
 
 // documents splits a YAML stream into JSON documents.
 func documents(t *testing.T, path string) [][]byte {
@@ -209,7 +214,7 @@ func updateErrors(t *testing.T, oldDoc, newDoc []byte) field.ErrorList {
 
 func TestImmutableFieldsAsTheAPIServerValidatesThem(t *testing.T) {
 	for _, verdict := range []string{"refused", "allowed"} {
-		files, _ := filepath.Glob(filepath.Join("..", "immutable", verdict, "*.yaml"))
+		files, _ := filepath.Glob(filepath.Join(fixtures, "immutable", verdict, "*.yaml"))
 		if len(files) < 5 {
 			t.Fatalf("too few %s cases: %v", verdict, files)
 		}
@@ -343,7 +348,7 @@ func TestAdmissionPoliciesDenyWithValidatesMessages(t *testing.T) {
 		t.Fatalf("want 3 policies, got %d", len(policies))
 	}
 	for _, fixture := range []string{"denied", "admitted"} {
-		for _, doc := range documents(t, filepath.Join("..", "policies", fixture+".yaml")) {
+		for _, doc := range documents(t, filepath.Join(fixtures, "policies", fixture+".yaml")) {
 			var object map[string]interface{}
 			_ = json.Unmarshal(doc, &object)
 			metadata := object["metadata"].(map[string]interface{})
@@ -371,13 +376,13 @@ func TestAdmissionPoliciesDenyWithValidatesMessages(t *testing.T) {
 }
 
 func TestPinnedCRDsEqualTheHarnessModule(t *testing.T) {
-	// The version the Go harness (tests/manifests) builds against, wherever its module cache is.
+	// The version the Go harness (tests/go/manifests) builds against, wherever its module cache is.
 	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-rollouts")
-	list.Dir = filepath.Join(root, "tests/manifests")
+	list.Dir = filepath.Join(root, "tests/go/manifests")
 	list.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	out, err := list.Output()
 	if err != nil {
-		t.Fatalf("go list in tests/manifests: %v", err)
+		t.Fatalf("go list in tests/go/manifests: %v", err)
 	}
 	module := strings.TrimSpace(string(out))
 	for _, name := range []string{"rollout", "analysis-template", "cluster-analysis-template", "analysis-run", "experiment"} {

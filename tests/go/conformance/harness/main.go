@@ -47,7 +47,7 @@ func setup() error {
 	env.bin = os.Getenv("GUARDRAILS_BIN")
 	if env.bin == "" {
 		return errors.New("GUARDRAILS_BIN is unset: point it at the rollouts-guardrails binary " +
-			"(e.g. GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/conformance/run.sh)")
+			"(e.g. GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/go/conformance/run.sh)")
 	}
 	if st, err := os.Stat(env.bin); err != nil {
 		return fmt.Errorf("GUARDRAILS_BIN=%s: %w", env.bin, err)

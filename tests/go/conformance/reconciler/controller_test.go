@@ -92,7 +92,7 @@ func setup() (func(), error) {
 	bin := os.Getenv("GUARDRAILS_BIN")
 	if bin == "" {
 		return fail(errors.New("GUARDRAILS_BIN is unset: point it at the rollouts-guardrails binary " +
-			"(e.g. GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/conformance/run.sh)"))
+			"(e.g. GUARDRAILS_BIN=$PWD/target/release/rollouts-guardrails tests/go/conformance/run.sh)"))
 	}
 	bin, err := filepath.Abs(bin)
 	if err != nil {

@@ -49,7 +49,7 @@ func startPrometheusProxy(backend *harness.Prometheus) (*prometheusProxy, error)
 }
 
 // Fresh returns the fixture Prometheus, restarted on a freshly shifted copy when its END is older than
-// maxAge (plugin mode evaluates "now"; see tests/conformance/README.md).
+// maxAge (plugin mode evaluates "now"; see tests/go/conformance/README.md).
 func (p *prometheusProxy) Fresh(maxAge time.Duration) (*harness.Prometheus, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Versions of the binaries build.sh makes (target/e2e/bin/<name>-<version>).
+// Versions of the binaries tests/go/tools/build-control-plane.sh makes (target/e2e/bin/<name>-<version>).
 const (
 	K8sVersion  = "v1.34.4"
 	EtcdVersion = "v3.6.16"
@@ -63,7 +63,7 @@ type Options struct {
 	NoController bool
 }
 
-// RepoRoot finds the repository from this package's directory (tests/e2e/cluster) or from the working directory.
+// RepoRoot finds the repository from this package's directory (tests/go/e2e/cluster) or from the working directory.
 func RepoRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
@@ -71,18 +71,18 @@ func RepoRoot() (string, error) {
 	}
 	for d := wd; d != "/"; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "Cargo.toml")); err == nil {
-			if _, err := os.Stat(filepath.Join(d, "tests", "e2e")); err == nil {
+			if _, err := os.Stat(filepath.Join(d, "tests", "go", "e2e")); err == nil {
 				return d, nil
 			}
 		}
 	}
-	return "", fmt.Errorf("no repository (Cargo.toml + tests/e2e) above %s", wd)
+	return "", fmt.Errorf("no repository (Cargo.toml + tests/go/e2e) above %s", wd)
 }
 
 func (c *Cluster) bin(name, version string) (string, error) {
 	p := filepath.Join(c.Bin, name+"-"+version)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s missing: run tests/e2e/build.sh", p)
+		return "", fmt.Errorf("%s missing: run tests/go/tools/build-control-plane.sh", p)
 	}
 	return p, nil
 }
@@ -335,7 +335,7 @@ func (c *Cluster) startKwok(ctx context.Context) error {
 		return err
 	}
 	c.Kwok, err = start(c.Dir, c.Dir, "kwok", kwok, nil,
-		"--kubeconfig="+c.Kubeconfig, "--config="+filepath.Join(c.Root, "tests", "e2e", "stages.yaml"),
+		"--kubeconfig="+c.Kubeconfig, "--config="+filepath.Join(c.Root, "tests", "go", "e2e", "stages.yaml"),
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--server-address=127.0.0.1:"+itoa(ports[0]), "--node-ip=127.0.0.1", "--cidr=10.244.0.0/16")
 	if err != nil {
@@ -445,7 +445,7 @@ scrape_configs:
 
 func (c *Cluster) argoModuleDir(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-rollouts")
-	cmd.Dir = filepath.Join(c.Root, "tests", "e2e", "tools", "argo-"+c.ArgoVersion)
+	cmd.Dir = filepath.Join(c.Root, "tests", "go", "tools", "argo-"+c.ArgoVersion)
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local")
 	out, err := cmd.Output()
 	if err != nil {
@@ -593,7 +593,7 @@ func (c *Cluster) KubectlIn(ctx context.Context, stdin string, args ...string) (
 	return c.run(ctx, stdin, kubectl, args...)
 }
 
-// ArgoRollouts runs kubectl-argo-rollouts (v1.9.1, the CLI build.sh makes).
+// ArgoRollouts runs kubectl-argo-rollouts (v1.9.1, the CLI build-control-plane.sh makes).
 func (c *Cluster) ArgoRollouts(ctx context.Context, args ...string) (string, error) {
 	bin, err := c.bin("kubectl-argo-rollouts", "v1.9.1")
 	if err != nil {
@@ -698,12 +698,12 @@ func (c *Cluster) waitFor(ctx context.Context, d time.Duration, what string, ok 
 }
 
 // InstallTemplates applies the ClusterAnalysisTemplates the way a user does (kubectl apply -k manifests/analysis),
-// the suite's shortened copies (tests/e2e/overlay/analysis, names ending -e2e) and
+// the suite's shortened copies (tests/go/e2e/overlay/analysis, names ending -e2e) and
 // examples/guardrails/pod-health.yaml.
 func (c *Cluster) InstallTemplates(ctx context.Context) error {
 	for _, args := range [][]string{
 		{"apply", "-k", filepath.Join(c.Root, "manifests", "analysis")},
-		{"apply", "-k", filepath.Join(c.Root, "tests", "e2e", "overlay", "analysis")},
+		{"apply", "-k", filepath.Join(c.Root, "tests", "go", "e2e", "overlay", "analysis")},
 		{"apply", "-f", filepath.Join(c.Root, "examples", "guardrails", "pod-health.yaml")},
 	} {
 		if _, err := c.Kubectl(ctx, args...); err != nil {

@@ -14,8 +14,8 @@ var shippedPolicies = []string{"no-mutable-image", "require-limits", "require-ow
 
 const expectAnnotation = "rollouts-guardrails.test/expect"
 
-// fixture is one object of tests/validate/policies: its text and, for a denied one, the message validate and the
-// policy give.
+// fixture is one object of tests/fixtures/validate/policies: its text and, for a denied one, the message validate and
+// the policy give.
 type fixture struct {
 	doc, kind, name, want string
 }
@@ -23,7 +23,7 @@ type fixture struct {
 func fixtures(t *testing.T, ctx context.Context, file string) []fixture {
 	t.Helper()
 	var out []fixture
-	for _, doc := range documents(t, filepath.Join("..", "..", "validate", "policies", file)) {
+	for _, doc := range documents(t, filepath.Join("..", "..", "..", "fixtures", "validate", "policies", file)) {
 		var meta struct {
 			Kind     string
 			Metadata struct {
@@ -234,7 +234,7 @@ spec:
 
 // typeChecked waits for the API server's type check of each policy (status.typeChecking, written once per
 // generation against the OpenAPI schema of every kind the policy matches) and fails on any warning: a CEL type
-// error the untyped evaluation of tests/validate/go cannot see.
+// error the untyped evaluation of tests/go/validate cannot see.
 func typeChecked(t *testing.T, ctx context.Context) {
 	for _, name := range shippedPolicies {
 		var status struct {

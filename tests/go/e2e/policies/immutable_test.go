@@ -12,9 +12,12 @@ import (
 	"testing"
 )
 
-// The cases src/validate/immutable.rs reports, shared with tests/validate.rs and tests/validate/go, and this
+// The cases src/validate/immutable.rs reports, shared with tests/cli/validate.rs and tests/go/validate, and this
 // suite's own (testdata/immutable: kinds and fields those fixtures do not reach).
-var immutableDirs = []string{filepath.Join("..", "..", "validate", "immutable"), filepath.Join("testdata", "immutable")}
+var immutableDirs = []string{
+	filepath.Join("..", "..", "..", "fixtures", "validate", "immutable"),
+	filepath.Join("testdata", "immutable"),
+}
 
 var pathLine = regexp.MustCompile(`(?m)^# path: (\S+)`)
 
@@ -150,7 +153,7 @@ func namesFieldOrSpec(msg, path string) bool {
 	return false
 }
 
-// validateAgrees runs `rollouts-guardrails validate --against HEAD` on the case as tests/validate.rs does (the
+// validateAgrees runs `rollouts-guardrails validate --against HEAD` on the case as tests/cli/validate.rs does (the
 // first revision committed in a scratch repository, the second in the work tree), so that the binary's verdict is
 // checked against the API server's on the same two documents: an immutable-field problem at the case's path for a
 // refused case, no problem for an allowed one.

@@ -1,11 +1,11 @@
 // Package policies runs what the API server itself decides about the objects `rollouts-guardrails validate`
 // judges, on a control plane of etcd and kube-apiserver v1.34.4 (cluster.StartAPIServer), kube-controller-manager
 // running only the policies' type checker, and argo-rollouts v1.9.1's CRDs. TestAPIServer runs, in this order:
-//   - immutable-fields (immutable_test.go), before any policy exists: every case of tests/validate/immutable and
-//     testdata/immutable applied as a GitOps tool would, revision after revision; each refused case must be
-//     refused naming the field, each allowed one stored, and `validate --against` must say the same;
-//   - admission-policies (admission_test.go): manifests/policies applied as shipped (kubectl apply -k); each
-//     object of tests/validate/policies/denied.yaml denied with its annotated message, naming the policy, each of
+//   - immutable-fields (immutable_test.go), before any policy exists: every case of tests/fixtures/validate/immutable
+//     and testdata/immutable applied as a GitOps tool would, revision after revision; each refused case must be refused
+//     naming the field, each allowed one stored, and `validate --against` must say the same;
+//   - admission-policies (admission_test.go): manifests/policies applied as shipped (kubectl apply -k); each object of
+//     tests/fixtures/validate/policies/denied.yaml denied with its annotated message, naming the policy, each of
 //     admitted.yaml, the shipped manifests and the examples admitted;
 //   - type-checker-flags-an-ill-typed-policy: the type check the policies pass does flag a type error.
 package policies

@@ -1,5 +1,5 @@
 // The Argo Rollouts controller v1.10.1, with argo-rollouts v1.10.1's own replace block.
-module github.com/rollouts-guardrails/e2e/tools/argo-v1.10.1
+module github.com/rollouts-guardrails/tools/argo-v1.10.1
 
 go 1.26.1
 

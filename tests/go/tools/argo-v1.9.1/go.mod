@@ -1,5 +1,5 @@
 // The Argo Rollouts controller and kubectl-argo-rollouts v1.9.1, with argo-rollouts v1.9.1's own replace block.
-module github.com/rollouts-guardrails/e2e/tools/argo-v1.9.1
+module github.com/rollouts-guardrails/tools/argo-v1.9.1
 
 go 1.26.1
 

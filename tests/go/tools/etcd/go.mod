@@ -1,5 +1,5 @@
 // etcd v3.6.16 (Debian's 3.4 refuses the watch-list streaming kwok's client uses).
-module github.com/rollouts-guardrails/e2e/tools/etcd
+module github.com/rollouts-guardrails/tools/etcd
 
 go 1.26.1
 

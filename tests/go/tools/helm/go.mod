@@ -1,6 +1,6 @@
-// helm v3.19.5 (the Helm tests/helm renders with as a library): the CLI, to render argo-helm's chart with
+// helm v3.19.5 (the Helm tests/go/helm renders with as a library): the CLI, to render argo-helm's chart with
 // manifests/helm/values.yaml as a user does (`helm template`) for the end-to-end helm scenario.
-module github.com/rollouts-guardrails/e2e/tools/helm
+module github.com/rollouts-guardrails/tools/helm
 
 go 1.26.1
 

@@ -1,5 +1,5 @@
 // kube-state-metrics v2.18.0 (v2.17.x is not served by the module proxy).
-module github.com/rollouts-guardrails/e2e/tools/ksm
+module github.com/rollouts-guardrails/tools/ksm
 
 go 1.26.1
 

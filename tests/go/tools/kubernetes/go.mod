@@ -1,5 +1,5 @@
 // kube-apiserver, kube-controller-manager, kube-scheduler, kubectl from k8s.io/kubernetes v1.34.4; every staging module mapped to v0.34.4.
-module github.com/rollouts-guardrails/e2e/tools/kubernetes
+module github.com/rollouts-guardrails/tools/kubernetes
 
 go 1.26.1
 

@@ -1,5 +1,5 @@
 // kwok v0.8.0: a fake node and Stages for the simulated pod states.
-module github.com/rollouts-guardrails/e2e/tools/kwok
+module github.com/rollouts-guardrails/tools/kwok
 
 go 1.26.1
 

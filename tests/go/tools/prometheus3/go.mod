@@ -1,5 +1,5 @@
 // Prometheus 3.16 (module v0.316.0): cmd/prometheus, serving TSDB blocks that promtool wrote.
-module github.com/rollouts-guardrails/engines/tools/prometheus3
+module github.com/rollouts-guardrails/tools/prometheus3
 
 go 1.26.7
 

@@ -1,5 +1,5 @@
 // Thanos v0.42.4: the sidecar beside each Prometheus and the Querier in front of them (a two-cluster central store).
-module github.com/rollouts-guardrails/engines/tools/thanos
+module github.com/rollouts-guardrails/tools/thanos
 
 go 1.26.1
 

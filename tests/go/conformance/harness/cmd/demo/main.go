@@ -3,7 +3,7 @@
 // to end now, and prints one row per guardrail and canary (its verdict, the verdict the fixture promises, and
 // whether they agree), with the plugin's whole message wrapped under the row.
 //
-//	go run ./cmd/demo -bin ../../../target/release/rollouts-guardrails
+//	go run ./cmd/demo -bin ../../../../target/release/rollouts-guardrails
 //
 // Exits 1 when a verdict differs from the one the fixture promises (briefs/scenarios.md).
 package main
