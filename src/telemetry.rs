@@ -60,14 +60,7 @@ fn guardrail_label(index: usize) -> &'static str {
         .get(index)
         .map_or("unknown", |g| g.name())
 }
-const PHASES: [Phase; 6] = [
-    Phase::Pending,
-    Phase::Running,
-    Phase::Successful,
-    Phase::Failed,
-    Phase::Error,
-    Phase::Inconclusive,
-];
+const PHASES: [Phase; 6] = Phase::ALL;
 const CLASSES: [FailureClass; 8] = [
     FailureClass::NoData,
     FailureClass::NoTraffic,
@@ -179,94 +172,124 @@ impl Telemetry {
     /// The exposition in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        // Writing to a String cannot fail; the results are ignored deliberately.
-        let _ = writeln!(
-            out,
-            "# HELP rollouts_guardrails_measurements_total Measurements taken, by guardrail and phase."
+        self.render_measurements(&mut out);
+        self.render_failures(&mut out);
+        self.render_query_latency(&mut out);
+        family(
+            &mut out,
+            "rollouts_guardrails_measurements_in_flight",
+            "gauge",
+            "Measurements started and not yet finished.",
         );
-        let _ = writeln!(out, "# TYPE rollouts_guardrails_measurements_total counter");
+        line(
+            &mut out,
+            format_args!(
+                "rollouts_guardrails_measurements_in_flight {}",
+                self.in_flight()
+            ),
+        );
+        family(
+            &mut out,
+            "rollouts_guardrails_build_info",
+            "gauge",
+            "The running build; the value is always 1.",
+        );
+        line(
+            &mut out,
+            format_args!(
+                "rollouts_guardrails_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
+        );
+        out
+    }
+
+    fn render_measurements(&self, out: &mut String) {
+        family(
+            out,
+            "rollouts_guardrails_measurements_total",
+            "counter",
+            "Measurements taken, by guardrail and phase.",
+        );
         for g in 0..GUARDRAILS {
             let guardrail = guardrail_label(g);
             for (p, phase) in PHASES.iter().enumerate() {
-                let _ = writeln!(
+                line(
                     out,
-                    "rollouts_guardrails_measurements_total{{guardrail=\"{guardrail}\",phase=\"{}\"}} {}",
-                    phase.as_str(),
-                    self.measurements[g][p].load(Ordering::Relaxed)
+                    format_args!(
+                        "rollouts_guardrails_measurements_total{{guardrail=\"{guardrail}\",phase=\"{}\"}} {}",
+                        phase.as_str(),
+                        self.measurements[g][p].load(Ordering::Relaxed)
+                    ),
                 );
             }
         }
-        let _ = writeln!(
+    }
+
+    fn render_failures(&self, out: &mut String) {
+        family(
             out,
-            "# HELP rollouts_guardrails_measurement_failures_total Measurements that failed (Failed, or the Inconclusive or Error an unprovenPhase maps), by failure class."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE rollouts_guardrails_measurement_failures_total counter"
+            "rollouts_guardrails_measurement_failures_total",
+            "counter",
+            "Measurements that failed (Failed, or the Inconclusive or Error an unprovenPhase maps), by failure class.",
         );
         for (c, class) in CLASSES.iter().enumerate() {
-            let _ = writeln!(
+            line(
                 out,
-                "rollouts_guardrails_measurement_failures_total{{class=\"{}\"}} {}",
-                class.name(),
-                self.failures[c].load(Ordering::Relaxed)
+                format_args!(
+                    "rollouts_guardrails_measurement_failures_total{{class=\"{}\"}} {}",
+                    class.name(),
+                    self.failures[c].load(Ordering::Relaxed)
+                ),
             );
         }
+    }
+
+    fn render_query_latency(&self, out: &mut String) {
         let name = "rollouts_guardrails_prometheus_query_duration_seconds";
-        let _ = writeln!(
+        family(
             out,
-            "# HELP {name} Latency of each Prometheus instant query, by outcome (ok, error, cancelled)."
+            name,
+            "histogram",
+            "Latency of each Prometheus instant query, by outcome (ok, error, cancelled).",
         );
-        let _ = writeln!(out, "# TYPE {name} histogram");
         for outcome in QueryOutcome::ALL {
             let histogram = &self.query_latency[outcome_index(outcome)];
             let label = outcome.name();
             let mut cumulative = 0u64;
-            for (i, bound) in QUERY_LATENCY_BUCKETS.iter().enumerate() {
+            let bounds = QUERY_LATENCY_BUCKETS.iter().map(|b| b.to_string());
+            for (i, bound) in bounds.chain(["+Inf".to_string()]).enumerate() {
                 cumulative += histogram.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
+                line(
                     out,
-                    "{name}_bucket{{outcome=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                    format_args!(
+                        "{name}_bucket{{outcome=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                    ),
                 );
             }
-            cumulative += histogram.buckets[QUERY_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{outcome=\"{label}\",le=\"+Inf\"}} {cumulative}"
-            );
             let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "{name}_sum{{outcome=\"{label}\"}} {sum}");
-            let _ = writeln!(
+            line(out, format_args!("{name}_sum{{outcome=\"{label}\"}} {sum}"));
+            line(
                 out,
-                "{name}_count{{outcome=\"{label}\"}} {}",
-                histogram.count.load(Ordering::Relaxed)
+                format_args!(
+                    "{name}_count{{outcome=\"{label}\"}} {}",
+                    histogram.count.load(Ordering::Relaxed)
+                ),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP rollouts_guardrails_measurements_in_flight Measurements started and not yet finished."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE rollouts_guardrails_measurements_in_flight gauge"
-        );
-        let _ = writeln!(
-            out,
-            "rollouts_guardrails_measurements_in_flight {}",
-            self.in_flight()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP rollouts_guardrails_build_info The running build; the value is always 1."
-        );
-        let _ = writeln!(out, "# TYPE rollouts_guardrails_build_info gauge");
-        let _ = writeln!(
-            out,
-            "rollouts_guardrails_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        out
     }
+}
+
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    line(out, format_args!("# HELP {name} {help}"));
+    line(out, format_args!("# TYPE {name} {kind}"));
+}
+
+/// One line of the exposition (writing to a String cannot fail).
+fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
+    let _ = out.write_fmt(text);
+    out.push('\n');
 }
 
 /// The engine reports into the telemetry it is handed ([`crate::engine::Engine::observed_by`]).

@@ -202,40 +202,8 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
     };
     let context = context(args);
     let metrics = match &args.template {
-        Some(path) => {
-            let metrics = template::load(path, &args.args)?;
-            let mut specs = Vec::new();
-            for metric in metrics {
-                let mut config = metric.config;
-                apply_overrides(&mut config, args)?;
-                specs.push(MetricSpec {
-                    name: metric.name,
-                    plugin_config: Some(Value::Object(config).to_string().into_bytes()),
-                    success_condition: metric.success_condition,
-                    failure_condition: metric.failure_condition,
-                });
-            }
-            specs
-        }
-        None => {
-            let mut config = Map::new();
-            if let Some(g) = &args.guardrail {
-                config.insert("guardrail".into(), Value::String(g.clone()));
-            }
-            apply_overrides(&mut config, args)?;
-            let name = config
-                .get("guardrail")
-                .and_then(Value::as_str)
-                .unwrap_or("guardrail")
-                .to_string();
-            let metric = MetricSpec {
-                name,
-                plugin_config: Some(Value::Object(config).to_string().into_bytes()),
-                ..Default::default()
-            };
-            check_command_line(&metric, &context, engine)?;
-            vec![metric]
-        }
+        Some(path) => template_metrics(path, args)?,
+        None => vec![command_line_metric(args, &context, engine)?],
     };
     // Every metric on its own timeline, concurrently, as the controller measures a template's metrics.
     let measured = metrics.into_iter().map(|metric| {
@@ -263,6 +231,50 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
         }
     });
     Ok(futures::future::join_all(measured).await)
+}
+
+/// `--template`: every metric of the template that uses this plugin, with the command line's `--set`s.
+fn template_metrics(
+    path: &std::path::Path,
+    args: &CheckArgs,
+) -> Result<Vec<MetricSpec>, UsageError> {
+    let mut specs = Vec::new();
+    for metric in template::load(path, &args.args)? {
+        let mut config = metric.config;
+        apply_overrides(&mut config, args)?;
+        specs.push(MetricSpec {
+            name: metric.name,
+            plugin_config: Some(Value::Object(config).to_string().into_bytes()),
+            success_condition: metric.success_condition,
+            failure_condition: metric.failure_condition,
+        });
+    }
+    Ok(specs)
+}
+
+/// `--guardrail` and `--set`: one metric, its configuration checked as a usage error (exit 2).
+fn command_line_metric(
+    args: &CheckArgs,
+    context: &AnalysisContext,
+    engine: &Engine,
+) -> Result<MetricSpec, UsageError> {
+    let mut config = Map::new();
+    if let Some(g) = &args.guardrail {
+        config.insert("guardrail".into(), Value::String(g.clone()));
+    }
+    apply_overrides(&mut config, args)?;
+    let name = config
+        .get("guardrail")
+        .and_then(Value::as_str)
+        .unwrap_or("guardrail")
+        .to_string();
+    let metric = MetricSpec {
+        name,
+        plugin_config: Some(Value::Object(config).to_string().into_bytes()),
+        ..Default::default()
+    };
+    check_command_line(&metric, context, engine)?;
+    Ok(metric)
 }
 
 /// The exit status for a set of rows: 0 when every one is Successful (and there is at least one).

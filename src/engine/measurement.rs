@@ -14,6 +14,16 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in argo-rollouts' order.
+    pub const ALL: [Phase; 6] = [
+        Phase::Pending,
+        Phase::Running,
+        Phase::Successful,
+        Phase::Failed,
+        Phase::Error,
+        Phase::Inconclusive,
+    ];
+
     /// The Go string value (`v1alpha1.AnalysisPhase`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -28,8 +28,10 @@ use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
 
 mod args;
+mod registration;
 
 pub use args::{parse_registration, ControllerArgs, ManagedAuthArgs};
+use registration::{controller_address, controller_auth};
 
 /// The service-account token directories of a pod: never readable through a template, whatever
 /// `--credentials-dir` says (the token's RBAC usually spans the cluster).
@@ -155,20 +157,7 @@ impl TrustPolicy {
         env_address: Option<String>,
         aws: AwsEnvironment,
     ) -> Result<TrustPolicy, TrustError> {
-        let (controller_address, which) = match (&args.address, env_address) {
-            (Some(address), _) => (Some(address.trim().to_owned()), "--address".to_owned()),
-            (None, Some(address)) => (
-                Some(address.trim().to_owned()),
-                super::config::ADDRESS_ENV.to_owned(),
-            ),
-            (None, None) => (None, String::new()),
-        };
-        if let Some(address) = &controller_address {
-            parse_address(address).ok_or_else(|| TrustError::Address {
-                which,
-                address: redact_raw_address(address),
-            })?;
-        }
+        let controller_address = controller_address(args, env_address)?;
         let allowed = args
             .allowed_addresses
             .iter()
@@ -191,33 +180,7 @@ impl TrustPolicy {
             .iter()
             .map(|dir| credentials_dir(dir, &denied))
             .collect::<Result<Vec<_>, _>>()?;
-        let schemes: Vec<&'static str> = [
-            args.bearer_token_file
-                .is_some()
-                .then_some("--bearer-token-file"),
-            (args.basic_auth_username.is_some() || args.basic_auth_password_file.is_some())
-                .then_some("--basic-auth-username"),
-        ]
-        .into_iter()
-        .chain(args.managed.flags())
-        .flatten()
-        .collect();
-        if let [first, second, ..] = schemes[..] {
-            return Err(TrustError::ConflictingAuth { first, second });
-        }
-        let managed = args.managed.auth(aws).map_err(TrustError::ManagedAuth)?;
-        let controller_auth = match (
-            &args.bearer_token_file,
-            &args.basic_auth_username,
-            &args.basic_auth_password_file,
-        ) {
-            (Some(file), _, _) => Auth::BearerFile(file.clone()),
-            (None, Some(username), Some(file)) => Auth::BasicFile {
-                username: username.clone(),
-                password_file: file.clone(),
-            },
-            _ => managed,
-        };
+        let controller_auth = controller_auth(args, aws)?;
         Ok(TrustPolicy {
             rules: Ok(Arc::new(Rules {
                 strict: true,
@@ -288,38 +251,7 @@ impl TrustPolicy {
     /// The endpoint a template's connection is measured against, or the `config` failure saying why not.
     pub fn endpoint(&self, connection: &Connection) -> Result<Endpoint, Failure> {
         let rules = self.rules()?;
-        let template_address = connection
-            .address
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty());
-        let raw = template_address
-            .or(rules.controller_address.as_deref())
-            .ok_or_else(|| config(ConfigError::NoAddress.to_string()))?;
-        let address = parse_address(raw).ok_or_else(|| {
-            config(format!(
-                "Prometheus address `{}` is not an http:// or https:// URL",
-                redact_raw_address(raw)
-            ))
-        })?;
-        let controller = rules.controller_address.as_deref().and_then(parse_address);
-        let under_controller = controller.as_ref().is_some_and(|c| under(&address, c));
-        let under_allowed = rules.allowed.iter().any(|p| under(&address, p));
-        if template_address.is_some()
-            && !rules.allowed.is_empty()
-            && !under_controller
-            && !under_allowed
-        {
-            return Err(config(format!(
-                "address {} is outside every --allowed-address the controller's admin registered ({}): \
-                 use one of them, or leave `address` unset to use the controller's",
-                display(&address),
-                rules.allowed.iter().map(display).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        // The controller's own address, or one the admin vouches for; for `check`, any (the person's own).
-        let trusted =
-            !rules.strict || template_address.is_none() || under_controller || under_allowed;
+        let (address, trusted) = rules.address(connection)?;
         let template_auth = connection.bearer_token.is_some()
             || connection.bearer_token_file.is_some()
             || connection.basic_auth.is_some()
@@ -358,23 +290,7 @@ impl TrustPolicy {
         } else {
             TlsConfig::default()
         };
-        let tenant = match &rules.tenant {
-            Some(pinned) if trusted => {
-                let header = connection
-                    .headers
-                    .keys()
-                    .any(|name| name.eq_ignore_ascii_case(TENANT_HEADER));
-                if header || connection.tenant.as_ref().is_some_and(|t| t != pinned) {
-                    return Err(config(format!(
-                        "the tenant of {} is pinned by the controller's admin (--tenant): a template cannot set \
-                         `tenant` or an X-Scope-OrgID header there",
-                        display(&address)
-                    )));
-                }
-                Some(pinned.clone())
-            }
-            _ => connection.tenant.clone(),
-        };
+        let tenant = rules.tenant(connection, trusted, &address)?;
         Ok(Endpoint {
             address,
             headers: connection
@@ -584,6 +500,73 @@ pub(crate) fn redact_raw_address(raw: &str) -> String {
         }
         (None, Some(at)) => format!("<redacted>@{}", &raw[at + 1..]),
         _ => raw.to_string(),
+    }
+}
+
+impl Rules {
+    /// The address measured against (the template's, else the controller's) and whether it is trusted with
+    /// the controller's credentials: the controller's own, one under an `--allowed-address` the admin vouches
+    /// for, or any for `check` (the person's own). A template address outside every allowed prefix is refused.
+    fn address(&self, connection: &Connection) -> Result<(Url, bool), Failure> {
+        let template_address = connection
+            .address
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        let raw = template_address
+            .or(self.controller_address.as_deref())
+            .ok_or_else(|| config(ConfigError::NoAddress.to_string()))?;
+        let address = parse_address(raw).ok_or_else(|| {
+            config(format!(
+                "Prometheus address `{}` is not an http:// or https:// URL",
+                redact_raw_address(raw)
+            ))
+        })?;
+        let controller = self.controller_address.as_deref().and_then(parse_address);
+        let under_controller = controller.as_ref().is_some_and(|c| under(&address, c));
+        let under_allowed = self.allowed.iter().any(|p| under(&address, p));
+        if template_address.is_some()
+            && !self.allowed.is_empty()
+            && !under_controller
+            && !under_allowed
+        {
+            return Err(config(format!(
+                "address {} is outside every --allowed-address the controller's admin registered ({}): \
+                 use one of them, or leave `address` unset to use the controller's",
+                display(&address),
+                self.allowed.iter().map(display).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let trusted =
+            !self.strict || template_address.is_none() || under_controller || under_allowed;
+        Ok((address, trusted))
+    }
+
+    /// The tenant sent: the admin's pinned one on a trusted address (a template setting another, or an
+    /// X-Scope-OrgID header, is refused), else the template's.
+    fn tenant(
+        &self,
+        connection: &Connection,
+        trusted: bool,
+        address: &Url,
+    ) -> Result<Option<String>, Failure> {
+        match &self.tenant {
+            Some(pinned) if trusted => {
+                let header = connection
+                    .headers
+                    .keys()
+                    .any(|name| name.eq_ignore_ascii_case(TENANT_HEADER));
+                if header || connection.tenant.as_ref().is_some_and(|t| t != pinned) {
+                    return Err(config(format!(
+                        "the tenant of {} is pinned by the controller's admin (--tenant): a template cannot set \
+                         `tenant` or an X-Scope-OrgID header there",
+                        display(address)
+                    )));
+                }
+                Ok(Some(pinned.clone()))
+            }
+            _ => Ok(connection.tenant.clone()),
+        }
     }
 }
 

@@ -106,6 +106,22 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// Every container of a pod spec in the given lists (`containers`, `initContainers`, ...), with its list and
+/// index: `(list, index, container)`.
+pub fn containers<'a>(
+    spec: &'a Value,
+    lists: &'a [&'a str],
+) -> impl Iterator<Item = (&'a str, usize, &'a Value)> + 'a {
+    lists.iter().flat_map(move |list| {
+        spec.get(*list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(move |(index, container)| (*list, index, container))
+    })
+}
+
 /// A field path as Kubernetes prints it (`spec.steps[1].analysis`) from a JSON pointer into `document`: a
 /// segment is an index (`[1]`) exactly when the value it indexes is an array.
 pub fn field_path(document: &Value, pointer: &str) -> String {

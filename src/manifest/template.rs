@@ -213,45 +213,7 @@ pub fn parse(
     for template in &templates {
         let args = resolve_args(template, &given)?;
         for metric in &template.metrics {
-            let name = metric
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let Some(config) = metric
-                .pointer("/provider/plugin")
-                .and_then(|p| p.get(PLUGIN_NAME))
-            else {
-                continue;
-            };
-            let config_text = substitute_resolved(&config.to_string(), &args, &name, true)?;
-            let config = match serde_json::from_str::<Value>(&config_text) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => {
-                    return Err(TemplateError::Metric {
-                        metric: name,
-                        reason: format!("provider.plugin.{PLUGIN_NAME} must be an object"),
-                    })
-                }
-                Err(e) => {
-                    return Err(TemplateError::Metric {
-                        metric: name,
-                        reason: format!(
-                            "after substitution the configuration is not valid JSON: {e}"
-                        ),
-                    })
-                }
-            };
-            let condition = |key: &str| -> Result<String, TemplateError> {
-                let raw = metric.get(key).and_then(Value::as_str).unwrap_or("");
-                substitute_resolved(raw, &args, &name, false)
-            };
-            metrics.push(TemplateMetric {
-                success_condition: condition("successCondition")?,
-                failure_condition: condition("failureCondition")?,
-                name,
-                config,
-            });
+            metrics.extend(plugin_metric(metric, &args)?);
         }
     }
     if metrics.is_empty() {
@@ -260,6 +222,45 @@ pub fn parse(
         });
     }
     Ok(metrics)
+}
+
+/// One template metric with its args substituted, when it uses this plugin (`None` otherwise).
+fn plugin_metric(
+    metric: &Value,
+    args: &BTreeMap<String, String>,
+) -> Result<Option<TemplateMetric>, TemplateError> {
+    let name = metric
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(config) = metric
+        .pointer("/provider/plugin")
+        .and_then(|p| p.get(PLUGIN_NAME))
+    else {
+        return Ok(None);
+    };
+    let config_text = substitute_resolved(&config.to_string(), args, &name, true)?;
+    let reason = match serde_json::from_str::<Value>(&config_text) {
+        Ok(Value::Object(config)) => {
+            let condition = |key: &str| -> Result<String, TemplateError> {
+                let raw = metric.get(key).and_then(Value::as_str).unwrap_or("");
+                substitute_resolved(raw, args, &name, false)
+            };
+            return Ok(Some(TemplateMetric {
+                success_condition: condition("successCondition")?,
+                failure_condition: condition("failureCondition")?,
+                name,
+                config,
+            }));
+        }
+        Ok(_) => format!("provider.plugin.{PLUGIN_NAME} must be an object"),
+        Err(e) => format!("after substitution the configuration is not valid JSON: {e}"),
+    };
+    Err(TemplateError::Metric {
+        metric: name,
+        reason,
+    })
 }
 
 /// Each declared arg's value: `--arg` wins over the template's `value`; `valueFrom` needs `--arg`.

@@ -61,7 +61,7 @@ impl Dispenser {
         let Some(name) = argument.as_str() else {
             return Err(format!(
                 "gob: decoding into local type *string, received {}",
-                describe(argument)
+                argument.go_kind()
             ));
         };
         if name != METRIC_PROVIDER_PLUGIN {
@@ -84,23 +84,6 @@ impl Service for Dispenser {
 
     fn call(self: Arc<Self>, _method: String, argument: Value) -> BoxFuture<'static, Reply> {
         futures::future::ready(self.dispense(&argument)).boxed()
-    }
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Uint(_) => "uint",
-        Value::Float(_) => "float",
-        Value::Complex(..) => "complex",
-        Value::Bytes(_) => "[]byte",
-        Value::String(_) => "string",
-        Value::Slice(_) | Value::Array(_) => "slice",
-        Value::Map(_) => "map",
-        Value::Struct(_) => "struct",
-        Value::Interface(_) => "interface",
-        Value::Encoded { .. } => "GobEncoder",
     }
 }
 

@@ -197,17 +197,7 @@ async fn write_reply(replies: &Mutex<ReplyWriter>, service_method: &str, seq: u6
         Ok(body) => (String::new(), body),
         Err(error) => (error, empty_struct()),
     };
-    let header = Value::Struct(Struct {
-        type_name: "Response".into(),
-        fields: vec![
-            (
-                "ServiceMethod".into(),
-                Value::String(service_method.to_string()),
-            ),
-            ("Seq".into(), Value::Uint(seq)),
-            ("Error".into(), Value::String(error)),
-        ],
-    });
+    let header = response_header(service_method, seq, error);
     let mut writer = replies.lock().await;
     let mut bytes = Vec::new();
     if let Err(e) = writer.encoder.encode(&RESPONSE_TYPE, &header, &mut bytes) {
@@ -219,20 +209,11 @@ async fn write_reply(replies: &Mutex<ReplyWriter>, service_method: &str, seq: u6
         // follow: send the error form, whose type always encodes.
         tracing::error!(%service_method, error = %e, "rpc: cannot encode the reply body");
         bytes.clear();
-        let header = Value::Struct(Struct {
-            type_name: "Response".into(),
-            fields: vec![
-                (
-                    "ServiceMethod".into(),
-                    Value::String(service_method.to_string()),
-                ),
-                ("Seq".into(), Value::Uint(seq)),
-                (
-                    "Error".into(),
-                    Value::String(format!("rpc: cannot encode the reply: {e}")),
-                ),
-            ],
-        });
+        let header = response_header(
+            service_method,
+            seq,
+            format!("rpc: cannot encode the reply: {e}"),
+        );
         let (empty_type, empty) = empty_struct();
         if writer
             .encoder
@@ -249,6 +230,22 @@ async fn write_reply(replies: &Mutex<ReplyWriter>, service_method: &str, seq: u6
     if let Err(e) = writer.stream.write_all(&bytes).await {
         tracing::debug!(%service_method, error = %e, "rpc: reply not delivered");
     }
+}
+
+/// net/rpc's `Response` header: the method answered, the request's sequence number and the error text
+/// (empty on success).
+fn response_header(service_method: &str, seq: u64, error: String) -> Value {
+    Value::Struct(Struct {
+        type_name: "Response".into(),
+        fields: vec![
+            (
+                "ServiceMethod".into(),
+                Value::String(service_method.to_string()),
+            ),
+            ("Seq".into(), Value::Uint(seq)),
+            ("Error".into(), Value::String(error)),
+        ],
+    })
 }
 
 enum BodyError {

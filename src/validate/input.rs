@@ -216,71 +216,11 @@ pub fn collect_at(
     let scratch = Scratch::new()?;
     let mut out = Vec::new();
     for (index, path) in paths.iter().enumerate() {
-        let absolute = path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let dir = if absolute.is_dir() {
-            absolute.clone()
-        } else {
-            absolute.parent().map(Path::to_path_buf).unwrap_or_default()
-        };
-        let root = git(&dir, &["rev-parse", "--show-toplevel"])?;
-        let root = PathBuf::from(root.trim());
-        let root = root.canonicalize().unwrap_or(root);
-        git(
-            &root,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("{rev}^{{commit}}"),
-            ],
-        )
-        .map_err(|_| "no such revision in the repository".to_string())?;
-        let relative = absolute.strip_prefix(&root).map_err(|_| {
-            format!(
-                "{} is outside the repository {}",
-                path.display(),
-                root.display()
-            )
-        })?;
+        let (root, relative) = in_repository(path, rev)?;
         let target = scratch.0.join(index.to_string());
-        std::fs::create_dir_all(&target)
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let archive = target.join("archive.tar");
-        let relative_text = if relative.as_os_str().is_empty() {
-            ".".to_string()
-        } else {
-            relative.display().to_string()
-        };
-        let archived = git(
-            &root,
-            &[
-                "archive",
-                "--format=tar",
-                "-o",
-                &archive.display().to_string(),
-                rev,
-                "--",
-                &relative_text,
-            ],
-        );
-        if archived.is_err() {
+        let Some(tree) = unpack_at(&root, rev, &relative, &target)? else {
             continue; // the path did not exist at `rev`: nothing to compare with
-        }
-        let tree = target.join("tree");
-        std::fs::create_dir_all(&tree)
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let status = Command::new("tar")
-            .arg("-xf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(&tree)
-            .status()
-            .map_err(|e| format!("cannot run tar: {e}"))?;
-        if !status.success() {
-            return Err("tar could not unpack git archive's output".into());
-        }
+        };
         let mut ignored = Vec::new();
         let mut budget = MAX_FILES;
         collect_path(
@@ -292,6 +232,87 @@ pub fn collect_at(
         );
     }
     Ok(out)
+}
+
+/// The repository `path` lives in (its top level, canonical) and `path` relative to it; `rev` must be a
+/// commit there.
+fn in_repository(path: &Path, rev: &str) -> Result<(PathBuf, PathBuf), String> {
+    let absolute = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let dir = if absolute.is_dir() {
+        absolute.clone()
+    } else {
+        absolute.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let root = git(&dir, &["rev-parse", "--show-toplevel"])?;
+    let root = PathBuf::from(root.trim());
+    let root = root.canonicalize().unwrap_or(root);
+    git(
+        &root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
+    )
+    .map_err(|_| "no such revision in the repository".to_string())?;
+    let relative = absolute.strip_prefix(&root).map_err(|_| {
+        format!(
+            "{} is outside the repository {}",
+            path.display(),
+            root.display()
+        )
+    })?;
+    Ok((root.clone(), relative.to_path_buf()))
+}
+
+/// `relative` as it was at `rev`, unpacked under `target` (`git archive` and tar); `None` when it did not
+/// exist at `rev`. Returns the unpacked tree's root.
+fn unpack_at(
+    root: &Path,
+    rev: &str,
+    relative: &Path,
+    target: &Path,
+) -> Result<Option<PathBuf>, String> {
+    std::fs::create_dir_all(target)
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let archive = target.join("archive.tar");
+    let relative_text = if relative.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        relative.display().to_string()
+    };
+    let archived = git(
+        root,
+        &[
+            "archive",
+            "--format=tar",
+            "-o",
+            &archive.display().to_string(),
+            rev,
+            "--",
+            &relative_text,
+        ],
+    );
+    if archived.is_err() {
+        return Ok(None);
+    }
+    let tree = target.join("tree");
+    std::fs::create_dir_all(&tree)
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&tree)
+        .status()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    if !status.success() {
+        return Err("tar could not unpack git archive's output".into());
+    }
+    Ok(Some(tree))
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {

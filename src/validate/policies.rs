@@ -120,52 +120,44 @@ fn containers(
         Policy::NoMutableImage => &["containers", "initContainers", "ephemeralContainers"],
         _ => &["containers", "initContainers"],
     };
-    for list in lists {
-        for (index, container) in spec
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let name = container
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let at = format!("{path}.{list}[{index}]");
-            match policy {
-                Policy::NoMutableImage => {
-                    let image = container
-                        .get("image")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if classify(image).is_violation() {
-                        problems.push(Problem::at(
-                            Check::Policy(policy),
-                            document,
-                            format!("{at}.image"),
-                            format!("no-mutable-image: container `{name}` uses mutable image `{image}`: pin a tag other than latest, or a digest"),
-                        ));
-                    }
+    for (list, index, container) in crate::manifest::containers(spec, lists) {
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let at = format!("{path}.{list}[{index}]");
+        match policy {
+            Policy::NoMutableImage => {
+                let image = container
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if classify(image).is_violation() {
+                    problems.push(Problem::at(
+                        Check::Policy(policy),
+                        document,
+                        format!("{at}.image"),
+                        format!("no-mutable-image: container `{name}` uses mutable image `{image}`: pin a tag other than latest, or a digest"),
+                    ));
                 }
-                _ => {
-                    let limits = container.pointer("/resources/limits");
-                    let missing: Vec<&str> = ["cpu", "memory"]
-                        .into_iter()
-                        .filter(|r| limits.and_then(|l| l.get(r)).is_none_or(Value::is_null))
-                        .collect();
-                    if !missing.is_empty() {
-                        let what = match missing.as_slice() {
-                            [one] => format!("{one} limit"),
-                            _ => "cpu and memory limits".to_string(),
-                        };
-                        problems.push(Problem::at(
-                            Check::Policy(policy),
-                            document,
-                            format!("{at}.resources.limits"),
-                            format!("require-limits: container `{name}` has no {what}"),
-                        ));
-                    }
+            }
+            _ => {
+                let limits = container.pointer("/resources/limits");
+                let missing: Vec<&str> = ["cpu", "memory"]
+                    .into_iter()
+                    .filter(|r| limits.and_then(|l| l.get(r)).is_none_or(Value::is_null))
+                    .collect();
+                if !missing.is_empty() {
+                    let what = match missing.as_slice() {
+                        [one] => format!("{one} limit"),
+                        _ => "cpu and memory limits".to_string(),
+                    };
+                    problems.push(Problem::at(
+                        Check::Policy(policy),
+                        document,
+                        format!("{at}.resources.limits"),
+                        format!("require-limits: container `{name}` has no {what}"),
+                    ));
                 }
             }
         }

@@ -162,52 +162,19 @@ fn resolve(
         .as_ref()
         .map(|o| o.namespace.as_str())
         .unwrap_or_default();
-    let (kind, other_kind) = if cluster {
-        ("ClusterAnalysisTemplate", "AnalysisTemplate")
-    } else {
-        ("AnalysisTemplate", "ClusterAnalysisTemplate")
+    let lookup = Lookup {
+        name,
+        cluster,
+        namespace,
+        templates,
     };
-    let matches = |t: &&Template, kind: &str| {
-        t.object.kind == kind
-            && (kind == "ClusterAnalysisTemplate"
-                || t.object.namespace.is_empty()
-                || namespace.is_empty()
-                || t.object.namespace == namespace)
-    };
-    let path = field_path(
-        &document.value,
-        &format!("{}/templateName", reference.pointer),
-    );
-    let Some(template) = templates
-        .iter()
-        .find(|t| matches(t, kind) && t.object.name == name)
-    else {
+    let Some(template) = lookup.find(lookup.kind()) else {
+        let path = field_path(
+            &document.value,
+            &format!("{}/templateName", reference.pointer),
+        );
         let mut problem = Problem::at(Check::Reference, document, path, String::new());
-        if templates
-            .iter()
-            .any(|t| matches(&t, other_kind) && t.object.name == name)
-        {
-            problem.message = format!(
-                "no {kind} `{name}`, but a {other_kind} `{name}` exists: set clusterScope: {}",
-                !cluster
-            );
-        } else {
-            let names: Vec<&str> = templates
-                .iter()
-                .filter(|t| matches(t, kind))
-                .map(|t| t.object.name.as_str())
-                .collect();
-            problem.suggestion = nearest(name, names).map(str::to_string);
-            let scope = if cluster || namespace.is_empty() {
-                String::new()
-            } else {
-                format!(" in namespace `{namespace}`")
-            };
-            problem.message = match &problem.suggestion {
-                Some(s) => format!("no {kind} `{name}`{scope} among the given paths; did you mean {s}?"),
-                None => format!("no {kind} `{name}`{scope} among the given paths (add it, or its directory with --templates)"),
-            };
-        }
+        (problem.message, problem.suggestion) = lookup.not_found();
         problems.push(problem);
         return;
     };
@@ -221,11 +188,79 @@ fn resolve(
                 document,
                 field_path(&document.value, &reference.pointer),
                 format!(
-                    "{kind} `{name}` requires arg `{}` (declared without value or valueFrom), which this analysis does not pass",
+                    "{} `{name}` requires arg `{}` (declared without value or valueFrom), which this analysis does not pass",
+                    lookup.kind(),
                     arg.name
                 ),
             ));
         }
+    }
+}
+
+/// One `templateName` looked up among the given templates, in the referring object's scope.
+struct Lookup<'a> {
+    name: &'a str,
+    cluster: bool,
+    namespace: &'a str,
+    templates: &'a [Template],
+}
+
+impl<'a> Lookup<'a> {
+    fn kind(&self) -> &'static str {
+        if self.cluster {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        }
+    }
+
+    fn other_kind(&self) -> &'static str {
+        if self.cluster {
+            "AnalysisTemplate"
+        } else {
+            "ClusterAnalysisTemplate"
+        }
+    }
+
+    /// Templates of `kind` the reference can see: cluster-scoped ones, or those in its namespace.
+    fn visible(&self, kind: &'a str) -> impl Iterator<Item = &'a Template> + 'a {
+        let namespace = self.namespace;
+        self.templates.iter().filter(move |t| {
+            t.object.kind == kind
+                && (kind == "ClusterAnalysisTemplate"
+                    || t.object.namespace.is_empty()
+                    || namespace.is_empty()
+                    || t.object.namespace == namespace)
+        })
+    }
+
+    fn find(&self, kind: &'a str) -> Option<&'a Template> {
+        let name = self.name;
+        self.visible(kind).find(move |t| t.object.name == name)
+    }
+
+    /// Why nothing was found, and the nearest name when it looks like a misspelling.
+    fn not_found(&self) -> (String, Option<String>) {
+        let (name, kind, other_kind) = (self.name, self.kind(), self.other_kind());
+        if self.find(other_kind).is_some() {
+            let message = format!(
+                "no {kind} `{name}`, but a {other_kind} `{name}` exists: set clusterScope: {}",
+                !self.cluster
+            );
+            return (message, None);
+        }
+        let names: Vec<&str> = self.visible(kind).map(|t| t.object.name.as_str()).collect();
+        let suggestion = nearest(name, names).map(str::to_string);
+        let scope = if self.cluster || self.namespace.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespace `{}`", self.namespace)
+        };
+        let message = match &suggestion {
+            Some(s) => format!("no {kind} `{name}`{scope} among the given paths; did you mean {s}?"),
+            None => format!("no {kind} `{name}`{scope} among the given paths (add it, or its directory with --templates)"),
+        };
+        (message, suggestion)
     }
 }
 

@@ -24,7 +24,7 @@ use jsonschema::Validator;
 use serde_json::{json, Map, Value};
 
 use super::{nearest, Check, Document, Problem};
-use crate::manifest::field_path;
+use crate::manifest::{containers, field_path};
 
 /// The argo-rollouts version whose CRDs are pinned.
 pub const ARGO_ROLLOUTS_VERSION: &str = "v1.9.1";
@@ -206,29 +206,39 @@ pub fn check(document: &Document, problems: &mut Vec<Problem>) {
     let instance = drop_nulls(&document.value);
     let mut found: Vec<Problem> = Vec::new();
     for error in compiled.validator.iter_errors(&instance) {
-        let pointer = error.instance_path().as_str().to_string();
-        let path = field_path(&instance, &pointer);
-        let join = |child: &str| {
-            if path.is_empty() {
-                child.to_string()
-            } else {
-                format!("{path}.{child}")
-            }
-        };
-        match error.kind() {
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let schema_path = error.schema_path().as_str();
-                let parent = schema_path
-                    .strip_suffix("/additionalProperties")
-                    .unwrap_or(schema_path);
-                let known: Vec<String> = compiled
-                    .schema
-                    .pointer(parent)
-                    .and_then(|node| node.get("properties"))
-                    .and_then(Value::as_object)
-                    .map(|p| p.keys().cloned().collect())
-                    .unwrap_or_default();
-                for field in unexpected {
+        found.extend(problems_of(&error, compiled, &instance, document));
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup();
+    problems.extend(found);
+    if object.kind == "Rollout" {
+        require_images(document, problems);
+    }
+}
+
+/// One schema violation as the problems a user reads: field paths, not JSON pointers, and the nearest valid
+/// field or value where there is one.
+fn problems_of(
+    error: &jsonschema::ValidationError<'_>,
+    compiled: &Compiled,
+    instance: &Value,
+    document: &Document,
+) -> Vec<Problem> {
+    let path = field_path(instance, error.instance_path().as_str());
+    let join = |child: &str| {
+        if path.is_empty() {
+            child.to_string()
+        } else {
+            format!("{path}.{child}")
+        }
+    };
+    let at = |path: String, message: String| Problem::at(Check::Schema, document, path, message);
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let known = known_fields(compiled, error.schema_path().as_str());
+            unexpected
+                .iter()
+                .map(|field| {
                     let suggestion =
                         nearest(field, known.iter().map(String::as_str)).map(str::to_string);
                     let message = match &suggestion {
@@ -238,86 +248,81 @@ pub fn check(document: &Document, problems: &mut Vec<Problem>) {
                         }
                         None => "unknown field".to_string(),
                     };
-                    let mut problem = Problem::at(Check::Schema, document, join(field), message);
-                    problem.suggestion = suggestion;
-                    found.push(problem);
-                }
-            }
-            ValidationErrorKind::Required { property } => {
-                let field = property
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| property.to_string());
-                found.push(Problem::at(
-                    Check::Schema,
-                    document,
-                    join(&field),
-                    "required field missing",
-                ));
-            }
-            ValidationErrorKind::Type { kind } => {
-                let want = match kind {
-                    TypeKind::Single(t) => t.to_string(),
-                    TypeKind::Multiple(set) => {
-                        let names: Vec<String> = set.iter().map(|t| t.to_string()).collect();
-                        names.join(" or ")
+                    Problem {
+                        suggestion,
+                        ..at(join(field), message)
                     }
-                };
-                let got = match error.instance().as_ref() {
-                    Value::Null => "null",
-                    Value::Bool(_) => "boolean",
-                    Value::Number(_) => "number",
-                    Value::String(_) => "string",
-                    Value::Array(_) => "array",
-                    Value::Object(_) => "object",
-                };
-                found.push(Problem::at(
-                    Check::Schema,
-                    document,
-                    path,
-                    format!("wrong type: want {want}, got {got}"),
-                ));
-            }
-            ValidationErrorKind::Enum { options } => {
-                let suggestion = error
-                    .instance()
-                    .as_str()
-                    .and_then(|value| {
-                        nearest(
-                            value,
-                            options
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .filter_map(Value::as_str),
-                        )
-                    })
-                    .map(str::to_string);
-                let mut problem = Problem::at(
-                    Check::Schema,
-                    document,
-                    path,
-                    match &suggestion {
-                        Some(s) => format!("must be one of {options}; did you mean {s}?"),
-                        None => format!("must be one of {options}"),
-                    },
-                );
-                problem.suggestion = suggestion;
-                found.push(problem);
-            }
-            _ => found.push(Problem::at(
-                Check::Schema,
-                document,
+                })
+                .collect()
+        }
+        ValidationErrorKind::Required { property } => {
+            let field = property
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| property.to_string());
+            vec![at(join(&field), "required field missing".to_string())]
+        }
+        ValidationErrorKind::Type { kind } => {
+            let got = json_type(error.instance().as_ref());
+            vec![at(
                 path,
-                error.to_string(),
-            )),
+                format!("wrong type: want {}, got {got}", type_names(kind)),
+            )]
+        }
+        ValidationErrorKind::Enum { options } => {
+            let suggestion = error
+                .instance()
+                .as_str()
+                .and_then(|value| {
+                    let allowed = options.as_array().into_iter().flatten();
+                    nearest(value, allowed.filter_map(Value::as_str))
+                })
+                .map(str::to_string);
+            let message = match &suggestion {
+                Some(s) => format!("must be one of {options}; did you mean {s}?"),
+                None => format!("must be one of {options}"),
+            };
+            vec![Problem {
+                suggestion,
+                ..at(path, message)
+            }]
+        }
+        _ => vec![at(path, error.to_string())],
+    }
+}
+
+/// The fields the schema object that refused an additional property declares (its `properties`).
+fn known_fields(compiled: &Compiled, schema_path: &str) -> Vec<String> {
+    let parent = schema_path
+        .strip_suffix("/additionalProperties")
+        .unwrap_or(schema_path);
+    compiled
+        .schema
+        .pointer(parent)
+        .and_then(|node| node.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn type_names(kind: &TypeKind) -> String {
+    match kind {
+        TypeKind::Single(t) => t.to_string(),
+        TypeKind::Multiple(set) => {
+            let names: Vec<String> = set.iter().map(|t| t.to_string()).collect();
+            names.join(" or ")
         }
     }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    found.dedup();
-    problems.extend(found);
-    if object.kind == "Rollout" {
-        require_images(document, problems);
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -328,26 +333,18 @@ fn require_images(document: &Document, problems: &mut Vec<Problem>) {
     let Some(spec) = document.value.pointer("/spec/template/spec") else {
         return;
     };
-    for list in ["initContainers", "containers"] {
-        for (index, container) in spec
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
+    for (list, index, container) in containers(spec, &["initContainers", "containers"]) {
+        if container
+            .get("image")
+            .and_then(Value::as_str)
+            .is_none_or(|i| i.trim().is_empty())
         {
-            if container
-                .get("image")
-                .and_then(Value::as_str)
-                .is_none_or(|i| i.trim().is_empty())
-            {
-                problems.push(Problem::at(
-                    Check::Schema,
-                    document,
-                    format!("spec.template.spec.{list}[{index}].image"),
-                    "required value: argo-rollouts refuses a container without image (did a kustomize patch replace the container list?)",
-                ));
-            }
+            problems.push(Problem::at(
+                Check::Schema,
+                document,
+                format!("spec.template.spec.{list}[{index}].image"),
+                "required value: argo-rollouts refuses a container without image (did a kustomize patch replace the container list?)",
+            ));
         }
     }
 }

@@ -1,8 +1,7 @@
 //! The CLI face: `check` and `validate`, as a person or CI runs them.
 //!
 //! One test target per face (`cargo test --test cli`); the support code is shared by every face.
-#[path = "../support/mod.rs"]
-mod support;
+use guardrails_test_support as support;
 
 mod cli;
 mod manifests_validate;

@@ -1,7 +1,7 @@
-//! `rollouts-guardrails validate` through the real binary: every YAML under manifests/ and examples/ passes,
-//! each broken fixture under tests/fixtures/manifests/broken/ with an `expect-validate.txt` is caught with that
-//! message, and a damaged copy of the shipped policy is refused. Exit statuses: 0 clean, 1 problems, 2 usage.
-use std::path::{Path, PathBuf};
+//! `rollouts-guardrails validate` through the real binary: every YAML under manifests/ and examples/ passes, each
+//! broken fixture under tests/fixtures/manifests/broken/ with an `expect-validate.txt` is caught with that message, and
+//! a damaged copy of the shipped policy is refused. Exit statuses: 0 clean, 1 problems, 2 usage.
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
@@ -21,28 +21,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Every `.yaml`/`.yml` file under `dir`, sorted.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 #[test]
 fn every_manifest_and_example_validates() {
-    let mut files = yaml_files(&Path::new(ROOT).join("manifests"));
-    files.extend(yaml_files(&Path::new(ROOT).join("examples")));
+    let mut files = crate::support::yaml_files(&Path::new(ROOT).join("manifests"));
+    files.extend(crate::support::yaml_files(
+        &Path::new(ROOT).join("examples"),
+    ));
     assert!(files.len() >= 10, "too few YAML files found: {files:?}");
     let out = validate(&files);
     assert_eq!(
@@ -83,7 +67,7 @@ fn each_broken_fixture_is_caught_with_its_message() {
             continue;
         };
         checked += 1;
-        let files = yaml_files(&dir);
+        let files = crate::support::yaml_files(&dir);
         let out = validate(&files);
         let stdout = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{}: {stdout}", dir.display());

@@ -5,32 +5,14 @@ use crate::support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_prometheus::{FakePrometheus, Reply, Scenario};
 
 const AT: u64 = 1_767_268_800;
 const GUARDRAILS: [&str; 4] = ["restarts", "not-ready", "latest-image", "query"];
-
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        labels: [(
-            "rollouts-pod-template-hash".to_string(),
-            "6c8d7f9a1".to_string(),
-        )]
-        .into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 fn config(guardrail: &str, address: &str, extra: Value) -> MetricSpec {
     let mut c = json!({ "guardrail": guardrail, "address": address, "timeout": "1s" });
@@ -41,18 +23,14 @@ fn config(guardrail: &str, address: &str, extra: Value) -> MetricSpec {
     if let Value::Object(extra) = extra {
         c.as_object_mut().unwrap().extend(extra);
     }
-    MetricSpec {
-        name: guardrail.into(),
-        plugin_config: Some(c.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric(guardrail, &c)
 }
 
 async fn measure(guardrail: &str, address: &str, extra: Value) -> Measurement {
     let engine = Engine::new(Client::new(), None);
     engine
         .measure_at(
-            &ctx(),
+            &analysis::shop_web(),
             &config(guardrail, address, extra),
             Some(UNIX_EPOCH + Duration::from_secs(AT)),
         )
@@ -205,16 +183,7 @@ fn whole_faults() -> Vec<(&'static str, Reply, &'static [&'static str])> {
             &["query-error", "timeout"],
         ),
     ];
-    for error_type in [
-        "bad_data",
-        "execution",
-        "timeout",
-        "canceled",
-        "internal",
-        "unavailable",
-        "not_found",
-        "something_new",
-    ] {
+    for error_type in support::faults::ERROR_TYPES {
         let leaked: &'static str = Box::leak(format!("status error {error_type}").into_boxed_str());
         faults.push((
             leaked,
@@ -398,7 +367,10 @@ async fn every_query_is_evaluated_at_the_same_instant() {
         .unwrap()
         .as_secs_f64();
     engine
-        .measure(&ctx(), &config("not-ready", fake.url().as_str(), json!({})))
+        .measure(
+            &analysis::shop_web(),
+            &config("not-ready", fake.url().as_str(), json!({})),
+        )
         .await;
     let time: f64 = fake
         .requests()

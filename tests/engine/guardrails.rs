@@ -5,11 +5,10 @@ use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{AnalysisContext, Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis::{self, assert_phase};
 use support::scenarios::{self, Scenario};
 
 fn engine() -> Engine {
@@ -19,51 +18,19 @@ fn engine() -> Engine {
     )
 }
 
-/// The AnalysisRun the controller would pass for a step analysis of `s`.
-fn analysis_run(s: &Scenario) -> AnalysisContext {
-    AnalysisContext {
-        namespace: s.namespace.to_string(),
-        name: format!("{}-{}-2", s.rollout, s.hash),
-        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: s.rollout.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 fn metric(config: Value) -> MetricSpec {
-    MetricSpec {
-        name: "guardrail".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric("guardrail", &config)
 }
 
 async fn measure(s: &Scenario, config: Value) -> Measurement {
     let at = UNIX_EPOCH + Duration::from_secs(scenarios::END as u64);
     engine()
-        .measure_at(&analysis_run(s), &metric(config), Some(at))
+        .measure_at(&analysis::of(s), &metric(config), Some(at))
         .await
 }
 
 async fn guardrail(s: &Scenario, name: &str) -> Measurement {
     measure(s, json!({ "guardrail": name })).await
-}
-
-#[track_caller]
-fn assert_phase(m: &Measurement, phase: Phase, value: &str, contains: &[&str]) {
-    assert_eq!(m.phase, phase, "{m:#?}");
-    assert_eq!(m.value, value, "{m:#?}");
-    for text in contains {
-        assert!(
-            m.message.contains(text),
-            "message lacks {text:?}: {}",
-            m.message
-        );
-    }
 }
 
 #[tokio::test]
@@ -361,7 +328,7 @@ async fn query_guardrail_with_argo_conditions_on_real_promql() {
         }
     };
     let at = Some(UNIX_EPOCH + Duration::from_secs(scenarios::END as u64));
-    let ctx = analysis_run(&scenarios::SHOP_WEB);
+    let ctx = analysis::of(&scenarios::SHOP_WEB);
     let m = engine()
         .measure_at(&ctx, &spec("result[0] >= 0.95", "", json!({})), at)
         .await;
@@ -446,7 +413,7 @@ async fn bad_configuration_is_a_failed_measurement_that_says_why() {
         ..Default::default()
     };
     let m = engine()
-        .measure(&analysis_run(&scenarios::SHOP_WEB), &no_entry)
+        .measure(&analysis::of(&scenarios::SHOP_WEB), &no_entry)
         .await;
     assert_phase(
         &m,
@@ -466,7 +433,7 @@ async fn bad_configuration_is_a_failed_measurement_that_says_why() {
         ..metric(json!({"guardrail": "restarts"}))
     };
     let m = engine()
-        .measure(&analysis_run(&scenarios::SHOP_WEB), &with_condition)
+        .measure(&analysis::of(&scenarios::SHOP_WEB), &with_condition)
         .await;
     assert_phase(
         &m,
@@ -477,7 +444,7 @@ async fn bad_configuration_is_a_failed_measurement_that_says_why() {
     let no_address = Engine::new(Client::new(), None);
     let m = no_address
         .measure(
-            &analysis_run(&scenarios::SHOP_WEB),
+            &analysis::of(&scenarios::SHOP_WEB),
             &metric(json!({"guardrail": "restarts"})),
         )
         .await;

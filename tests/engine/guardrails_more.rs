@@ -11,11 +11,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{AnalysisContext, Engine, Measurement, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis::{self, assert_phase};
 use support::prometheus::TestPrometheus;
 use support::scenarios::{self, Scenario};
 
@@ -27,41 +26,23 @@ fn extra() -> &'static TestPrometheus {
     EXTRA.get_or_init(|| TestPrometheus::start(&scenarios::render_extra()))
 }
 
-fn analysis_run(s: &Scenario) -> AnalysisContext {
-    AnalysisContext {
-        namespace: s.namespace.to_string(),
-        name: format!("{}-{}-2", s.rollout, s.hash),
-        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: s.rollout.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 async fn measure_on(
     prometheus: &TestPrometheus,
     ctx: &AnalysisContext,
     config: Value,
 ) -> Measurement {
     let engine = Engine::new(Client::new(), Some(prometheus.url().to_string()));
-    let metric = MetricSpec {
-        name: "guardrail".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    };
+    let metric = analysis::metric("guardrail", &config);
     let at = UNIX_EPOCH + Duration::from_secs(scenarios::END as u64);
     engine.measure_at(ctx, &metric, Some(at)).await
 }
 
 async fn canonical(s: &Scenario, config: Value) -> Measurement {
-    measure_on(support::prometheus::shared(), &analysis_run(s), config).await
+    measure_on(support::prometheus::shared(), &analysis::of(s), config).await
 }
 
 async fn traffic(s: &Scenario, config: Value) -> Measurement {
-    measure_on(extra(), &analysis_run(s), config).await
+    measure_on(extra(), &analysis::of(s), config).await
 }
 
 async fn alerts_in(namespace: &str, config: Value) -> Measurement {
@@ -70,19 +51,6 @@ async fn alerts_in(namespace: &str, config: Value) -> Measurement {
         ..Default::default()
     };
     measure_on(extra(), &ctx, config).await
-}
-
-#[track_caller]
-fn assert_phase(m: &Measurement, phase: Phase, value: &str, contains: &[&str]) {
-    assert_eq!(m.phase, phase, "{m:#?}");
-    assert_eq!(m.value, value, "{m:#?}");
-    for text in contains {
-        assert!(
-            m.message.contains(text),
-            "message lacks {text:?}: {}",
-            m.message
-        );
-    }
 }
 
 #[tokio::test]
@@ -391,15 +359,10 @@ async fn alerts_without_rule_evaluation_prove_nothing() {
     );
     // Four minutes after the clock stopped, with a staleness of two.
     let engine = Engine::new(Client::new(), Some(extra().url().to_string()));
-    let metric = MetricSpec {
-        name: "alerts".into(),
-        plugin_config: Some(
-            json!({"guardrail": "alerts", "namespace": "calm", "staleness": "2m"})
-                .to_string()
-                .into_bytes(),
-        ),
-        ..Default::default()
-    };
+    let metric = analysis::metric(
+        "alerts",
+        &json!({"guardrail": "alerts", "namespace": "calm", "staleness": "2m"}),
+    );
     let later = UNIX_EPOCH + Duration::from_secs((scenarios::END + 240) as u64);
     let m = engine
         .measure_at(&AnalysisContext::default(), &metric, Some(later))
@@ -970,32 +933,32 @@ async fn evaluated_now_as_plugin_mode_does() {
     );
     let cases: Vec<(AnalysisContext, Value, (Phase, &str))> = vec![
         (
-            analysis_run(&scenarios::CHECKOUT_CART),
+            analysis::of(&scenarios::CHECKOUT_CART),
             json!({"guardrail": "error-rate"}),
             (Phase::Successful, ""),
         ),
         (
-            analysis_run(&scenarios::CHECKOUT_PRICING),
+            analysis::of(&scenarios::CHECKOUT_PRICING),
             json!({"guardrail": "error-rate"}),
             (Phase::Failed, "threshold"),
         ),
         (
-            analysis_run(&scenarios::CHECKOUT_CART),
+            analysis::of(&scenarios::CHECKOUT_CART),
             json!({"guardrail": "latency", "threshold": 0.3}),
             (Phase::Successful, ""),
         ),
         (
-            analysis_run(&scenarios::CHECKOUT_QUIET),
+            analysis::of(&scenarios::CHECKOUT_QUIET),
             json!({"guardrail": "latency", "threshold": 0.3}),
             (Phase::Failed, "no-traffic"),
         ),
         (
-            analysis_run(&scenarios::CHECKOUT_PRICING),
+            analysis::of(&scenarios::CHECKOUT_PRICING),
             regression("cpu", &scenarios::CHECKOUT_PRICING_STABLE),
             (Phase::Failed, "threshold"),
         ),
         (
-            analysis_run(&scenarios::CHECKOUT_CART),
+            analysis::of(&scenarios::CHECKOUT_CART),
             regression("latency", &scenarios::EXTRA_DECOYS[0]),
             (Phase::Successful, ""),
         ),
@@ -1027,11 +990,7 @@ async fn evaluated_now_as_plugin_mode_does() {
         ),
     ];
     for (ctx, config, (phase, failure)) in cases {
-        let metric = MetricSpec {
-            name: "now".into(),
-            plugin_config: Some(config.to_string().into_bytes()),
-            ..Default::default()
-        };
+        let metric = analysis::metric("now", &config);
         let m = engine.measure(&ctx, &metric).await;
         assert_eq!(m.phase, phase, "{config}: {m:#?}");
         if phase == Phase::Failed {

@@ -7,9 +7,10 @@ use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, OwnerReference, Phase};
+use rollouts_guardrails::engine::{AnalysisContext, Engine, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_prometheus::{FakePrometheus, RecordedRequest, Reply, Scenario};
 
 const AT: u64 = 1_767_268_800;
@@ -79,29 +80,12 @@ fn oracle(request: &RecordedRequest) -> Reply {
     }
 }
 
-fn context(namespace: &str, rollout: &str, hash: &str) -> AnalysisContext {
-    AnalysisContext {
-        namespace: namespace.into(),
-        labels: [("rollouts-pod-template-hash".to_string(), hash.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: rollout.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 async fn measure(
     fake: &FakePrometheus,
     ctx: &AnalysisContext,
     config: Value,
 ) -> rollouts_guardrails::engine::Measurement {
-    let metric = MetricSpec {
-        name: "inject".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    };
+    let metric = analysis::metric("inject", &config);
     Engine::new(Client::new(), Some(fake.url().to_string()))
         .measure_at(ctx, &metric, Some(UNIX_EPOCH + Duration::from_secs(AT)))
         .await
@@ -130,7 +114,7 @@ async fn hostile_target_values_never_pass() {
                 // From the configuration (what `{{args.*}}` fills in)…
                 let m = measure(
                     &fake,
-                    &context("shop", "web", "6c8d7f9a1"),
+                    &analysis::run("shop", "web", "6c8d7f9a1"),
                     json!({"guardrail": guardrail, key: payload}),
                 )
                 .await;
@@ -142,9 +126,9 @@ async fn hostile_target_values_never_pass() {
                 assert!(!m.message.is_empty());
                 // …and from the AnalysisRun.
                 let ctx = match key {
-                    "namespace" => context(payload, "web", "6c8d7f9a1"),
-                    "rollout" => context("shop", payload, "6c8d7f9a1"),
-                    _ => context("shop", "web", payload),
+                    "namespace" => analysis::run(payload, "web", "6c8d7f9a1"),
+                    "rollout" => analysis::run("shop", payload, "6c8d7f9a1"),
+                    _ => analysis::run("shop", "web", payload),
                 };
                 let m = measure(&fake, &ctx, json!({"guardrail": guardrail})).await;
                 assert_eq!(
@@ -169,7 +153,7 @@ async fn hostile_values_are_rejected_with_a_message_naming_the_key() {
     let fake = FakePrometheus::start(Scenario::handler(oracle)).await;
     let m = measure(
         &fake,
-        &context("shop", "web", "6c8d7f9a1"),
+        &analysis::run("shop", "web", "6c8d7f9a1"),
         json!({"guardrail": "restarts", "namespace": "shop\"} or vector(1) #"}),
     )
     .await;
@@ -195,7 +179,7 @@ async fn header_values_cannot_smuggle_headers() {
     ] {
         let m = measure(
             &fake,
-            &context("shop", "web", "6c8d7f9a1"),
+            &analysis::run("shop", "web", "6c8d7f9a1"),
             json!({"guardrail": "not-ready", key: value}),
         )
         .await;

@@ -1,8 +1,7 @@
 //! The engine face: the guardrails through `Engine::measure`, against a real Prometheus or a fake one.
 //!
 //! One test target per face (`cargo test --test engine`); the support code is shared by every face.
-#[path = "../support/mod.rs"]
-mod support;
+use guardrails_test_support as support;
 
 mod coalesce;
 mod fail_closed;

@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rollouts_guardrails::engine::trust::{ControllerArgs, ManagedAuthArgs, TrustPolicy};
-use rollouts_guardrails::engine::{AnalysisContext, Engine, Measurement, MetricSpec, Phase};
+use rollouts_guardrails::engine::{Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::auth::AwsEnvironment;
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::managed::{
     fake_amp, sts_answer, sts_error, verifier, HttpFake, Key, RawRequest, Verifier,
 };
@@ -97,30 +98,18 @@ fn assert_nothing_secret_shown(stores: &[&HttpFake]) {
     }
 }
 
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        name: "web-6c8d7f9a1-2".into(),
-        ..Default::default()
-    }
-}
-
 /// A `query` guardrail that passes on the fake store's answer (one sample, 1).
 fn query(extra: Value) -> MetricSpec {
     let mut config = json!({"guardrail": "query", "query": "up", "threshold": 5, "timeout": "5s"});
     if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
         c.extend(extra);
     }
-    MetricSpec {
-        name: "guard".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric("guard", &config)
 }
 
 async fn measure(engine: &Engine, metric: &MetricSpec) -> Measurement {
     let _ = logs();
-    let m = engine.measure(&ctx(), metric).await;
+    let m = engine.measure(&analysis::shop_web(), metric).await;
     shown()
         .lock()
         .expect("shown")

@@ -18,13 +18,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::prometheus::{Store, TestPrometheus};
-use support::scenarios::{self, Scenario, END, SHOP_WEB};
+use support::scenarios::{self, END, SHOP_WEB};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
 const PROD: &str = "prod-eu";
@@ -74,30 +73,12 @@ fn both_report() -> &'static TestPrometheus {
     })
 }
 
-fn analysis_run(s: &Scenario) -> AnalysisContext {
-    AnalysisContext {
-        namespace: s.namespace.to_string(),
-        name: format!("{}-{}-2", s.rollout, s.hash),
-        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: s.rollout.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 async fn measure(store: &TestPrometheus, config: Value) -> Measurement {
     let engine = Engine::new(Client::new(), Some(store.url().to_owned()));
-    let metric = MetricSpec {
-        name: "guardrail".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    };
+    let metric = analysis::metric("guardrail", &config);
     let at = UNIX_EPOCH + Duration::from_secs(END as u64);
     engine
-        .measure_at(&analysis_run(&SHOP_WEB), &metric, Some(at))
+        .measure_at(&analysis::of(&SHOP_WEB), &metric, Some(at))
         .await
 }
 

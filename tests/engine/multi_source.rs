@@ -6,26 +6,14 @@ use crate::support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rollouts_guardrails::engine::trust::TrustPolicy;
-use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, OwnerReference, Phase};
+use rollouts_guardrails::engine::{Engine, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_prometheus::{FakePrometheus, Reply, Scenario};
 
 const AT: u64 = 1_767_268_800;
 const HASH: &str = "6c8d7f9a1";
-
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        labels: [("rollouts-pod-template-hash".to_string(), HASH.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 /// A configuration of every guardrail but `query` (whose PromQL is taken as written).
 fn guardrails() -> Vec<Value> {
@@ -72,7 +60,9 @@ async fn the_registration_matcher_reaches_every_selector_of_every_guardrail() {
     let engine = registered(fake.url().as_str(), &["--matcher=cluster=prod-eu"]);
     for config in guardrails() {
         let before = fake.requests().len();
-        let m = engine.measure_at(&ctx(), &spec(&config), at()).await;
+        let m = engine
+            .measure_at(&analysis::run("shop", "web", HASH), &spec(&config), at())
+            .await;
         assert_ne!(m.phase, Phase::Successful, "no data is no proof: {m:#?}");
         assert_ne!(
             m.metadata.get("failure").map(String::as_str),
@@ -114,7 +104,7 @@ async fn a_template_adds_matchers_and_overrides_the_controllers_only_explicitly(
     let before = fake.requests().len();
     let m = engine
         .measure_at(
-            &ctx(),
+            &analysis::run("shop", "web", HASH),
             &restarts(json!({"matchers": {"cluster": "staging-eu"}})),
             at(),
         )
@@ -132,7 +122,7 @@ async fn a_template_adds_matchers_and_overrides_the_controllers_only_explicitly(
 
     let m = engine
         .measure_at(
-            &ctx(),
+            &analysis::run("shop", "web", HASH),
             &restarts(json!({"matchers": {"cluster": "staging-eu", "team": "pay"}, "overrideControllerMatchers": ["cluster"]})),
             at(),
         )
@@ -173,7 +163,9 @@ async fn one_pod_reported_by_two_clusters_fails_as_ambiguous_for_every_pod_guard
     .await;
     let engine = registered(fake.url().as_str(), &[]);
     for config in guardrails().into_iter().take(5) {
-        let m = engine.measure_at(&ctx(), &spec(&config), at()).await;
+        let m = engine
+            .measure_at(&analysis::run("shop", "web", HASH), &spec(&config), at())
+            .await;
         assert_eq!(m.phase, Phase::Failed, "{config}: {m:#?}");
         assert_eq!(m.metadata["failure"], "ambiguous", "{config}: {m:#?}");
         assert!(
@@ -185,7 +177,11 @@ async fn one_pod_reported_by_two_clusters_fails_as_ambiguous_for_every_pod_guard
     // A label the registration declares a replica label only tells replicas apart: one source.
     let replicas = registered(fake.url().as_str(), &["--replica-label=cluster"]);
     let m = replicas
-        .measure_at(&ctx(), &spec(&json!({"guardrail": "restarts"})), at())
+        .measure_at(
+            &analysis::run("shop", "web", HASH),
+            &spec(&json!({"guardrail": "restarts"})),
+            at(),
+        )
         .await;
     assert_ne!(
         m.metadata.get("failure").map(String::as_str),
@@ -211,12 +207,12 @@ async fn queries_beyond_the_bound_wait_inside_the_measurement_timeout() {
     let config = spec(&json!({"guardrail": "restarts", "timeout": "1s", "settle": "0s"}));
     let one = FakePrometheus::start(slow()).await;
     let m = registered(one.url().as_str(), &["--max-concurrent-queries=1"])
-        .measure_at(&ctx(), &config, at())
+        .measure_at(&analysis::run("shop", "web", HASH), &config, at())
         .await;
     assert_eq!(m.metadata["failure"], "timeout", "{m:#?}");
     let many = FakePrometheus::start(slow()).await;
     let m = registered(many.url().as_str(), &[])
-        .measure_at(&ctx(), &config, at())
+        .measure_at(&analysis::run("shop", "web", HASH), &config, at())
         .await;
     assert_eq!(m.metadata["failure"], "no-data", "{m:#?}");
 }

@@ -4,32 +4,16 @@
 //! the parser's message, before any query is sent.
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rollouts_guardrails::engine::config::Config;
-use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, OwnerReference, Phase};
+use rollouts_guardrails::engine::{Engine, MetricSpec, Phase};
 use rollouts_guardrails::manifest::template::{self, TemplateError};
 use rollouts_guardrails::prometheus::Client;
+use support::analysis;
 use support::fake_prometheus::{FakePrometheus, Reply, Scenario};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 /// The template's plugin metrics, every arg without a value given a valid one.
 fn metrics(path: &Path) -> Vec<template::TemplateMetric> {
@@ -51,30 +35,13 @@ fn metrics(path: &Path) -> Vec<template::TemplateMetric> {
     panic!("{}: too many args", path.display())
 }
 
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        labels: [(
-            "rollouts-pod-template-hash".to_string(),
-            "6c8d7f9a1".to_string(),
-        )]
-        .into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn the_parser_and_a_measurement_agree_on_every_shipped_configuration() {
     let fake = FakePrometheus::start(Scenario::Always(Reply::vector(&[]))).await;
     let engine = Engine::new(Client::new(), Some(fake.url().to_string()));
-    let mut files = yaml_files(&Path::new(ROOT).join("examples"));
-    files.extend(yaml_files(&Path::new(ROOT).join("manifests")));
-    files.extend(yaml_files(
+    let mut files = support::yaml_files(&Path::new(ROOT).join("examples"));
+    files.extend(support::yaml_files(&Path::new(ROOT).join("manifests")));
+    files.extend(support::yaml_files(
         &Path::new(ROOT).join("tests/fixtures/manifests/broken"),
     ));
     let (mut accepted, mut refused) = (0, 0);
@@ -91,7 +58,7 @@ async fn the_parser_and_a_measurement_agree_on_every_shipped_configuration() {
             // Only loopback is ever asked: the shipped address (an in-cluster name) is replaced.
             config.remove("address");
             let before = fake.requests().len();
-            let m = engine.measure(&ctx(), &spec(&config)).await;
+            let m = engine.measure(&analysis::shop_web(), &spec(&config)).await;
             let class = m.metadata.get("failure").map(String::as_str);
             let what = format!("{} / {}: {m:#?}", file.display(), metric.name);
             match parsed {

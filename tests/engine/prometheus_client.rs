@@ -686,15 +686,7 @@ async fn redirects_are_not_followed_and_their_target_is_not_shown() {
 
 #[tokio::test]
 async fn a_status_error_is_an_api_error_for_every_error_type() {
-    for error_type in [
-        "bad_data",
-        "execution",
-        "timeout",
-        "canceled",
-        "internal",
-        "unavailable",
-        "not_found",
-    ] {
+    for error_type in support::faults::ERROR_TYPES {
         match query_reply(Reply::api_error(200, error_type, "it went wrong")).await {
             Err(QueryError::Api {
                 error_type: got,

@@ -7,11 +7,10 @@ use crate::support;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::prometheus::TestPrometheus;
 use support::scenarios::{self, Scenario};
 
@@ -19,20 +18,6 @@ use support::scenarios::{self, Scenario};
 fn ranked() -> &'static TestPrometheus {
     static RANKED: OnceLock<TestPrometheus> = OnceLock::new();
     RANKED.get_or_init(|| TestPrometheus::start(&scenarios::render_ranked()))
-}
-
-fn analysis_run(s: &Scenario) -> AnalysisContext {
-    AnalysisContext {
-        namespace: s.namespace.to_string(),
-        name: format!("{}-{}-2", s.rollout, s.hash),
-        labels: [("rollouts-pod-template-hash".to_string(), s.hash.to_string())].into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: s.rollout.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
 }
 
 /// `regression` of the p99 latency over 20 minutes, canary `canary` against `stable`, with `method`.
@@ -49,14 +34,10 @@ fn latency(stable: &Scenario, method: &str) -> Value {
 
 async fn measure(canary: &Scenario, config: Value) -> Measurement {
     let engine = Engine::new(Client::new(), Some(ranked().url().to_string()));
-    let metric = MetricSpec {
-        name: "latency-regression".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    };
+    let metric = analysis::metric("latency-regression", &config);
     let at = UNIX_EPOCH + Duration::from_secs(scenarios::END as u64);
     engine
-        .measure_at(&analysis_run(canary), &metric, Some(at))
+        .measure_at(&analysis::of(canary), &metric, Some(at))
         .await
 }
 

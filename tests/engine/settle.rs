@@ -13,30 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rollouts_guardrails::engine::measure::{metadata_key, SettlePolicy, When};
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_cluster::{prometheus, Cluster};
 use support::fake_prometheus::FakePrometheus;
-
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        labels: [(
-            "rollouts-pod-template-hash".to_string(),
-            "6c8d7f9a1".to_string(),
-        )]
-        .into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 fn metric(guardrail: &str, fake: &FakePrometheus, extra: Value) -> MetricSpec {
     let mut config =
@@ -45,11 +27,7 @@ fn metric(guardrail: &str, fake: &FakePrometheus, extra: Value) -> MetricSpec {
         .as_object_mut()
         .expect("object")
         .extend(extra.as_object().cloned().unwrap_or_default());
-    MetricSpec {
-        name: guardrail.into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric(guardrail, &config)
 }
 
 /// Runs a measurement the way argo's controller does: Run, then Resume at each `resumeAt` until it is no
@@ -79,7 +57,7 @@ async fn run_to_completion(
         }
     };
     between(0);
-    let first = engine.measure(&ctx(), metric).await;
+    let first = engine.measure(&analysis::shop_web(), metric).await;
     let started_at = first.started_at.expect("startedAt");
     check(&first, started_at);
     let mut taken = vec![first];
@@ -99,7 +77,9 @@ async fn run_to_completion(
         )
         .await;
         between(taken.len());
-        let next = engine.resume(&ctx(), metric, started_at).await;
+        let next = engine
+            .resume(&analysis::shop_web(), metric, started_at)
+            .await;
         check(&next, started_at);
         taken.push(next);
     }
@@ -243,7 +223,10 @@ async fn a_prometheus_that_errs_is_answered_at_once_inside_settle() {
     let fake = prometheus(&cluster).await;
     let engine = Engine::new(Client::new(), None);
     let m = engine
-        .measure(&ctx(), &metric("restarts", &fake, json!({"settle": "10m"})))
+        .measure(
+            &analysis::shop_web(),
+            &metric("restarts", &fake, json!({"settle": "10m"})),
+        )
         .await;
     assert_eq!(m.phase, Phase::Failed, "{m:#?}");
     assert_eq!(m.metadata[metadata_key::FAILURE], "query-error");
@@ -261,7 +244,7 @@ async fn a_young_pod_not_ready_yet_is_waited_for_and_an_old_one_counts_at_once()
     let fake = prometheus(&cluster).await;
     let engine = Engine::new(Client::new(), None);
     let metric = metric("not-ready", &fake, json!({"settle": "2m"}));
-    let young = engine.measure(&ctx(), &metric).await;
+    let young = engine.measure(&analysis::shop_web(), &metric).await;
     assert_eq!(young.phase, Phase::Running, "{young:#?}");
     assert_eq!(young.metadata[metadata_key::WAITING_FOR], "readiness");
     assert!(
@@ -272,7 +255,7 @@ async fn a_young_pod_not_ready_yet_is_waited_for_and_an_old_one_counts_at_once()
         young.message
     );
     set(&cluster, |c| c.pod_age = 600.0);
-    let old = engine.measure(&ctx(), &metric).await;
+    let old = engine.measure(&analysis::shop_web(), &metric).await;
     assert_eq!(old.phase, Phase::Failed, "{old:#?}");
     assert_eq!(old.metadata[metadata_key::FAILURE], "threshold");
     assert!(
@@ -314,7 +297,7 @@ async fn an_explicit_evaluation_time_and_a_fixed_zero_settle_never_wait() {
     let metric = metric("restarts", &fake, json!({"settle": "10m"}));
     let past = engine
         .measure_at(
-            &ctx(),
+            &analysis::shop_web(),
             &metric,
             Some(UNIX_EPOCH + Duration::from_secs(1_767_268_800)),
         )
@@ -323,7 +306,7 @@ async fn an_explicit_evaluation_time_and_a_fixed_zero_settle_never_wait() {
     assert!(!past.message.contains("after waiting"), "{}", past.message);
     let now = engine
         .measure_when(
-            &ctx(),
+            &analysis::shop_web(),
             &metric,
             When::Now {
                 started_at: None,
@@ -341,7 +324,7 @@ async fn the_controller_wide_default_settle_applies_where_the_metric_sets_none()
     let fake = prometheus(&cluster).await;
     let metric = metric("restarts", &fake, json!({}));
     let default = Engine::new(Client::new(), None)
-        .measure(&ctx(), &metric)
+        .measure(&analysis::shop_web(), &metric)
         .await;
     assert_eq!(default.phase, Phase::Running, "default settle 2m");
     assert!(
@@ -351,7 +334,7 @@ async fn the_controller_wide_default_settle_applies_where_the_metric_sets_none()
     );
     let none = Engine::new(Client::new(), None)
         .with_default_settle(Duration::ZERO)
-        .measure(&ctx(), &metric)
+        .measure(&analysis::shop_web(), &metric)
         .await;
     assert_eq!(none.phase, Phase::Failed, "controller default settle 0");
 }

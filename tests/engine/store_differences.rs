@@ -6,9 +6,10 @@ use crate::support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use rollouts_guardrails::engine::{AnalysisContext, Engine, MetricSpec, OwnerReference, Phase};
+use rollouts_guardrails::engine::{AnalysisContext, Engine, OwnerReference, Phase};
 use rollouts_guardrails::prometheus::Client;
 use serde_json::json;
+use support::analysis;
 use support::ksm::{Container, Fixture, Pod, Steps, Timeline};
 use support::prometheus::{self, Store, TestPrometheus};
 use support::scenarios::{self, END, MINUTE};
@@ -80,15 +81,10 @@ async fn a_restart_in_the_first_scrape_interval_of_the_window_counts_on_every_st
         }],
         ..Default::default()
     };
-    let metric = MetricSpec {
-        name: "guardrail".into(),
-        plugin_config: Some(
-            json!({"guardrail": "restarts", "threshold": 0})
-                .to_string()
-                .into_bytes(),
-        ),
-        ..Default::default()
-    };
+    let metric = analysis::metric(
+        "guardrail",
+        &json!({"guardrail": "restarts", "threshold": 0}),
+    );
     let at = UNIX_EPOCH + Duration::from_secs(END as u64);
     let m = engine.measure_at(&context, &metric, Some(at)).await;
     assert_eq!((m.phase, m.value.as_str()), (Phase::Failed, "1"), "{m:#?}");
@@ -178,15 +174,10 @@ async fn a_flux_object_last_reported_three_minutes_ago_is_stale_on_every_store()
     text.push_str("# EOF\n");
     let store = TestPrometheus::start(&text);
     let engine = Engine::new(Client::new(), Some(store.url().to_owned()));
-    let metric = MetricSpec {
-        name: "guardrail".into(),
-        plugin_config: Some(
-            json!({"guardrail": "gitops", "kustomization": "late", "staleness": "2m"})
-                .to_string()
-                .into_bytes(),
-        ),
-        ..Default::default()
-    };
+    let metric = analysis::metric(
+        "guardrail",
+        &json!({"guardrail": "gitops", "kustomization": "late", "staleness": "2m"}),
+    );
     let at = UNIX_EPOCH + Duration::from_secs(END as u64);
     let m = engine
         .measure_at(&AnalysisContext::default(), &metric, Some(at))

@@ -14,14 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rollouts_guardrails::engine::trust::{ControllerArgs, TrustPolicy};
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::files::{self, FileAccess, FileError};
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc::pb::metric_provider_client::MetricProviderClient;
 use rollouts_guardrails::service::grpc::{pb, GrpcServer};
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_prometheus::{FakePrometheus, RecordedRequest, Reply, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -38,30 +37,8 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     support::logs::captured()
 }
 
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        name: "web-6c8d7f9a1-2".into(),
-        labels: [(
-            "rollouts-pod-template-hash".to_string(),
-            "6c8d7f9a1".to_string(),
-        )]
-        .into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 fn metric(config: &Value) -> MetricSpec {
-    MetricSpec {
-        name: "guard".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric("guard", config)
 }
 
 fn restarts(extra: Value) -> Value {
@@ -87,7 +64,9 @@ fn strict(args: ControllerArgs) -> Engine {
 
 async fn measure(engine: &Engine, config: Value) -> Measurement {
     let _ = logs();
-    engine.measure(&ctx(), &metric(&config)).await
+    engine
+        .measure(&analysis::shop_web(), &metric(&config))
+        .await
 }
 
 /// Everything a tenant can read of a measurement.
@@ -192,23 +171,13 @@ async fn files_inside_a_credentials_dir_are_sent_and_escapes_are_refused() {
         restarts(json!({"address": address, "bearerTokenFile": tree.creds().join("token")})),
     )
     .await;
-    assert_ne!(
-        m.metadata.get("failure").map(String::as_str),
-        Some("config"),
-        "{}",
-        m.message
-    );
+    assert_not_refused(&m);
     let m = measure(
         &engine,
         restarts(json!({"address": address, "basicAuth": {"username": "team", "passwordFile": tree.creds().join("password")}})),
     )
     .await;
-    assert_ne!(
-        m.metadata.get("failure").map(String::as_str),
-        Some("config"),
-        "{}",
-        m.message
-    );
+    assert_not_refused(&m);
     let sent: Vec<String> = fake
         .requests()
         .iter()
@@ -443,12 +412,7 @@ async fn client_certificates_go_only_to_the_controller_address() {
         restarts(json!({"address": tenant_server.url(), "tls": {"insecureSkipVerify": true}})),
     )
     .await;
-    assert_ne!(
-        m.metadata.get("failure").map(String::as_str),
-        Some("config"),
-        "{}",
-        m.message
-    );
+    assert_not_refused(&m);
     // Hostile: a template `tls` while the controller's certificate would be used.
     let m = measure(
         &engine,
@@ -739,7 +703,7 @@ async fn grpc_run(
     client: &mut MetricProviderClient<tonic::transport::Channel>,
     config: &Value,
 ) -> pb::Measurement {
-    let c = ctx();
+    let c = analysis::shop_web();
     let request = pb::RunRequest {
         analysis: Some(pb::AnalysisContext {
             namespace: c.namespace.clone(),
@@ -900,4 +864,15 @@ impl TlsEcho {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("seen").clone()
     }
+}
+
+/// A positive control: the measurement got past the trust policy (whatever Prometheus then answered).
+#[track_caller]
+fn assert_not_refused(m: &Measurement) {
+    assert_ne!(
+        m.metadata.get("failure").map(String::as_str),
+        Some("config"),
+        "{}",
+        m.message
+    );
 }

@@ -11,36 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rollouts_guardrails::engine::measure::metadata_key;
-use rollouts_guardrails::engine::{
-    AnalysisContext, Engine, Measurement, MetricSpec, OwnerReference, Phase,
-};
+use rollouts_guardrails::engine::{Engine, Measurement, MetricSpec, Phase};
 use rollouts_guardrails::prometheus::Client;
 use rollouts_guardrails::service::grpc::pb::metric_provider_client::MetricProviderClient;
 use rollouts_guardrails::service::grpc::{pb, GrpcServer};
 use serde_json::{json, Value};
+use support::analysis;
 use support::fake_cluster::{prometheus, Cluster};
 use support::fake_prometheus::FakePrometheus;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
-
-fn ctx() -> AnalysisContext {
-    AnalysisContext {
-        namespace: "shop".into(),
-        labels: [(
-            "rollouts-pod-template-hash".to_string(),
-            "6c8d7f9a1".to_string(),
-        )]
-        .into(),
-        owner_references: vec![OwnerReference {
-            kind: "Rollout".into(),
-            name: "web".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 fn config(fake: &FakePrometheus, extra: Value) -> Value {
     let mut config =
@@ -53,11 +35,7 @@ fn config(fake: &FakePrometheus, extra: Value) -> Value {
 }
 
 fn metric(config: &Value) -> MetricSpec {
-    MetricSpec {
-        name: "errors".into(),
-        plugin_config: Some(config.to_string().into_bytes()),
-        ..Default::default()
-    }
+    analysis::metric("errors", config)
 }
 
 fn low_traffic() -> Value {
@@ -68,7 +46,7 @@ async fn measure(cluster: Cluster, extra: Value) -> Measurement {
     let cluster = Arc::new(Mutex::new(cluster));
     let fake = prometheus(&cluster).await;
     Engine::new(Client::new(), None)
-        .measure(&ctx(), &metric(&config(&fake, extra)))
+        .measure(&analysis::shop_web(), &metric(&config(&fake, extra)))
         .await
 }
 
@@ -134,7 +112,7 @@ async fn during_settle_running_then_the_mapped_phase() {
     );
     let long_ago = SystemTime::now() - std::time::Duration::from_secs(61);
     let resumed = Engine::new(Client::new(), None)
-        .resume(&ctx(), &metric(&config), long_ago)
+        .resume(&analysis::shop_web(), &metric(&config), long_ago)
         .await;
     assert_eq!(resumed.phase, Phase::Inconclusive, "{resumed:#?}");
     assert_eq!(resumed.metadata[metadata_key::FAILURE], "no-traffic");

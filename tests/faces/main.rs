@@ -1,8 +1,7 @@
 //! Every face at once: the fault matrix and credential hygiene through plugin mode and gRPC alike.
 //!
 //! One test target per face (`cargo test --test faces`); the support code is shared by every face.
-#[path = "../support/mod.rs"]
-mod support;
+use guardrails_test_support as support;
 
 mod fault_matrix;
 mod secrets;

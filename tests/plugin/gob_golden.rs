@@ -7,30 +7,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{ensure, Context, Result};
 use bytes::BytesMut;
+
+use crate::gob_fixtures::{decode_all, fixture};
 use rollouts_guardrails::codec::gob::{
     self, Decoder, Encoder, Interface, Struct, StructType, Type, Value,
 };
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gob")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// Decodes every value of a complete stream.
-fn decode_all(bytes: &[u8]) -> Result<(Vec<Value>, Decoder)> {
-    let mut decoder = Decoder::new();
-    let mut buf = BytesMut::from(bytes);
-    let mut values = Vec::new();
-    while !buf.is_empty() {
-        let value = decoder
-            .decode(&mut buf)?
-            .with_context(|| format!("incomplete value after {} values", values.len()))?;
-        values.push(value);
-    }
-    Ok((values, decoder))
-}
 
 /// The messages of a stream: (payload, is a definition).
 fn messages(mut bytes: &[u8]) -> Vec<(Vec<u8>, bool)> {

@@ -4,7 +4,6 @@
 //! type-definition cap, the socket group mode, the GoAway codes we send, net/rpc replies matched by Seq).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -22,26 +21,7 @@ use rollouts_guardrails::transport::mux::Session;
 use rollouts_guardrails::transport::netrpc::{self, InFlight, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gob")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// Decodes every value of a complete stream.
-fn decode_all(bytes: &[u8]) -> Result<(Vec<Value>, Decoder)> {
-    let mut decoder = Decoder::new();
-    let mut buf = BytesMut::from(bytes);
-    let mut values = Vec::new();
-    while !buf.is_empty() {
-        let value = decoder
-            .decode(&mut buf)?
-            .with_context(|| format!("incomplete value after {} values", values.len()))?;
-        values.push(value);
-    }
-    Ok((values, decoder))
-}
+use crate::gob_fixtures::{decode_all, fixture};
 
 /// The payloads of a stream's messages, each with the signed type id it starts with.
 fn messages(mut bytes: &[u8]) -> Vec<(TypeId, Vec<u8>)> {

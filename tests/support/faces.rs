@@ -2,7 +2,6 @@
 //! through argo-rollouts' own plugin client (`tests/go/hostile/cmd/pluginrun`, built once per test binary with
 //! `go build`), and the gRPC service in this process through a tonic client.
 // Each test binary uses part of this.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -49,8 +48,8 @@ pub struct PluginSession {
 fn pluginrun() -> Result<&'static Path> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pluginrun");
-        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/hostile");
+        let out = crate::target_tmpdir().join("pluginrun");
+        let module = crate::root().join("tests/go/hostile");
         let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)
@@ -122,7 +121,7 @@ fn plugin_mode_full(
     }
     let mut child = command
         .arg("-bin")
-        .arg(env!("CARGO_BIN_EXE_rollouts-guardrails"))
+        .arg(crate::plugin_binary())
         .envs(env.iter().copied())
         .env_remove("GUARDRAILS_PROMETHEUS_ADDRESS")
         .stdin(Stdio::piped())

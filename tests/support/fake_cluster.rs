@@ -2,7 +2,6 @@
 //! reported about one canary pod (`shop/web-6c8d7f9a1-x7k2p`), answered by query shape. Tests change it
 //! between measurements (never on a timer), so a measurement sequence is deterministic.
 // Shared by several test binaries, each of which uses only part of it.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,6 @@
 //! [`Reply`]s (good answers and every way an answer can go wrong), recording every request and counting TCP
 //! connections so tests can assert what the client sent and how. It stops when dropped.
 // Shared by several test binaries, each of which uses only part of it.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -38,6 +37,10 @@ const HUGE_SUFFIX: &str = "]}}";
 
 /// One sample for [`Reply::vector`]: labels, unix-seconds timestamp, value as Prometheus writes it.
 pub type VectorSample<'a> = (&'a [(&'a str, &'a str)], f64, &'a str);
+
+/// One series for [`Reply::matrix`]: labels and its `(unix-seconds timestamp, value as Prometheus writes it)`
+/// points, in the order given (a fault may give them out of order).
+pub type MatrixSeries<'a> = (&'a [(&'a str, &'a str)], Vec<(f64, String)>);
 
 /// What the fake answers to one request.
 #[derive(Debug, Clone)]
@@ -90,14 +93,25 @@ impl Reply {
         let result: Vec<serde_json::Value> = samples
             .iter()
             .map(|(labels, timestamp, value)| {
-                let metric: serde_json::Map<String, serde_json::Value> = labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-                    .collect();
-                serde_json::json!({ "metric": metric, "value": [timestamp, value] })
+                serde_json::json!({ "metric": labels_object(labels), "value": [timestamp, value] })
             })
             .collect();
         Reply::success(&serde_json::json!({ "resultType": "vector", "result": result }).to_string())
+    }
+
+    /// A successful matrix (the answer to a subquery or a range selector) of `series`.
+    pub fn matrix(series: &[MatrixSeries<'_>]) -> Reply {
+        let result: Vec<serde_json::Value> = series
+            .iter()
+            .map(|(labels, points)| {
+                let values: Vec<serde_json::Value> = points
+                    .iter()
+                    .map(|(timestamp, value)| serde_json::json!([timestamp, value]))
+                    .collect();
+                serde_json::json!({ "metric": labels_object(labels), "values": values })
+            })
+            .collect();
+        Reply::success(&serde_json::json!({ "resultType": "matrix", "result": result }).to_string())
     }
 
     /// `status` with Prometheus' JSON error body.
@@ -119,6 +133,14 @@ impl Reply {
             body: body.as_bytes().to_vec(),
         }
     }
+}
+
+/// A series' labels as Prometheus writes them (`"metric": {…}`).
+fn labels_object(labels: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect()
 }
 
 /// Chooses the reply of each request from the request itself (its `index` allows sequencing by closure).

@@ -11,7 +11,6 @@
 //! series that stops (a pod that goes away, a waiting reason that clears) stays visible to instant queries for
 //! the lookback delta (5 m by default) after its last sample, where a scraping Prometheus would hide it at once.
 //! Container ids therefore stay constant across restarts (a new id would leave the old series visible).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,7 +1,6 @@
 //! Every log line of a test binary at trace level, captured as the controller would re-log the plugin's
 //! stderr: one global subscriber (a process has one), shared by every module that checks what was logged.
 // Shared by several test binaries, each of which uses only part of it.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,11 +18,6 @@ pub fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
         let _ = tracing::subscriber::set_global_default(subscriber);
         buffer
     })
-}
-
-/// Everything captured so far, as text.
-pub fn text() -> String {
-    String::from_utf8_lossy(&captured().lock().expect("logs")).into_owned()
 }
 
 #[derive(Clone)]

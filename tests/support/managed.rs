@@ -6,7 +6,6 @@
 //!   Amazon Managed Service for Prometheus (answers only verified requests), a fake STS
 //!   (`AssumeRoleWithWebIdentity`, `AssumeRole`) and a token endpoint that expires its tokens.
 // Shared by several test binaries, each of which uses only part of it.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

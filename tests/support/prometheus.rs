@@ -18,7 +18,6 @@
 //!
 //! A missing `prometheus`, `promtool`, `victoria-metrics` or engine binary is a panic telling how to install it:
 //! tests never skip silently.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,7 +51,7 @@ const ENGINES_HINT: &str =
 /// The environment variable choosing the store.
 pub const ENGINE_VARIABLE: &str = "GUARDRAILS_TEST_ENGINE";
 /// Where tests/go/tools/build-engines.sh puts the engines it builds (overridable with `GUARDRAILS_ENGINES_BIN`).
-const ENGINES_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/engines/bin");
+const ENGINES_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/engines/bin");
 /// The label telling clusters apart in a central store (a Thanos external label, a label in the data elsewhere).
 pub const CLUSTER_LABEL: &str = "cluster";
 /// The external label of the single Prometheus behind Thanos when the data names no cluster: a sidecar refuses
@@ -676,13 +675,6 @@ enum Failure {
 pub fn shared() -> &'static TestPrometheus {
     static SHARED: OnceLock<TestPrometheus> = OnceLock::new();
     SHARED.get_or_init(|| TestPrometheus::start(&scenarios::render()))
-}
-
-/// The canonical fixture shifted so that END is the moment it started ([`TestPrometheus::end`]): for code
-/// that evaluates "now". Started on first use, shared by the tests of one binary.
-pub fn shared_now() -> &'static TestPrometheus {
-    static SHARED_NOW: OnceLock<TestPrometheus> = OnceLock::new();
-    SHARED_NOW.get_or_init(TestPrometheus::start_canonical_now)
 }
 
 /// Metrics whose sample *value* is itself a unix time (seconds): shifting moves their values too, so a pod

@@ -4,7 +4,6 @@
 //!
 //! Samples every 30 s from START = 2026-01-01T11:00:00Z to END = 2026-01-01T12:00:00Z inclusive. Tests
 //! evaluate at [`END`], or shift the fixture so END becomes "now" (see `prometheus::shift_openmetrics`).
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -14,8 +13,6 @@ use super::ksm::{render_labels, Condition, Container, Fixture, Phase, Pod, Steps
 
 /// First sampling instant, unix seconds (2026-01-01T11:00:00Z).
 pub const START: i64 = 1_767_265_200;
-/// [`START`] in RFC 3339.
-pub const START_RFC3339: &str = "2026-01-01T11:00:00Z";
 /// Last sampling instant, unix seconds (2026-01-01T12:00:00Z): where tests evaluate.
 pub const END: i64 = 1_767_268_800;
 /// [`END`] in RFC 3339.
@@ -208,8 +205,7 @@ pub const RESIZER_DIGEST: &str =
 
 /// Where the committed rendering lives.
 pub fn fixture_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/prometheus/kube-state-metrics.om")
+    crate::root().join("tests/fixtures/prometheus/kube-state-metrics.om")
 }
 
 /// The canonical fixture rendered as OpenMetrics text (what the committed file must contain).
@@ -495,7 +491,7 @@ pub const ALERTS_ALARMED_NAMESPACE: &str = "alarmed";
 
 /// The committed rendering of [`extra_fixture`].
 pub fn extra_fixture_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus/guardrails-extra.om")
+    crate::root().join("tests/fixtures/prometheus/guardrails-extra.om")
 }
 
 /// Latency bucket bounds and the cumulative share of requests at or below each (the last is `+Inf`).

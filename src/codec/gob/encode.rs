@@ -342,7 +342,7 @@ impl Pass<'_> {
             _ => {
                 return Err(EncodeError::Mismatch {
                     ty: ty.go_name(),
-                    value: kind(value).into(),
+                    value: value.go_kind().into(),
                 })
             }
         }
@@ -371,24 +371,6 @@ fn is_omitted(ty: &Type, value: &Value) -> bool {
         (_, Value::Slice(items) | Value::Array(items)) => items.is_empty(),
         (_, Value::Interface(i)) => i.is_none(),
         _ => false,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Uint(_) => "uint",
-        Value::Float(_) => "float",
-        Value::Complex(..) => "complex",
-        Value::Bytes(_) => "bytes",
-        Value::String(_) => "string",
-        Value::Slice(_) => "slice",
-        Value::Array(_) => "array",
-        Value::Map(_) => "map",
-        Value::Struct(_) => "struct",
-        Value::Interface(_) => "interface",
-        Value::Encoded { .. } => "encoded payload",
     }
 }
 

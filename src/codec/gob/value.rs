@@ -45,6 +45,24 @@ pub struct Interface {
 }
 
 impl Value {
+    /// The value's kind in Go's words, for messages (`[]byte`, `slice`, `GobEncoder`).
+    pub fn go_kind(&self) -> &'static str {
+        match self {
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Uint(_) => "uint",
+            Value::Float(_) => "float",
+            Value::Complex(..) => "complex",
+            Value::Bytes(_) => "[]byte",
+            Value::String(_) => "string",
+            Value::Slice(_) | Value::Array(_) => "slice",
+            Value::Map(_) => "map",
+            Value::Struct(_) => "struct",
+            Value::Interface(_) => "interface",
+            Value::Encoded { .. } => "GobEncoder",
+        }
+    }
+
     /// The struct field `name`, looking through interfaces; `None` when absent (Go's zero value).
     pub fn field(&self, name: &str) -> Option<&Value> {
         match self {

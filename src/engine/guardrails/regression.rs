@@ -321,13 +321,7 @@ impl Regression {
         common: &Common,
         at: SystemTime,
     ) -> Result<(Coverage, f64), Failure> {
-        let evidence = Evidence {
-            target,
-            coverage: prove_coverage(answers, target, common, at)?,
-            answers,
-            staleness: common.staleness,
-            at,
-        };
+        let evidence = side_evidence(target, answers, common, at)?;
         let value = match self.measure() {
             Some(measure) => {
                 let (plan, proof) = self.traffic.proven(measure, &evidence)?;
@@ -439,23 +433,29 @@ impl Regression {
             if floor > 0.0 { format!(", floor {}", format_number(floor)) } else { String::new() },
         );
         let value = format_number(round6(c));
-        if c > limit && c > floor {
-            return Verdict::Fail(Failure {
-                class: FailureClass::Threshold,
-                message,
-                value,
-                offenders: Vec::new(),
-                awaiting: None,
-                details: Vec::new(),
-            });
-        }
-        proof.pass(value, message, Vec::new())
+        crate::engine::verdict::judge_limit(&proof, c > limit && c > floor, value, message)
     }
 }
 
 mod ranked;
 
 use ranked::side;
+
+/// One side's evidence: its ReplicaSet's pods proven covered and fresh.
+fn side_evidence<'a>(
+    target: &'a TargetSelector,
+    answers: &'a Answers,
+    common: &Common,
+    at: SystemTime,
+) -> Result<Evidence<'a>, Failure> {
+    Ok(Evidence {
+        target,
+        coverage: prove_coverage(answers, target, common, at)?,
+        answers,
+        staleness: common.staleness,
+        at,
+    })
+}
 
 #[cfg(test)]
 mod tests;

@@ -57,55 +57,30 @@ fn coverage_needs_fresh_samples_for_min_pods() {
         sample("a", AT as f64 - 30.0),
         sample("b", AT as f64 - 400.0),
     ]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
+    let c = prove(&data, 1).unwrap();
     assert_eq!(c.pods, ["a".to_string()].into());
-    let err =
-        Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 2, &[]).unwrap_err();
+    let err = prove(&data, 2).unwrap_err();
     assert_eq!(err.class, FailureClass::Stale);
     assert!(
         err.message.contains("older than staleness 5m"),
         "{}",
         err.message
     );
-    let err = Coverage::prove(
-        &QueryData::Vector(vec![]),
-        &target(),
-        at(),
-        Duration::from_secs(300),
-        1,
-        &[],
-    )
-    .unwrap_err();
+    let err = prove(&QueryData::Vector(vec![]), 1).unwrap_err();
     assert_eq!(err.class, FailureClass::NoData);
     assert!(err.message.starts_with(
         "no fresh kube-state-metrics series for pods of ReplicaSet shop/web-6c8d7f9a1"
     ));
-    let err = Coverage::prove(
-        &QueryData::Vector(vec![sample("a", f64::NAN)]),
-        &target(),
-        at(),
-        Duration::from_secs(300),
-        1,
-        &[],
-    )
-    .unwrap_err();
+    let err = prove(&QueryData::Vector(vec![sample("a", f64::NAN)]), 1).unwrap_err();
     assert_eq!(err.class, FailureClass::QueryError);
-    let err = Coverage::prove(
-        &QueryData::Scalar(sample("", 1.0)),
-        &target(),
-        at(),
-        Duration::from_secs(300),
-        1,
-        &[],
-    )
-    .unwrap_err();
+    let err = prove(&QueryData::Scalar(sample("", 1.0)), 1).unwrap_err();
     assert_eq!(err.class, FailureClass::QueryError);
 }
 
 #[test]
 fn every_pod_must_be_covered_by_each_query() {
     let data = QueryData::Vector(vec![sample("a", AT as f64), sample("b", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
+    let c = prove(&data, 1).unwrap();
     assert!(c
         .require_all(&["a".to_string(), "b".to_string()].into(), "readiness")
         .is_ok());
@@ -121,7 +96,7 @@ fn every_pod_must_be_covered_by_each_query() {
 #[test]
 fn counts_above_the_threshold_fail_and_only_proof_passes() {
     let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
+    let c = prove(&data, 1).unwrap();
     assert!(matches!(
         judge_count(&c, 1.0, 1.0, "m".into(), vec![]),
         Verdict::Pass(_)
@@ -178,7 +153,7 @@ fn one(value: f64) -> QueryData {
 #[test]
 fn traffic_needs_fresh_series_and_enough_requests() {
     let data = QueryData::Vector(vec![sample("a", AT as f64)]);
-    let c = Coverage::prove(&data, &target(), at(), Duration::from_secs(300), 1, &[]).unwrap();
+    let c = prove(&data, 1).unwrap();
     let w = Duration::from_secs(300);
     let s = Duration::from_secs(300);
     let ok = Traffic::prove(
@@ -441,4 +416,16 @@ fn rule_evaluation_from_two_clusters_is_ambiguous_and_from_replicas_is_not() {
         RuleEvaluation::prove(&ha, at(), s, &replicas()).is_ok(),
         "the newest replica proves it"
     );
+}
+
+/// Coverage of [`target`] at [`at`] with staleness 5m, needing `min_pods` pods.
+fn prove(data: &QueryData, min_pods: u64) -> Result<Coverage, Failure> {
+    Coverage::prove(
+        data,
+        &target(),
+        at(),
+        Duration::from_secs(300),
+        min_pods,
+        &[],
+    )
 }

@@ -151,14 +151,7 @@ mod tests {
 
     #[test]
     fn every_phase_round_trips_and_unspecified_or_unknown_is_malformed() {
-        for phase in [
-            Phase::Pending,
-            Phase::Running,
-            Phase::Successful,
-            Phase::Failed,
-            Phase::Error,
-            Phase::Inconclusive,
-        ] {
+        for phase in Phase::ALL {
             let m = Measurement {
                 phase,
                 message: "m".into(),

@@ -16,9 +16,13 @@ use super::pb;
 use super::pb::metric_provider_server::MetricProvider;
 use crate::engine::{settle, Engine, Measurement, Phase, PLUGIN_NAME};
 
-/// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED reaches the caller
-/// (and beats tonic's own timeout layer, which would answer a bare CANCELLED at the deadline itself).
-pub const DEADLINE_REPLY_MARGIN: Duration = Duration::from_millis(20);
+/// How long before the caller's deadline `Run` gives up, so that its DEADLINE_EXCEEDED (saying why) reaches the
+/// caller before the caller's own deadline fires (and beats tonic's timeout layer, which would answer a bare
+/// CANCELLED at the deadline itself): a tenth of the deadline, at least 50 ms (a loaded machine's reply path)
+/// and at most 1 s.
+pub fn deadline_reply_margin(deadline: Duration) -> Duration {
+    (deadline / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
 
 /// The `MetricProvider` service.
 #[derive(Clone)]
@@ -48,17 +52,33 @@ impl GuardrailsProvider {
         };
         let context = convert::analysis_context(request.analysis);
         let metric = convert::metric_spec(metric);
+        let work = self.engine.measure_at(&context, &metric, evaluation_time);
+        self.guarded(&metric.name, None, work).await
+    }
+
+    /// One measurement under the server's bound on concurrent measurements; a panic becomes a Failed
+    /// measurement (timed from `started_at` when given), never a dropped connection.
+    async fn guarded(
+        &self,
+        metric: &str,
+        started_at: Option<SystemTime>,
+        work: impl std::future::Future<Output = Measurement>,
+    ) -> Result<Measurement, Status> {
         let _permit = self
             .measurements
             .acquire()
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let run = AssertUnwindSafe(self.engine.measure_at(&context, &metric, evaluation_time));
-        Ok(match run.catch_unwind().await {
+        Ok(match AssertUnwindSafe(work).catch_unwind().await {
             Ok(measurement) => measurement,
             Err(_) => {
-                tracing::error!(metric = %metric.name, "the measurement panicked");
-                Measurement::failed("internal error: the measurement panicked")
+                tracing::error!(metric = %metric, "the measurement panicked");
+                let mut failed = Measurement::failed("internal error: the measurement panicked");
+                if started_at.is_some() {
+                    failed.started_at = started_at;
+                    failed.finished_at = Some(SystemTime::now());
+                }
+                failed
             }
         })
     }
@@ -83,7 +103,7 @@ impl MetricProvider for GuardrailsProvider {
         let mut measurement = match deadline {
             None => work.await?,
             Some(deadline) => {
-                let budget = deadline.saturating_sub(DEADLINE_REPLY_MARGIN);
+                let budget = deadline.saturating_sub(deadline_reply_margin(deadline));
                 tokio::time::timeout(budget, work).await.map_err(|_| {
                     Status::deadline_exceeded(format!(
                         "the measurement did not finish within the request deadline of {deadline:?}"
@@ -132,22 +152,8 @@ impl MetricProvider for GuardrailsProvider {
         };
         let context = convert::analysis_context(request.analysis);
         let metric = convert::metric_spec(metric);
-        let _permit = self
-            .measurements
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let resume = AssertUnwindSafe(self.engine.resume(&context, &metric, started_at));
-        let measurement = match resume.catch_unwind().await {
-            Ok(measurement) => measurement,
-            Err(_) => {
-                tracing::error!(metric = %metric.name, "the measurement panicked");
-                let mut failed = Measurement::failed("internal error: the measurement panicked");
-                failed.started_at = Some(started_at);
-                failed.finished_at = Some(SystemTime::now());
-                failed
-            }
-        };
+        let work = self.engine.resume(&context, &metric, started_at);
+        let measurement = self.guarded(&metric.name, Some(started_at), work).await?;
         Ok(Response::new(pb::ResumeResponse {
             measurement: Some(convert::measurement_message(&measurement)),
         }))

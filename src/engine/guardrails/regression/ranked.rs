@@ -58,54 +58,12 @@ impl Regression {
         common: &Common,
         at: SystemTime,
     ) -> Result<(Coverage, Samples), Failure> {
-        let evidence = Evidence {
-            target,
-            coverage: prove_coverage(answers, target, common, at)?,
-            answers,
-            staleness: common.staleness,
-            at,
-        };
+        let evidence = side_evidence(target, answers, common, at)?;
         if let Some(measure) = self.measure() {
             self.traffic.proven(measure, &evidence)?;
         }
         let (_, unit) = self.per_step(test, target)?;
-        let what = format!("{} samples", self.signal.name());
-        let series = match crate::engine::guardrails::answer(answers, query_name::SAMPLES)? {
-            QueryData::Matrix(series) => series,
-            other => {
-                let kind = kind_name(other);
-                return Err(Failure::new(
-                    FailureClass::QueryError,
-                    format!(
-                        "samples query returned a {kind}; expected a range vector (a subquery's)"
-                    ),
-                ));
-            }
-        };
-        let steps = match series.as_slice() {
-            [] => {
-                return Err(Failure::new(
-                    FailureClass::NoData,
-                    format!(
-                        "no {what} for ReplicaSet {} in the last {}",
-                        evidence.coverage.target(),
-                        duration::format(self.traffic.window)
-                    ),
-                ))
-            }
-            [one] => &one.samples,
-            more => {
-                return Err(Failure::new(
-                    FailureClass::Ambiguous,
-                    format!(
-                        "samples query returned {} series; expected one (the per-step {} of ReplicaSet {})",
-                        more.len(),
-                        self.signal_phrase(),
-                        evidence.coverage.target()
-                    ),
-                ))
-            }
-        };
+        let steps = self.one_series(answers, &evidence.coverage)?;
         if steps.len() as u64 > MAX_STEPS + 1 {
             return Err(Failure::new(
                 FailureClass::QueryError,
@@ -115,22 +73,15 @@ impl Regression {
                 ),
             ));
         }
-        let last = steps
-            .iter()
-            .map(|(t, _)| *t)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let age = unix_seconds(at) - last;
-        if !age.is_finite() || age > common.staleness.as_secs_f64() {
+        // A subquery's steps strictly increase: repeated or reordered steps are not Prometheus' answer, and a
+        // repeated step would count twice in the rank test.
+        if steps.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
             return Err(Failure::new(
-                FailureClass::Stale,
-                format!(
-                    "stale {what} for ReplicaSet {}: the last step is {} before the evaluation instant, older than staleness {}",
-                    evidence.coverage.target(),
-                    duration::format(Duration::from_secs_f64(age.clamp(0.0, 1e12))),
-                    duration::format(common.staleness)
-                ),
+                FailureClass::QueryError,
+                "samples query returned steps out of order or with repeated timestamps",
             ));
         }
+        self.fresh(steps, &evidence.coverage, common.staleness, at)?;
         let values: Vec<f64> = steps
             .iter()
             .map(|(_, v)| v * unit)
@@ -138,6 +89,75 @@ impl Regression {
             .collect();
         let dropped = steps.len() - values.len();
         Ok((evidence.coverage, Samples { values, dropped }))
+    }
+
+    /// The samples query's one series (a range vector): none is no data, two are ambiguous.
+    fn one_series<'a>(
+        &self,
+        answers: &'a Answers,
+        coverage: &Coverage,
+    ) -> Result<&'a [(f64, f64)], Failure> {
+        let series = match crate::engine::guardrails::answer(answers, query_name::SAMPLES)? {
+            QueryData::Matrix(series) => series,
+            other => {
+                return Err(Failure::new(
+                    FailureClass::QueryError,
+                    format!(
+                        "samples query returned a {}; expected a range vector (a subquery's)",
+                        kind_name(other)
+                    ),
+                ));
+            }
+        };
+        match series.as_slice() {
+            [] => Err(Failure::new(
+                FailureClass::NoData,
+                format!(
+                    "no {} samples for ReplicaSet {} in the last {}",
+                    self.signal.name(),
+                    coverage.target(),
+                    duration::format(self.traffic.window)
+                ),
+            )),
+            [one] => Ok(&one.samples),
+            more => Err(Failure::new(
+                FailureClass::Ambiguous,
+                format!(
+                    "samples query returned {} series; expected one (the per-step {} of ReplicaSet {})",
+                    more.len(),
+                    self.signal_phrase(),
+                    coverage.target()
+                ),
+            )),
+        }
+    }
+
+    /// The newest step is no older than `staleness` before the evaluation instant.
+    fn fresh(
+        &self,
+        steps: &[(f64, f64)],
+        coverage: &Coverage,
+        staleness: Duration,
+        at: SystemTime,
+    ) -> Result<(), Failure> {
+        let last = steps
+            .iter()
+            .map(|(t, _)| *t)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let age = unix_seconds(at) - last;
+        if age.is_finite() && age <= staleness.as_secs_f64() {
+            return Ok(());
+        }
+        Err(Failure::new(
+            FailureClass::Stale,
+            format!(
+                "stale {} samples for ReplicaSet {}: the last step is {} before the evaluation instant, older than staleness {}",
+                self.signal.name(),
+                coverage.target(),
+                duration::format(Duration::from_secs_f64(age.clamp(0.0, 1e12))),
+                duration::format(staleness)
+            ),
+        ))
     }
 
     /// The signal without its unit, for messages (`p99 latency`).
@@ -170,48 +190,16 @@ impl Regression {
     ) -> Verdict {
         let (canary_coverage, c) = canary;
         let (stable_coverage, s) = stable;
-        let step_words = test.step_words();
-        let mut details = vec![
-            (metadata_key::SAMPLES, bounded(&c.values)),
-            (metadata_key::STABLE_SAMPLES, bounded(&s.values)),
-            (
-                metadata_key::DROPPED,
-                format!("canary {}, stable {}", c.dropped, s.dropped),
-            ),
-            (
-                metadata_key::COUNTS,
-                format!("{} vs {}", c.values.len(), s.values.len()),
-            ),
-        ];
-        let dropped = match c.dropped + s.dropped {
-            0 => String::new(),
-            n => format!(
-                "; {n} NaN/Inf step{} dropped (canary {}, stable {})",
-                if n == 1 { "" } else { "s" },
-                c.dropped,
-                s.dropped
-            ),
-        };
+        let mut details = sample_details(&c, &s);
         let context = format!(
-            "{dropped}; ReplicaSets {} vs {} over {}",
+            "{}; ReplicaSets {} vs {} over {}",
+            dropped_phrase(&c, &s),
             canary_coverage.target(),
             stable_coverage.target(),
             duration::format(self.traffic.window)
         );
-        for (which, samples) in [("canary", &c), ("stable", &s)] {
-            if (samples.values.len() as u64) < test.min_samples {
-                let failure = Failure::new(
-                    FailureClass::NoData,
-                    format!(
-                        "{which}: {} finite {step_words} samples of the {} in the last {}, fewer than minSamples {} (unproven){context}",
-                        samples.values.len(),
-                        self.signal_phrase(),
-                        duration::format(self.traffic.window),
-                        test.min_samples
-                    ),
-                );
-                return Verdict::Fail(failure).with_details(details);
-            }
+        if let Err(failure) = self.enough_samples(test, &c, &s, &context) {
+            return Verdict::Fail(failure).with_details(details);
         }
         let proof = match Comparison::of(&canary_coverage, &stable_coverage) {
             Ok(proof) => proof,
@@ -231,6 +219,59 @@ impl Regression {
         let (Some(mc), Some(ms)) = (stats::median(&c.values), stats::median(&s.values)) else {
             return Verdict::Fail(Failure::new(FailureClass::NoData, "no samples"));
         };
+        let judged = self.judge_rank(test, &outcome, (mc, &c), (ms, &s), &context);
+        details.push((metadata_key::P_VALUE, format!("{:e}", outcome.p_value)));
+        details.push((metadata_key::U, format_number(outcome.u)));
+        details.push((metadata_key::RATIO, format_number(round6(judged.ratio))));
+        let value = format_number(round6(mc));
+        if judged.regression {
+            return Verdict::Fail(Failure {
+                value,
+                ..Failure::new(FailureClass::Threshold, judged.message)
+            })
+            .with_details(details);
+        }
+        proof
+            .pass(value, judged.message, Vec::new())
+            .with_details(details)
+    }
+
+    /// Each side holds at least `minSamples` finite samples, else the comparison is unproven.
+    fn enough_samples(
+        &self,
+        test: &RankTest,
+        canary: &Samples,
+        stable: &Samples,
+        context: &str,
+    ) -> Result<(), Failure> {
+        for (which, samples) in [("canary", canary), ("stable", stable)] {
+            if (samples.values.len() as u64) < test.min_samples {
+                return Err(Failure::new(
+                    FailureClass::NoData,
+                    format!(
+                        "{which}: {} finite {} samples of the {} in the last {}, fewer than minSamples {} (unproven){context}",
+                        samples.values.len(),
+                        test.step_words(),
+                        self.signal_phrase(),
+                        duration::format(self.traffic.window),
+                        test.min_samples
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The judgement: a regression only when the test is significant, the medians' ratio exceeds
+    /// 1 + tolerance and the canary's median is above the floor; the sentence a person can check.
+    fn judge_rank(
+        &self,
+        test: &RankTest,
+        outcome: &stats::MannWhitney,
+        (mc, c): (f64, &Samples),
+        (ms, s): (f64, &Samples),
+        context: &str,
+    ) -> RankJudgement {
         let alpha = 1.0 - test.confidence;
         let limit = 1.0 + self.tolerance;
         let significant = outcome.p_value < alpha;
@@ -249,9 +290,6 @@ impl Regression {
             shown if shown == format!("{limit:.2}") => format!("{ratio:.3}"),
             shown => shown,
         };
-        details.push((metadata_key::P_VALUE, format!("{:e}", outcome.p_value)));
-        details.push((metadata_key::U, format_number(outcome.u)));
-        details.push((metadata_key::RATIO, format_number(round6(ratio))));
         let verdict = match (significant, larger, above_floor) {
             (true, true, true) => "regression".to_string(),
             (true, true, false) => format!(
@@ -262,7 +300,7 @@ impl Regression {
             (false, _, _) => "no regression (not significant)".to_string(),
         };
         let message = format!(
-            "canary {what} median {} vs stable {} (×{shown_ratio} {} {limit:.2}), Mann-Whitney p = {} {} {} on {} vs {} {step_words} samples: {verdict}{context}",
+            "canary {what} median {} vs stable {} (×{shown_ratio} {} {limit:.2}), Mann-Whitney p = {} {} {} on {} vs {} {} samples: {verdict}{context}",
             self.show(mc),
             self.show(ms),
             if larger { ">" } else { "≤" },
@@ -271,17 +309,50 @@ impl Regression {
             format_number(round6(alpha)),
             c.values.len(),
             s.values.len(),
+            test.step_words(),
             what = self.signal_phrase(),
         );
-        let value = format_number(round6(mc));
-        if significant && larger && above_floor {
-            return Verdict::Fail(Failure {
-                value,
-                ..Failure::new(FailureClass::Threshold, message)
-            })
-            .with_details(details);
+        RankJudgement {
+            regression: significant && larger && above_floor,
+            ratio,
+            message,
         }
-        proof.pass(value, message, Vec::new()).with_details(details)
+    }
+}
+
+/// What [`Regression::judge_rank`] decided.
+struct RankJudgement {
+    regression: bool,
+    ratio: f64,
+    message: String,
+}
+
+/// Both sample vectors (bounded), the dropped steps and the counts, for the measurement's metadata.
+fn sample_details(c: &Samples, s: &Samples) -> Vec<(&'static str, String)> {
+    vec![
+        (metadata_key::SAMPLES, bounded(&c.values)),
+        (metadata_key::STABLE_SAMPLES, bounded(&s.values)),
+        (
+            metadata_key::DROPPED,
+            format!("canary {}, stable {}", c.dropped, s.dropped),
+        ),
+        (
+            metadata_key::COUNTS,
+            format!("{} vs {}", c.values.len(), s.values.len()),
+        ),
+    ]
+}
+
+/// `; 3 NaN/Inf steps dropped (canary 2, stable 1)`, or nothing.
+fn dropped_phrase(c: &Samples, s: &Samples) -> String {
+    match c.dropped + s.dropped {
+        0 => String::new(),
+        n => format!(
+            "; {n} NaN/Inf step{} dropped (canary {}, stable {})",
+            if n == 1 { "" } else { "s" },
+            c.dropped,
+            s.dropped
+        ),
     }
 }
 

@@ -303,6 +303,7 @@ fn mann_whitney_samples_must_be_one_fresh_series() {
     let old = crate::prometheus::Series {
         labels: Default::default(),
         samples: (0..20)
+            .rev()
             .map(|i| (AT - 600.0 - 60.0 * i as f64, 0.3))
             .collect(),
     };

@@ -300,26 +300,7 @@ pub(super) async fn container(
     uri: Url,
 ) -> Result<(AwsCredentials, Duration), AuthError> {
     let address = display(&uri);
-    let token = match (
-        env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-        env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
-    ) {
-        (Some(file), _) => Some(
-            files::read_secret(
-                Path::new(file),
-                &FileAccess::Unrestricted,
-                MAX_TOKEN_FILE_BYTES,
-            )
-            .await
-            .map_err(|problem| AuthError::File {
-                what: "container authorization token (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)",
-                path: file.to_owned(),
-                problem,
-            })?,
-        ),
-        (None, Some(token)) => Some(Secret::new(token.trim())),
-        (None, None) => None,
-    };
+    let token = container_token(env).await?;
     let mut request = http.get(uri).header(ACCEPT, "application/json");
     if let Some(token) = &token {
         let mut value = HeaderValue::from_str(token.expose()).map_err(|_| AuthError::File {
@@ -374,4 +355,31 @@ pub(super) async fn container(
         },
         lifetime,
     ))
+}
+
+/// The container credentials endpoint's authorization token: `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`
+/// (EKS Pod Identity), else `AWS_CONTAINER_AUTHORIZATION_TOKEN`, else none.
+async fn container_token(env: &AwsEnvironment) -> Result<Option<Secret>, AuthError> {
+    Ok(
+        match (
+            env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+            env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+        ) {
+            (Some(file), _) => Some(
+                files::read_secret(
+                    Path::new(file),
+                    &FileAccess::Unrestricted,
+                    MAX_TOKEN_FILE_BYTES,
+                )
+                .await
+                .map_err(|problem| AuthError::File {
+                    what: "container authorization token (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)",
+                    path: file.to_owned(),
+                    problem,
+                })?,
+            ),
+            (None, Some(token)) => Some(Secret::new(token.trim())),
+            (None, None) => None,
+        },
+    )
 }
