@@ -185,7 +185,7 @@ pub async fn check(args: &CheckArgs, engine: &Engine) -> Result<Vec<Row>, UsageE
     let settle = args
         .settle
         .as_deref()
-        .map(|text| crate::engine::measure::parse_settle(text).map_err(UsageError::Settle))
+        .map(|text| crate::engine::settle::parse(text).map_err(UsageError::Settle))
         .transpose()?;
     if settle.is_some() && at.is_some() {
         // clap refuses the pair too; the library contract does not rely on it.

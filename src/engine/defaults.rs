@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::config::{default_replica_labels, Common, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 use super::duration;
 use super::promql::{self, Matchers};
-use super::settle::MAX_SETTLE;
+use super::settle;
 
 /// Default bound on queries in flight to one Prometheus endpoint.
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 16;
@@ -127,23 +127,25 @@ impl Defaults {
             promql::validate_label_name(label)
                 .map_err(|e| error("--replica-label", label, e.to_string()))?;
         }
-        let bounded = |flag, text: &Option<String>, max: Duration| {
-            text.as_deref()
-                .map(|t| {
-                    let d = duration::parse(t).map_err(|e| error(flag, t, e.to_string()))?;
-                    if d.is_zero() && flag == "--timeout" || d > max {
-                        return Err(error(
-                            flag,
-                            t,
-                            format!("must be between 1ms and {}", duration::format(max)),
-                        ));
-                    }
-                    Ok(d)
-                })
-                .transpose()
-        };
-        let timeout = bounded("--timeout", &args.timeout, MAX_TIMEOUT)?;
-        let settle = match bounded("--settle", &args.settle, MAX_SETTLE)? {
+        let timeout = args
+            .timeout
+            .as_deref()
+            .map(|t| {
+                let d = duration::parse(t).map_err(|e| error("--timeout", t, e.to_string()))?;
+                if d.is_zero() || d > MAX_TIMEOUT {
+                    let bounds =
+                        format!("must be between 1ms and {}", duration::format(MAX_TIMEOUT));
+                    return Err(error("--timeout", t, bounds));
+                }
+                Ok(d)
+            })
+            .transpose()?;
+        let registered = args
+            .settle
+            .as_deref()
+            .map(|t| settle::parse(t).map_err(|reason| error("--settle", t, reason)))
+            .transpose()?;
+        let settle = match registered {
             Some(settle) => Some((settle, Origin::Registration)),
             None => env_settle.map(|s| (s, Origin::Environment)),
         };

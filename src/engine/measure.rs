@@ -14,7 +14,7 @@ use super::guardrails::{Answers, Plan, Scope, Target};
 use super::observer::{InFlight, Observer, QueryOutcome, QueryTimer, Unobserved};
 use super::phase::PhaseMap;
 use super::promql::{Matchers, TargetSelector};
-use super::settle::{self, Settling, Timeline, DEFAULT_SETTLE, MAX_SETTLE, SETTLE_ENV};
+use super::settle::{self, Settling, Timeline};
 use super::target;
 use super::trust::TrustPolicy;
 use super::verdict::{Failure, FailureClass, Verdict};
@@ -94,7 +94,7 @@ impl Engine {
         // permissive policy reads the environment here.
         let default_settle = match trust.defaults().settle {
             Some((settle, _)) => settle,
-            None => default_settle_from_env(),
+            None => settle::default_from_env(),
         };
         Engine {
             client,
@@ -455,38 +455,6 @@ pub fn address_from_env() -> Option<String> {
     std::env::var(ADDRESS_ENV)
         .ok()
         .filter(|a| !a.trim().is_empty())
-}
-
-/// The controller-wide default `settle`: `GUARDRAILS_SETTLE` when valid (an invalid value is logged and the
-/// built-in default used: the plugin never exits on bad input), else [`DEFAULT_SETTLE`].
-fn default_settle_from_env() -> Duration {
-    match settle_from_env() {
-        Ok(settle) => settle.unwrap_or(DEFAULT_SETTLE),
-        Err(reason) => {
-            tracing::warn!("ignoring {SETTLE_ENV}: {reason}; using the default settle");
-            DEFAULT_SETTLE
-        }
-    }
-}
-
-/// The controller-wide default `settle` from `GUARDRAILS_SETTLE` (`None` when unset or empty).
-pub fn settle_from_env() -> Result<Option<Duration>, String> {
-    match std::env::var(SETTLE_ENV) {
-        Ok(value) if !value.trim().is_empty() => parse_settle(value.trim()).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// A `settle` duration as `--settle` and `GUARDRAILS_SETTLE` take it: `0s` to `30m`.
-pub fn parse_settle(text: &str) -> Result<Duration, String> {
-    let settle = duration::parse(text).map_err(|e| e.to_string())?;
-    if settle > MAX_SETTLE {
-        return Err(format!(
-            "settle {text} is longer than {}",
-            duration::format(MAX_SETTLE)
-        ));
-    }
-    Ok(settle)
 }
 
 fn parse_config(metric: &MetricSpec) -> Result<Config, Failure> {

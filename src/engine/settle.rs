@@ -25,6 +25,39 @@ pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// The environment variable carrying the controller-wide default `settle` (`GUARDRAILS_SETTLE=3m`).
 pub const SETTLE_ENV: &str = "GUARDRAILS_SETTLE";
 
+/// The controller-wide default `settle`: `GUARDRAILS_SETTLE` when valid (an invalid value is logged and the
+/// built-in default used: the plugin never exits on bad input), else [`DEFAULT_SETTLE`].
+pub fn default_from_env() -> Duration {
+    match from_env() {
+        Ok(settle) => settle.unwrap_or(DEFAULT_SETTLE),
+        Err(reason) => {
+            tracing::warn!("ignoring {SETTLE_ENV}: {reason}; using the default settle");
+            DEFAULT_SETTLE
+        }
+    }
+}
+
+/// The controller-wide default `settle` from `GUARDRAILS_SETTLE` (`None` when unset or empty).
+pub fn from_env() -> Result<Option<Duration>, String> {
+    match std::env::var(SETTLE_ENV) {
+        Ok(value) if !value.trim().is_empty() => parse(value.trim()).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A `settle` duration as the registration's `--settle`, `check --settle` and `GUARDRAILS_SETTLE` take it:
+/// `0s` to `30m`. The one parser of a controller-side settle (a template's `settle` key is the configuration's).
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let settle = duration::parse(text).map_err(|e| e.to_string())?;
+    if settle > MAX_SETTLE {
+        return Err(format!(
+            "settle {text} is longer than {}",
+            duration::format(MAX_SETTLE)
+        ));
+    }
+    Ok(settle)
+}
+
 /// What an unproven verdict waits for: an absence that is normal while a canary starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Awaiting {

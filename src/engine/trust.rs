@@ -168,7 +168,7 @@ impl TrustPolicy {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let env_settle = super::measure::settle_from_env().map_err(|reason| DefaultsError {
+        let env_settle = super::settle::from_env().map_err(|reason| DefaultsError {
             flag: super::settle::SETTLE_ENV,
             value: String::new(),
             reason,

@@ -24,6 +24,9 @@ use super::response::{
 };
 use super::{Auth, Endpoint, QueryData, QueryError, Secret, TlsConfig};
 
+/// How many endpoints' in-flight bounds are kept before the idle ones are forgotten.
+const MAX_IDLE_ENDPOINTS: usize = 256;
+
 /// How long a TCP (and TLS) connection may take to establish.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The client's own guard on one whole query (both requests of a fallback, and the body): Prometheus' default
@@ -144,6 +147,11 @@ impl Client {
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slots.len() >= MAX_IDLE_ENDPOINTS && !slots.contains_key(&origin) {
+            // Addresses come from templates too: forget the endpoints nothing is querying right now (their
+            // semaphore is referenced by the map alone) rather than grow without bound.
+            slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
         slots
             .entry(origin)
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.inner.max_in_flight)))

@@ -10,6 +10,7 @@ use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
 use support::analysis;
 use support::fake_prometheus::{FakePrometheus, Reply, Scenario};
+use support::faults;
 
 const AT: u64 = 1_767_268_800;
 const GUARDRAILS: [&str; 4] = ["restarts", "not-ready", "latest-image", "query"];
@@ -37,34 +38,6 @@ async fn measure(guardrail: &str, address: &str, extra: Value) -> Measurement {
         .await
 }
 
-/// A healthy answer for every query of every guardrail (one pod, fresh, ready, tagged, no restarts).
-fn healthy(query: &str) -> Reply {
-    let pod: &[(&str, &str)] = &[
-        ("namespace", "shop"),
-        ("pod", "web-6c8d7f9a1-aaaaa"),
-        ("container", "web"),
-    ];
-    let at = AT as f64;
-    if query.starts_with("timestamp(") {
-        Reply::vector(&[(pod, at, &format!("{}", AT - 15))])
-    } else if query.starts_with("kube_pod_created") {
-        Reply::vector(&[(pod, at, &format!("{}", AT - 86_400))])
-    } else if query.contains("kube_pod_container_info") {
-        let labels: &[(&str, &str)] = &[
-            ("pod", "web-6c8d7f9a1-aaaaa"),
-            ("container", "web"),
-            ("image_spec", "registry.local/web:1.0"),
-        ];
-        Reply::vector(&[(labels, at, "1")])
-    } else if query.contains("waiting_reason") {
-        Reply::vector(&[])
-    } else if query.contains("kube_pod_status_ready") || query == "sum(up)" {
-        Reply::vector(&[(pod, at, "1")])
-    } else {
-        Reply::vector(&[(pod, at, "0")])
-    }
-}
-
 fn query_of(request: &support::fake_prometheus::RecordedRequest) -> String {
     request.param("query").unwrap_or_default().to_string()
 }
@@ -83,7 +56,7 @@ fn assert_failed(m: &Measurement, classes: &[&str], cell: &str) {
 
 #[tokio::test]
 async fn the_healthy_baseline_passes_so_every_failure_below_is_the_fault() {
-    let fake = FakePrometheus::start(Scenario::handler(|r| healthy(&query_of(r)))).await;
+    let fake = FakePrometheus::start(Scenario::handler(faults::healthy)).await;
     for g in GUARDRAILS {
         let m = measure(g, fake.url().as_str(), json!({})).await;
         assert_eq!(m.phase, Phase::Successful, "{g}: {m:#?}");
@@ -241,7 +214,7 @@ async fn a_fault_in_any_one_query_fails_the_guardrail() {
         let fake = FakePrometheus::start(Scenario::handler(|r| {
             let q = query_of(r);
             if q.starts_with("timestamp(") {
-                healthy(&q)
+                faults::healthy(r)
             } else {
                 Reply::api_error(500, "internal", "one store down")
             }
@@ -253,7 +226,7 @@ async fn a_fault_in_any_one_query_fails_the_guardrail() {
         let fake = FakePrometheus::start(Scenario::handler(|r| {
             let q = query_of(r);
             if q.starts_with("timestamp(") {
-                healthy(&q)
+                faults::healthy(r)
             } else {
                 Reply::vector(&[])
             }
@@ -276,7 +249,7 @@ async fn stale_samples_fail() {
             let pod: &[(&str, &str)] = &[("pod", "web-6c8d7f9a1-aaaaa")];
             Reply::vector(&[(pod, AT as f64, &format!("{}", AT - 600))])
         } else {
-            healthy(&q)
+            faults::healthy(r)
         }
     }))
     .await;
@@ -352,7 +325,7 @@ async fn the_timeout_bounds_the_whole_measurement() {
 
 #[tokio::test]
 async fn every_query_is_evaluated_at_the_same_instant() {
-    let fake = FakePrometheus::start(Scenario::handler(|r| healthy(&query_of(r)))).await;
+    let fake = FakePrometheus::start(Scenario::handler(faults::healthy)).await;
     let m = measure("restarts", fake.url().as_str(), json!({})).await;
     assert_eq!(m.phase, Phase::Successful);
     let requests = fake.requests();

@@ -9,6 +9,7 @@ mod fixtures_current;
 mod guardrail_keys_doc;
 mod guardrails;
 mod guardrails_more;
+mod ha_pair;
 mod injection;
 mod managed_auth;
 mod multi_cluster;

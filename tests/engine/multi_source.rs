@@ -216,3 +216,40 @@ async fn queries_beyond_the_bound_wait_inside_the_measurement_timeout() {
         .await;
     assert_eq!(m.metadata["failure"], "no-data", "{m:#?}");
 }
+
+#[tokio::test]
+async fn a_label_name_only_prometheus_3_accepts_is_refused_on_every_guardrail() {
+    // Prometheus 3 takes quoted UTF-8 label names (`{"k8s.cluster.name"="prod"}`, OpenTelemetry's style); Prometheus
+    // 2, VictoriaMetrics and Thanos' older engines do not, so a selector written with one would mean different
+    // things on different stores (docs/prometheus-compatibility.md). Refused before any query, naming the name.
+    let fake = FakePrometheus::start(Scenario::Always(Reply::vector(&[]))).await;
+    let engine = registered(fake.url().as_str(), &[]);
+    for config in guardrails() {
+        let config = analysis::with(config, json!({"matchers": {"k8s.cluster.name": "prod-eu"}}));
+        let m = engine
+            .measure_at(&analysis::run("shop", "web", HASH), &spec(&config), at())
+            .await;
+        assert_eq!(
+            (m.phase, m.metadata["failure"].as_str()),
+            (Phase::Failed, "config"),
+            "{config}: {m:#?}"
+        );
+        assert!(
+            m.message.contains("k8s.cluster.name")
+                && m.message.contains("only letters, digits and `_`"),
+            "{config}: {}",
+            m.message
+        );
+    }
+    assert_eq!(fake.requests().len(), 0, "refused before any query");
+    // The registration's --matcher is held to the same rule: the plugin answers, every measurement fails.
+    let trust = TrustPolicy::from_registration(
+        [
+            format!("--address={}", fake.url()),
+            "--matcher=k8s.cluster.name=prod-eu".into(),
+        ],
+        None,
+    );
+    let problem = trust.problem().map(|p| p.to_string()).unwrap_or_default();
+    assert!(problem.contains("k8s.cluster.name"), "{problem}");
+}

@@ -222,11 +222,7 @@ async fn bearer_token_file_is_reread_on_every_request() {
         .instant_query(&endpoint, "up", at())
         .await
         .expect("second");
-    let sent: Vec<Option<String>> = fake
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").map(str::to_owned))
-        .collect();
+    let sent = authorizations(&fake);
     assert_eq!(
         sent,
         vec![
@@ -281,11 +277,7 @@ async fn basic_auth_is_sent_from_config_file_and_userinfo() {
         .await
         .expect("userinfo");
 
-    let sent: Vec<Option<String>> = fake
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").map(str::to_owned))
-        .collect();
+    let sent = authorizations(&fake);
     assert_eq!(
         sent,
         vec![
@@ -1079,4 +1071,12 @@ async fn answers_encoded_by_prometheus_model_decode_like_client_golang() {
         .await
         .expect("string");
     assert_eq!(string, QueryData::String("hello \"prometheus\"".into()));
+}
+
+/// The `Authorization` header of every request the fake received, in order.
+fn authorizations(fake: &FakePrometheus) -> Vec<Option<String>> {
+    fake.requests()
+        .iter()
+        .map(|r| r.header("authorization").map(str::to_owned))
+        .collect()
 }

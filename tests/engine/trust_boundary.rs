@@ -718,6 +718,7 @@ async fn grpc_run(
                 controller: true,
             }],
             args: BTreeMap::new(),
+            proven_metrics: Vec::new(),
         }),
         metric: Some(pb::Metric {
             name: "guard".into(),

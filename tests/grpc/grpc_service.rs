@@ -95,6 +95,7 @@ fn context(scenario: &scenarios::Scenario) -> pb::AnalysisContext {
             controller: true,
         }],
         args: BTreeMap::new(),
+        proven_metrics: Vec::new(),
     }
 }
 
@@ -873,5 +874,43 @@ async fn metrics_label_every_guardrail_after_one_measurement_of_each() -> Result
     }
     server.shut_down().await?;
     metrics.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_metric_the_caller_marks_proven_is_answered_at_once_never_settled() -> Result<()> {
+    // No series at all, evaluated now with `settle: 10m`: a first measurement settles (Running, resumeAt); once
+    // the metric has been Successful in this AnalysisRun the absence is data that stopped, Failed at once.
+    let fake = FakePrometheus::start(Scenario::Always(Reply::vector(&[]))).await;
+    let server = Running::start(GrpcServer::new(engine())).await;
+    let mut client = server.client().await;
+    let config = format!(
+        r#"{{"guardrail":"restarts","address":"{}","settle":"10m","timeout":"2s"}}"#,
+        fake.url()
+    );
+    let request = |proven_metrics: Vec<String>| pb::RunRequest {
+        analysis: Some(pb::AnalysisContext {
+            proven_metrics,
+            ..context(&SHOP_WEB)
+        }),
+        metric: Some(metric(&config)),
+        evaluation_time: None,
+    };
+    let first = run(&mut client, request(Vec::new())).await?;
+    assert_eq!(phase(&first), Phase::Running, "{}", first.message);
+    assert!(
+        first.resume_at.is_some(),
+        "a settling measurement says when to resume"
+    );
+    let proven = run(&mut client, request(vec!["guard".into()])).await?;
+    assert_eq!(phase(&proven), Phase::Failed, "{}", proven.message);
+    assert!(
+        proven
+            .message
+            .contains("no fresh kube-state-metrics series"),
+        "{}",
+        proven.message
+    );
+    server.shut_down().await?;
     Ok(())
 }

@@ -222,6 +222,7 @@ pub fn grpc_context() -> pb::AnalysisContext {
             controller: true,
         }],
         args: BTreeMap::new(),
+        proven_metrics: Vec::new(),
     }
 }
 

@@ -57,6 +57,9 @@ pub const CLUSTER_LABEL: &str = "cluster";
 /// The external label of the single Prometheus behind Thanos when the data names no cluster: a sidecar refuses
 /// a Prometheus without external labels.
 pub const DEFAULT_CLUSTER: &str = "default";
+/// The label telling the two Prometheus of an HA pair apart (an external label on Thanos, a label in the data
+/// elsewhere).
+pub const REPLICA_LABEL: &str = "replica";
 /// The replica labels the Thanos Querier deduplicates on, as a user deploying Prometheus pairs sets them.
 pub const THANOS_REPLICA_LABELS: &[&str] = &["replica", "prometheus_replica"];
 /// The guard: waits for its stdin to close, then stops its process (`$1`, TERM then KILL after 5 s) and removes
@@ -127,6 +130,14 @@ struct Component {
     cluster: Option<String>,
 }
 
+/// Where one part of a central store's data comes from: a cluster, and the replica of an HA pair when the
+/// cluster runs two Prometheus scraping the same targets.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub cluster: &'a str,
+    pub replica: Option<&'a str>,
+}
+
 /// A running store serving backfilled data.
 pub struct TestPrometheus {
     /// The store's processes, the one answering queries first: stopped in this order.
@@ -180,13 +191,40 @@ impl TestPrometheus {
     /// [`scenarios::END`] becomes `end`: on Thanos one Prometheus + sidecar per cluster with the external label
     /// `cluster=<name>`, behind one Querier; on the other stores one instance whose data carries the label.
     pub fn start_clusters(store: Store, clusters: &[(&str, &str)], end: i64) -> Self {
-        let data: Vec<(Option<&str>, String)> = clusters
+        let data: Vec<(Option<Origin>, String)> = clusters
             .iter()
             .map(|(cluster, text)| {
-                (
-                    Some(*cluster),
-                    shift_openmetrics(text, end - scenarios::END),
-                )
+                let origin = Origin {
+                    cluster,
+                    replica: None,
+                };
+                (Some(origin), shift_openmetrics(text, end - scenarios::END))
+            })
+            .collect();
+        Self::launch(store, &data, end)
+    }
+
+    /// A central store holding `cluster`'s data from an HA pair: every replica scraped the same `openmetrics`
+    /// (shifted so that [`scenarios::END`] becomes `end`). On Thanos one Prometheus + sidecar per replica with the
+    /// external labels `cluster=<cluster>, replica=<replica>` behind one Querier that deduplicates on `replica`;
+    /// on the other stores one instance holding every replica's copy, told apart only by the `replica` label in
+    /// the data (a store that does not deduplicate).
+    pub fn start_replicas(
+        store: Store,
+        cluster: &str,
+        replicas: &[&str],
+        openmetrics: &str,
+        end: i64,
+    ) -> Self {
+        let shifted = shift_openmetrics(openmetrics, end - scenarios::END);
+        let data: Vec<(Option<Origin>, String)> = replicas
+            .iter()
+            .map(|replica| {
+                let origin = Origin {
+                    cluster,
+                    replica: Some(replica),
+                };
+                (Some(origin), shifted.clone())
             })
             .collect();
         Self::launch(store, &data, end)
@@ -258,7 +296,7 @@ impl TestPrometheus {
     }
 
     /// Starts `store` on `clusters` (each with the cluster it belongs to, `None` when the data names none).
-    fn launch(store: Store, clusters: &[(Option<&str>, String)], end: i64) -> Self {
+    fn launch(store: Store, clusters: &[(Option<Origin>, String)], end: i64) -> Self {
         let root = new_root();
         let mut components = Vec::new();
         let started = match store {
@@ -294,14 +332,20 @@ impl TestPrometheus {
 }
 
 /// Every cluster's data in one OpenMetrics text, each sample labelled with its cluster (when it has one).
-fn merged(clusters: &[(Option<&str>, String)]) -> String {
+fn merged(clusters: &[(Option<Origin>, String)]) -> String {
     if let [(None, text)] = clusters {
         return text.clone();
     }
     let mut out = String::new();
     for (cluster, text) in clusters {
         let labelled = match cluster {
-            Some(cluster) => with_label(text, CLUSTER_LABEL, cluster),
+            Some(Origin { cluster, replica }) => {
+                let text = with_label(text, CLUSTER_LABEL, cluster);
+                match replica {
+                    Some(replica) => with_label(&text, REPLICA_LABEL, replica),
+                    None => text,
+                }
+            }
             None => text.clone(),
         };
         for line in labelled.lines().filter(|line| *line != "# EOF") {
@@ -347,12 +391,17 @@ fn backfill(text: &str, parent: &Path, name: Option<&str>) -> Result<PathBuf, St
 fn start_prometheus(
     program: &Path,
     dir: &Path,
-    cluster: Option<&str>,
+    origin: Option<Origin>,
     components: &mut Vec<Component>,
 ) -> Result<(String, PathBuf), String> {
     let config = dir.join("prometheus.yml");
-    let external = match cluster {
-        Some(cluster) => format!("  external_labels:\n    {CLUSTER_LABEL}: {cluster:?}\n"),
+    let external = match origin {
+        Some(Origin { cluster, replica }) => {
+            let replica = replica
+                .map(|r| format!("    {REPLICA_LABEL}: {r:?}\n"))
+                .unwrap_or_default();
+            format!("  external_labels:\n    {CLUSTER_LABEL}: {cluster:?}\n{replica}")
+        }
         None => String::new(),
     };
     let text = format!(
@@ -414,20 +463,24 @@ fn start_victoria_metrics(
 /// [`THANOS_REPLICA_LABELS`], partial responses refused); returns the Querier's URL and log once it sees every
 /// sidecar.
 fn start_thanos(
-    clusters: &[(Option<&str>, String)],
+    clusters: &[(Option<Origin>, String)],
     root: &Path,
     components: &mut Vec<Component>,
 ) -> Result<(String, PathBuf), String> {
     let thanos = engine_binary("thanos");
     let mut behind = Vec::new();
     let mut endpoints = Vec::new();
-    for (index, (cluster, text)) in clusters.iter().enumerate() {
-        let cluster = cluster.unwrap_or(DEFAULT_CLUSTER);
+    for (index, (origin, text)) in clusters.iter().enumerate() {
+        let origin = origin.unwrap_or(Origin {
+            cluster: DEFAULT_CLUSTER,
+            replica: None,
+        });
+        let cluster = origin.cluster;
         let name = format!("{cluster}-{index}");
         let dir = backfill(text, root, Some(&name))?;
         let first = behind.len();
         let (prometheus, _) =
-            start_prometheus(Path::new("prometheus"), &dir, Some(cluster), &mut behind)?;
+            start_prometheus(Path::new("prometheus"), &dir, Some(origin), &mut behind)?;
         let log = dir.join("sidecar.log");
         let mut grpc = 0;
         start_component(&mut behind, &log, "/-/ready", |ports| {

@@ -105,3 +105,18 @@ async fn credential_files_are_trimmed_and_errors_name_the_file_only() {
         }
     }
 }
+
+#[test]
+fn idle_endpoint_bounds_are_forgotten_and_busy_ones_kept() {
+    let client = Client::with_max_in_flight(2);
+    let url =
+        |i: usize| url::Url::parse(&format!("http://10.0.0.{}:{}", i % 250, 9000 + i)).unwrap();
+    let busy = client.slots(&url(0));
+    for i in 1..=3 * MAX_IDLE_ENDPOINTS {
+        drop(client.slots(&url(i)));
+    }
+    let kept = client.inner.slots.lock().unwrap().len();
+    assert!(kept <= MAX_IDLE_ENDPOINTS, "{kept} endpoints kept");
+    // The endpoint still in use keeps its bound: the same semaphore, not a fresh one with new slots.
+    assert!(Arc::ptr_eq(&busy, &client.slots(&url(0))));
+}

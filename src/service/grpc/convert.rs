@@ -48,8 +48,7 @@ pub fn analysis_context(context: Option<pb::AnalysisContext>) -> AnalysisContext
             })
             .collect(),
         args: context.args,
-        // The gRPC contract carries no run status: a caller that resumes gets settling as for a first measurement.
-        proven_metrics: Default::default(),
+        proven_metrics: context.proven_metrics.into_iter().collect(),
     }
 }
 
@@ -223,11 +222,13 @@ mod tests {
                 controller: true,
             }],
             args: BTreeMap::from([("a".into(), "b".into())]),
+            proven_metrics: vec!["earlier".into()],
         }));
         assert_eq!(context.namespace, "shop");
         assert_eq!(context.owner_references[0].name, "web");
         assert!(context.owner_references[0].controller);
         assert_eq!(context.args["a"], "b");
+        assert!(context.proven_metrics.contains("earlier"));
         assert_eq!(analysis_context(None), AnalysisContext::default());
         let metric = metric_spec(pb::Metric {
             name: "guard".into(),

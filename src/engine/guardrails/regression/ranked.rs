@@ -154,7 +154,8 @@ impl Regression {
                 "stale {} samples for ReplicaSet {}: the last step is {} before the evaluation instant, older than staleness {}",
                 self.signal.name(),
                 coverage.target(),
-                duration::format(Duration::from_secs_f64(age.clamp(0.0, 1e12))),
+                // Whole seconds: "10m59s", not "659168ms".
+                duration::format(Duration::from_secs(age.clamp(0.0, 1e12).round() as u64)),
                 duration::format(staleness)
             ),
         ))

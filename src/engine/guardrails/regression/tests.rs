@@ -312,6 +312,31 @@ fn mann_whitney_samples_must_be_one_fresh_series() {
         panic!()
     };
     assert_eq!(f.class, FailureClass::Stale, "{}", f.message);
+    assert!(
+        f.message
+            .contains("the last step is 10m before the evaluation instant"),
+        "{}",
+        f.message
+    );
+    // Steps out of order, or one repeated (it would count twice in the rank test): not Prometheus' answer.
+    let steps = |times: &[f64]| crate::prometheus::Series {
+        labels: Default::default(),
+        samples: times.iter().map(|t| (*t, 0.3)).collect(),
+    };
+    let in_order: Vec<f64> = (0..20).rev().map(|i| AT - 60.0 * i as f64).collect();
+    for bad in [
+        [&in_order[..10], &in_order[9..]].concat(),
+        [&in_order[1..], &in_order[..1]].concat(),
+    ] {
+        answers[1].insert(query_name::SAMPLES, QueryData::Matrix(vec![steps(&bad)]));
+        let Verdict::Fail(f) = rank_judge(MW_CPU, &answers) else {
+            panic!()
+        };
+        assert_eq!(f.class, FailureClass::QueryError, "{}", f.message);
+        assert!(f
+            .message
+            .contains("out of order or with repeated timestamps"));
+    }
 }
 
 #[test]
