@@ -63,20 +63,20 @@ test-lane-e2e: release
 	  echo "=== lane: end to end (exit $$status)"; cat target/test-e2e.log; exit $$status
 
 # Unit tests, integration tests against a real and a fake Prometheus, the plugin transport against go-plugin and
-# hashicorp/yamux (tests/plugin/plugin_transport.rs runs tests/transport-peer), gob golden vectors.
+# hashicorp/yamux (tests/plugin/plugin_transport.rs runs tests/go/transport-peer), gob golden vectors.
 test-rust:
 	$(CARGO) test --locked
 
 # Go's own net/rpc + encoding/gob decode the replies the Rust encoder wrote during test-rust.
 test-gob-go: test-rust
-	cd tests/gobgen && go test -count=1 ./...
+	cd tests/go/gobgen && go test -count=1 ./...
 
 # A third-party gRPC client (grpcurl, built from the Go module proxy) against `rollouts-guardrails serve`.
 test-grpc-client: release
 	tests/grpc-client/run.sh "$(abspath $(BIN)) serve"
 
 test-conformance: release
-	GUARDRAILS_BIN=$(abspath $(BIN)) tests/conformance/run.sh
+	GUARDRAILS_BIN=$(abspath $(BIN)) tests/go/conformance/run.sh
 
 # Installs only what the demo needs (Prometheus, curl), not the whole of `make deps`.
 demo:
@@ -84,9 +84,10 @@ demo:
 	$(CARGO) build --locked --release
 	examples/demo/demo.sh $(abspath $(BIN))
 
-# Prometheus 3 and Thanos, built once from the Go module proxy into target/engines/bin (tests/engines/build.sh).
+# Prometheus 3 and Thanos, built once from the Go module proxy into target/engines/bin by
+# tests/go/tools/build-engines.sh (pinned by tests/go/tools/{prometheus3,thanos}/go.mod).
 engines-build: deps
-	tests/engines/build.sh
+	tests/go/tools/build-engines.sh
 
 # Every test that queries a real store (those using tests/support/prometheus.rs), once per store besides Debian's
 # Prometheus 2 (test-rust runs that one): Prometheus 3, VictoriaMetrics (Debian's), a Thanos Querier over
@@ -103,14 +104,15 @@ test-engines: engines-build
 	done; exit $$status
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
-# Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin (tests/e2e/build.sh),
-# and every scenario of tests/e2e against it: one summary line per scenario, then `N passed, N failed`.
+# Prometheus, the Argo Rollouts controller v1.9.1 and v1.10.1), built once into target/e2e/bin by
+# tests/go/tools/build-control-plane.sh, and every scenario of tests/go/e2e against it: one summary line per
+# scenario, then `N passed, N failed`.
 e2e: deps
-	ARGO_HELM_CHART=$(ARGO_HELM_CHART) tests/e2e/run.sh
+	ARGO_HELM_CHART=$(ARGO_HELM_CHART) tests/go/e2e/run.sh
 
 # Starts that control plane, rolls out a healthy and a crash-looping v2 of one app, prints what an operator looks at.
 demo-rollout: deps
-	tests/e2e/demo.sh
+	tests/go/e2e/demo.sh
 
 # A fully static binary (musl): runs in a controller image without libc.
 release-static: deps
@@ -148,7 +150,7 @@ dist: release-static release-static-aarch64
 # argo-helm's argo-rollouts chart (a copy beside the repository, ARGO_HELM_CHART) rendered with
 # manifests/helm/values.yaml by Helm's Go library, every object decoded strictly.
 test-helm: deps
-	cd tests/helm && ARGO_HELM_CHART=$(ARGO_HELM_CHART) GOFLAGS=-mod=mod go test -count=1 ./...
+	cd tests/go/helm && ARGO_HELM_CHART=$(ARGO_HELM_CHART) GOFLAGS=-mod=mod go test -count=1 ./...
 
 # The aarch64 binary under qemu-user: static, go-plugin handshake in an empty root, check against Prometheus.
 test-dist: release-static-aarch64
@@ -157,7 +159,7 @@ test-dist: release-static-aarch64
 # /metrics in plugin mode after measurements; every dashboard and alert expression parsed and checked against the
 # exported names; promtool check rules and test rules.
 test-observability: release
-	cd tests/observability && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) go test -count=1 ./...
+	cd tests/go/observability && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) go test -count=1 ./...
 
 # .github/workflows/ checked by actionlint, built once from the Go module proxy.
 actionlint:
@@ -167,21 +169,21 @@ actionlint:
 # Every YAML under manifests/ and examples/: argo-rollouts' own types (unknown fields rejected) and validation,
 # kustomize builds, broken fixtures. (`validate` itself is tested in test-rust: tests/cli/manifests_validate.rs.)
 test-manifests: deps
-	tests/manifests/run.sh
+	tests/go/manifests/run.sh
 
-# validate's claims proved with Kubernetes' own code (tests/validate/go): the immutable-field cases against
+# validate's claims proved with Kubernetes' own code (tests/go/validate): the immutable-field cases against
 # k8s.io/kubernetes' Validate*Update and the Rollout CRD's CEL rule, manifests/policies in the apiserver's CEL
 # environment with validate's messages, the pinned CRDs against the argo-rollouts module.
 test-validate-go: deps
-	cd tests/validate/go && GOFLAGS=-mod=mod go test -count=1 ./...
+	cd tests/go/validate && GOFLAGS=-mod=mod go test -count=1 ./...
 
-# The same claims on a running kube-apiserver v1.34.4 (tests/e2e/policies: etcd, kube-apiserver,
+# The same claims on a running kube-apiserver v1.34.4 (tests/go/e2e/policies: etcd, kube-apiserver,
 # kube-controller-manager running only the policies' type checker, argo-rollouts v1.9.1's CRDs):
 # `kubectl apply -k manifests/policies` and each denial's message, every immutable-field case refused or stored
-# as `validate --against` says. Needs tests/e2e/build.sh's binaries (reused when built).
+# as `validate --against` says. Needs tests/go/tools/build-control-plane.sh's binaries (reused when built).
 test-policies: release
-	tests/e2e/build.sh
-	cd tests/e2e/policies && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go test -count=1 -v -timeout 10m ./...
+	tests/go/tools/build-control-plane.sh
+	cd tests/go/e2e/policies && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go test -count=1 -v -timeout 10m ./...
 
 # The static binary completes the go-plugin handshake inside an empty root.
 test-static-binary: release-static
@@ -190,7 +192,7 @@ test-static-binary: release-static
 # Protocol abuse, SIGKILL and restart, leftovers, sustained load (30 callers × 100,000 measurements, RSS curve in
 # target/hostile-load.txt) through argo-rollouts' plugin client and raw yamux against the release binary.
 test-hostile: release
-	cd tests/hostile && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) GUARDRAILS_LOAD_REPORT=$(abspath target/hostile-load.txt) go test -count=1 -timeout 20m ./...
+	cd tests/go/hostile && GOFLAGS=-mod=mod GUARDRAILS_BIN=$(abspath $(BIN)) GUARDRAILS_LOAD_REPORT=$(abspath target/hostile-load.txt) go test -count=1 -timeout 20m ./...
 
 FUZZ_SECONDS ?= 300
 # cargo-fuzz (libFuzzer + ASan, nightly) on every decoder, seeded from the golden vectors; installs nightly and

@@ -80,7 +80,7 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
 
-replace github.com/rollouts-guardrails/conformance/harness => ../tests/conformance/harness
+replace github.com/rollouts-guardrails/conformance/harness => ../tests/go/conformance/harness
 
 replace (
 	github.com/go-check/check => github.com/go-check/check v0.0.0-20180628173108-788fd7840127

@@ -30,7 +30,7 @@ free_port() {
 }
 
 echo "== 1. plugin mode, driven by the real argo-rollouts plugin client (data shifted to end now)"
-(cd "$root/tests/conformance/harness" && go run ./cmd/demo -bin "$bin")
+(cd "$root/tests/go/conformance/harness" && go run ./cmd/demo -bin "$bin")
 
 echo
 echo "== 2. the check CLI with a ClusterAnalysisTemplate (examples/demo/template.yaml), data as bundled"

@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::config::{ConfigError, Connection, PasswordSource, TlsSettings};
+use super::config::{ConfigError, Connection, ManagedAuth, PasswordSource, TlsSettings};
 use super::defaults::{Defaults, DefaultsError};
 use super::verdict::{Failure, FailureClass};
-use crate::prometheus::auth::{AuthError, AwsEnvironment};
+use crate::prometheus::auth::{AuthError, AwsEnvironment, SigV4Settings};
 use crate::prometheus::files::{self, FileAccess, FileError};
 use crate::prometheus::{Auth, Endpoint, TlsConfig};
 
@@ -90,6 +90,10 @@ struct Rules {
     cross_namespace: bool,
     /// Controller-wide defaults (matchers, replica labels, timeout, settle, …).
     defaults: Defaults,
+    /// The controller pod's AWS environment, whose credential chain a template's `sigv4` signs with.
+    aws: AwsEnvironment,
+    /// The roles a template's `sigv4.roleArn` may name when strict (`None`: any, for `check`).
+    sigv4_roles: Option<Vec<String>>,
 }
 
 impl TrustPolicy {
@@ -108,6 +112,8 @@ impl TrustPolicy {
                 allowed: Vec::new(),
                 cross_namespace: true,
                 defaults: Defaults::default(),
+                aws: AwsEnvironment::from_process(),
+                sigv4_roles: None,
             })),
         }
     }
@@ -180,7 +186,14 @@ impl TrustPolicy {
             .iter()
             .map(|dir| credentials_dir(dir, &denied))
             .collect::<Result<Vec<_>, _>>()?;
-        let controller_auth = controller_auth(args, aws)?;
+        let controller_auth = controller_auth(args, aws.clone())?;
+        let sigv4_roles = args
+            .managed
+            .sigv4_role_arn
+            .iter()
+            .chain(&args.sigv4_allowed_role_arns)
+            .map(|arn| arn.trim().to_owned())
+            .collect();
         Ok(TrustPolicy {
             rules: Ok(Arc::new(Rules {
                 strict: true,
@@ -202,6 +215,8 @@ impl TrustPolicy {
                 allowed,
                 cross_namespace: args.allow_cross_namespace,
                 defaults,
+                aws,
+                sigv4_roles: Some(sigv4_roles),
             })),
         })
     }
@@ -255,6 +270,7 @@ impl TrustPolicy {
         let template_auth = connection.bearer_token.is_some()
             || connection.bearer_token_file.is_some()
             || connection.basic_auth.is_some()
+            || connection.managed.is_some()
             || !address.username().is_empty()
             || address.password().is_some();
         let template_tls = connection.tls != TlsSettings::default();
@@ -271,7 +287,10 @@ impl TrustPolicy {
             )));
         }
         let (auth, files) = if template_auth {
-            (template_auth_of(connection), rules.template_files.clone())
+            (
+                rules.template_auth(connection, trusted, &address)?,
+                rules.template_files.clone(),
+            )
         } else if trusted {
             (rules.controller_auth.clone(), FileAccess::Unrestricted)
         } else {
@@ -347,9 +366,14 @@ impl TrustPolicy {
                     PasswordSource::File(file) => Some(file),
                     PasswordSource::Inline(_) => None,
                 });
+        let oauth2_secret = match &connection.managed {
+            Some(ManagedAuth::OAuth2(settings)) => Some(&settings.client_secret_file),
+            _ => None,
+        };
         let keys = [
             ("bearerTokenFile", connection.bearer_token_file.as_ref()),
             ("basicAuth.passwordFile", password_file),
+            ("oauth2.clientSecretFile", oauth2_secret),
             ("tls.caFile", connection.tls.ca_file.as_ref()),
             ("tls.certFile", connection.tls.cert_file.as_ref()),
             ("tls.keyFile", connection.tls.key_file.as_ref()),
@@ -369,7 +393,55 @@ impl TrustPolicy {
     }
 }
 
-/// The template's own credentials.
+impl Rules {
+    /// The template's own credentials. A template's `sigv4` signs with the controller pod's identity: only
+    /// toward an address trusted with the controller's credentials, and assuming only a role the admin
+    /// registered.
+    fn template_auth(
+        &self,
+        connection: &Connection,
+        trusted: bool,
+        address: &Url,
+    ) -> Result<Auth, Failure> {
+        match &connection.managed {
+            Some(ManagedAuth::OAuth2(settings)) => return Ok(Auth::OAuth2(settings.clone())),
+            Some(ManagedAuth::SigV4 { region, role_arn }) => {
+                return self.template_sigv4(region, role_arn.as_deref(), trusted, address)
+            }
+            None => {}
+        }
+        Ok(template_auth_of(connection))
+    }
+
+    fn template_sigv4(
+        &self,
+        region: &str,
+        role_arn: Option<&str>,
+        trusted: bool,
+        address: &Url,
+    ) -> Result<Auth, Failure> {
+        if !trusted {
+            return Err(config(format!(
+                "`sigv4` signs with the controller pod's own AWS identity, so it is used only toward the \
+                 controller's address or an --allowed-address the admin registered, not {}",
+                display(address)
+            )));
+        }
+        if let (Some(role), Some(allowed)) = (role_arn, &self.sigv4_roles) {
+            if !allowed.iter().any(|a| a == role) {
+                return Err(config(format!(
+                    "`sigv4.roleArn` {role} is not a role the controller's admin allows templates to assume \
+                     (--sigv4-role-arn, --sigv4-allowed-role-arn)"
+                )));
+            }
+        }
+        SigV4Settings::new(region, role_arn, self.aws.clone())
+            .map(Auth::SigV4)
+            .map_err(|e| config(format!("invalid plugin configuration: sigv4: {e}")))
+    }
+}
+
+/// The template's bearer or basic credentials.
 fn template_auth_of(connection: &Connection) -> Auth {
     match (
         &connection.bearer_token,

@@ -2,7 +2,7 @@
 //! stuck until someone deletes and recreates the object. Objects are matched by group, kind, namespace and name;
 //! a field absent from both revisions is unchanged (the server keeps what it allocated or defaulted).
 //!
-//! Each rule is the API server's own (proved by `tests/validate/go`, which runs the same fixtures through
+//! Each rule is the API server's own (proved by `tests/go/validate`, which runs the same fixtures through
 //! k8s.io/kubernetes v1.34's `Validate…Update` functions and the Rollout CRD's transition rule):
 //! - Deployment, ReplicaSet, DaemonSet, StatefulSet `spec.selector` (apps/v1 `ValidateDeploymentUpdate`, …);
 //! - StatefulSet `spec.serviceName`, `spec.volumeClaimTemplates`, `spec.podManagementPolicy`

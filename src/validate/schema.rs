@@ -1,6 +1,6 @@
 //! argo-rollouts objects (Rollout, AnalysisTemplate, ClusterAnalysisTemplate, AnalysisRun, Experiment) against
 //! the `openAPIV3Schema` of argo-rollouts' own CRDs, pinned in `schemas/argo-rollouts-v1.9.1/` (copied verbatim
-//! from `github.com/argoproj/argo-rollouts@v1.9.1/manifests/crds/`; `tests/validate/go` keeps them equal).
+//! from `github.com/argoproj/argo-rollouts@v1.9.1/manifests/crds/`; `tests/go/validate` keeps them equal).
 //!
 //! A CRD's structural schema is not a JSON Schema document; [`to_json_schema`] converts it node by node, the
 //! way the API server's structural-schema validation and pruning treat an object:

@@ -1,6 +1,6 @@
-//! `rollouts-guardrails validate` through the real binary: every YAML under manifests/ and examples/ passes,
-//! each broken fixture under tests/manifests/broken/ with an `expect-validate.txt` is caught with that message,
-//! and a damaged copy of the shipped policy is refused. Exit statuses: 0 clean, 1 problems, 2 usage.
+//! `rollouts-guardrails validate` through the real binary: every YAML under manifests/ and examples/ passes, each
+//! broken fixture under tests/fixtures/manifests/broken/ with an `expect-validate.txt` is caught with that message, and
+//! a damaged copy of the shipped policy is refused. Exit statuses: 0 clean, 1 problems, 2 usage.
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -59,7 +59,7 @@ fn the_shipped_policy_is_checked_metric_by_metric() {
 
 #[test]
 fn each_broken_fixture_is_caught_with_its_message() {
-    let broken = Path::new(ROOT).join("tests/manifests/broken");
+    let broken = Path::new(ROOT).join("tests/fixtures/manifests/broken");
     let mut checked = 0;
     for entry in std::fs::read_dir(&broken).expect("read broken/") {
         let dir = entry.expect("dir entry").path();

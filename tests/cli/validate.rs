@@ -1,9 +1,9 @@
 //! `rollouts-guardrails validate` through the real binary, one test per check family: every broken fixture under
-//! tests/validate/broken/ is caught with the lines of its `expect.txt` (file, object, field path, message), the
-//! good fixtures and the shipped manifests/ and examples/ pass `--policy all`, each policy fixture's first
-//! problem is the message the ValidatingAdmissionPolicy gives (tests/validate/go proves the cluster side), each
-//! immutable-field case is refused or allowed as the API server's validation decides (tests/validate/go again),
-//! and the JSON and SARIF outputs carry the same problems. Exit statuses: 0 clean, 1 problems, 2 usage.
+//! tests/fixtures/validate/broken/ is caught with the lines of its `expect.txt` (file, object, field path, message),
+//! the good fixtures and the shipped manifests/ and examples/ pass `--policy all`, each policy fixture's first problem
+//! is the message the ValidatingAdmissionPolicy gives (tests/go/validate proves the cluster side), each immutable-field
+//! case is refused or allowed as the API server's validation decides (tests/go/validate again), and the JSON and SARIF
+//! outputs carry the same problems. Exit statuses: 0 clean, 1 problems, 2 usage.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -32,7 +32,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(ROOT).join("tests/validate")
+    Path::new(ROOT).join("tests/fixtures/validate")
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn each_broken_fixture_is_caught_with_file_object_and_field_path() {
         if name == "plugin-query-without-threshold" {
             continue; // see the_query_guardrail_without_threshold_or_condition_is_a_problem
         }
-        let shown = format!("tests/validate/broken/{name}");
+        let shown = format!("tests/fixtures/validate/broken/{name}");
         let mut args: Vec<String> = std::fs::read_to_string(dir.join("args.txt"))
             .unwrap_or_default()
             .split_whitespace()
@@ -86,7 +86,7 @@ fn each_broken_fixture_is_caught_with_file_object_and_field_path() {
 
 fn the_query_guardrail_without_threshold_or_condition_is_a_problem() {
     let out = validate(
-        &["tests/validate/broken/plugin-query-without-threshold"],
+        &["tests/fixtures/validate/broken/plugin-query-without-threshold"],
         Path::new(ROOT),
     );
     let stdout = text(&out.stdout);
@@ -100,7 +100,10 @@ fn the_query_guardrail_without_threshold_or_condition_is_a_problem() {
 
 #[test]
 fn good_fixtures_and_the_shipped_manifests_and_examples_pass_every_policy() {
-    for paths in [vec!["tests/validate/good"], vec!["manifests", "examples"]] {
+    for paths in [
+        vec!["tests/fixtures/validate/good"],
+        vec!["manifests", "examples"],
+    ] {
         let mut args = vec!["--policy", "all"];
         args.extend(paths.iter());
         let out = validate(&args, Path::new(ROOT));
@@ -146,7 +149,7 @@ fn each_policy_denies_with_the_message_the_admission_policy_gives() {
             "all",
             "--output",
             "json",
-            "tests/validate/policies/denied.yaml",
+            "tests/fixtures/validate/policies/denied.yaml",
         ],
         Path::new(ROOT),
     );
@@ -174,10 +177,17 @@ fn each_policy_denies_with_the_message_the_admission_policy_gives() {
     }
     assert_eq!(problems.len(), expected.len(), "{problems:#?}");
     // Opt-in: without --policy the same objects pass.
-    let out = validate(&["tests/validate/policies/denied.yaml"], Path::new(ROOT));
+    let out = validate(
+        &["tests/fixtures/validate/policies/denied.yaml"],
+        Path::new(ROOT),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = validate(
-        &["--policy", "all", "tests/validate/policies/admitted.yaml"],
+        &[
+            "--policy",
+            "all",
+            "tests/fixtures/validate/policies/admitted.yaml",
+        ],
         Path::new(ROOT),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
@@ -186,7 +196,7 @@ fn each_policy_denies_with_the_message_the_admission_policy_gives() {
         &[
             "--policy",
             "require-limits",
-            "tests/validate/policies/denied.yaml",
+            "tests/fixtures/validate/policies/denied.yaml",
         ],
         Path::new(ROOT),
     );
@@ -304,7 +314,7 @@ fn against_builds_kustomize_directories_at_both_revisions() {
 
 #[test]
 fn json_and_sarif_carry_every_problem() {
-    let path = "tests/validate/broken/schema";
+    let path = "tests/fixtures/validate/broken/schema";
     let table = text(&validate(&[path], Path::new(ROOT)).stdout);
     let json = text(&validate(&["--output", "json", path], Path::new(ROOT)).stdout);
     assert_eq!(table.lines().count(), json.lines().count());
@@ -314,7 +324,10 @@ fn json_and_sarif_carry_every_problem() {
         .find(|p| p["suggestion"] == "clusterScope")
         .expect("the clusterScoped problem");
     assert_eq!(first["check"], "schema");
-    assert_eq!(first["file"], "tests/validate/broken/schema/rollout.yaml");
+    assert_eq!(
+        first["file"],
+        "tests/fixtures/validate/broken/schema/rollout.yaml"
+    );
     assert_eq!(first["object"]["kind"], "Rollout");
     assert_eq!(first["object"]["namespace"], "shop");
     assert_eq!(
@@ -329,7 +342,7 @@ fn json_and_sarif_carry_every_problem() {
     assert_eq!(results.len(), table.lines().count());
     assert!(results.iter().all(
         |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            == "tests/validate/broken/schema/rollout.yaml"
+            == "tests/fixtures/validate/broken/schema/rollout.yaml"
     ));
     let rules: Vec<&str> = sarif["runs"][0]["tool"]["driver"]["rules"]
         .as_array()
@@ -366,7 +379,10 @@ fn usage_errors_exit_2() {
 #[test]
 fn without_kustomize_or_kubectl_a_kustomization_is_a_problem() {
     let out = Command::new(BIN)
-        .args(["validate", "tests/validate/broken/kustomize-missing-file"])
+        .args([
+            "validate",
+            "tests/fixtures/validate/broken/kustomize-missing-file",
+        ])
         .current_dir(ROOT)
         .env("PATH", "")
         .output()

@@ -11,6 +11,8 @@ const CONNECTION_KEYS: &[&str] = &[
     "bearerToken",
     "bearerTokenFile",
     "basicAuth",
+    "sigv4",
+    "oauth2",
     "tls",
     "tenant",
 ];
@@ -98,5 +100,30 @@ fn the_documented_key_table_is_what_the_parser_accepts() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn every_connection_key_is_named_where_the_doc_lists_them() {
+    let doc = include_str!("../../docs/guardrails.md");
+    let sentence = doc
+        .split("the connection keys")
+        .nth(1)
+        .and_then(|rest| rest.split("apply to every guardrail").next())
+        .expect("docs/guardrails.md lists the connection keys");
+    for key in CONNECTION_KEYS {
+        assert!(
+            sentence.contains(&format!("`{key}`")),
+            "connection key `{key}` missing from: {sentence}"
+        );
+        let json = format!(r#"{{"guardrail":"restarts","{key}":1}}"#);
+        let refused = Config::from_json(json.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            !refused.contains("not used by") && !refused.contains("unknown key"),
+            "`{key}` is not a key the parser takes: {refused}"
+        );
     }
 }

@@ -800,3 +800,138 @@ async fn a_failing_token_endpoint_fails_the_measurement_with_the_reason() {
     );
     assert_nothing_secret_shown(&[&fixture.store]);
 }
+
+// ---------------------------------------------------------------- template-side keys
+
+fn template_engine(address: &url::Url, extra: ControllerArgs, aws: AwsEnvironment) -> Engine {
+    let args = ControllerArgs {
+        address: Some(address.to_string()),
+        ..extra
+    };
+    let trust = TrustPolicy::strict_in(&args, None, aws).expect("valid settings");
+    Engine::with_trust(Client::new(), trust)
+}
+
+#[tokio::test]
+async fn a_template_signs_with_sigv4_only_toward_the_controller_address_and_as_an_allowed_role() {
+    let amp = fake_amp(verifier("aps", &[(ACCESS_KEY, SECRET_KEY, None)])).await;
+    let elsewhere = HttpFake::start(|_| (200, "application/json", "{}".into())).await;
+    let aws = || {
+        environment(&[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ])
+    };
+    // The registration names no scheme: the template's `sigv4` is what signs.
+    let engine = template_engine(&amp.url(), ControllerArgs::default(), aws());
+    let m = measure(&engine, &query(json!({"sigv4": {"region": "us-east-1"}}))).await;
+    assert_eq!(m.phase, Phase::Successful, "{}", m.message);
+    assert!(amp.requests()[0].header("authorization").is_some());
+
+    // Toward an address the template chose: the pod's identity is not offered, nothing is sent.
+    let away = json!({"sigv4": {"region": "us-east-1"}, "address": elsewhere.url().to_string()});
+    let m = measure(&engine, &query(away)).await;
+    assert_failed(
+        &m,
+        "config",
+        &["`sigv4` signs with the controller pod's own AWS identity"],
+    );
+    assert!(elsewhere.requests().is_empty(), "nothing sent there");
+
+    // A role the admin did not register is refused before STS is asked; a registered one is tried.
+    let role = json!({"sigv4": {"region": "us-east-1", "roleArn": ASSUMED}});
+    let m = measure(&engine, &query(role.clone())).await;
+    assert_failed(&m, "config", &[ASSUMED, "--sigv4-allowed-role-arn"]);
+    let allowing = template_engine(
+        &amp.url(),
+        ControllerArgs {
+            sigv4_allowed_role_arns: vec![ASSUMED.into()],
+            ..ControllerArgs::default()
+        },
+        environment(&[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            // STS is a dead loopback port: the role is tried (not refused as config) and fails there.
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/"),
+        ]),
+    );
+    let m = measure(&allowing, &query(role)).await;
+    assert_eq!(m.phase, Phase::Failed, "{}", m.message);
+    assert_ne!(failure(&m), "config", "{}", m.message);
+    assert_nothing_secret_shown(&[&amp, &elsewhere]);
+}
+
+#[tokio::test]
+async fn a_template_oauth2_secret_is_a_template_file_inside_a_credentials_dir() {
+    let fixture = OAuth2Fixture::start(3600, Duration::ZERO).await;
+    let secret_dir = fixture.secret_file.parent().expect("dir").to_path_buf();
+    let config = |secret: &Path| {
+        json!({"oauth2": {
+            "tokenUrl": fixture.idp.url().to_string(),
+            "clientId": "guardrails",
+            "clientSecretFile": secret,
+            "scopes": ["metrics:read"],
+        }})
+    };
+    let confined = template_engine(
+        &fixture.store.url(),
+        ControllerArgs::default(),
+        AwsEnvironment::default(),
+    );
+    let m = measure(&confined, &query(config(&fixture.secret_file))).await;
+    assert_failed(
+        &m,
+        "config",
+        &["oauth2.clientSecretFile", "--credentials-dir"],
+    );
+    assert_eq!(fixture.token_requests(), 0, "the secret is not read");
+
+    let allowed = template_engine(
+        &fixture.store.url(),
+        ControllerArgs {
+            credentials_dirs: vec![secret_dir],
+            ..ControllerArgs::default()
+        },
+        AwsEnvironment::default(),
+    );
+    for _ in 0..2 {
+        let m = measure(&allowed, &query(config(&fixture.secret_file))).await;
+        assert_eq!(m.phase, Phase::Successful, "{}", m.message);
+    }
+    assert_eq!(fixture.token_requests(), 1, "the token is cached");
+    assert_nothing_secret_shown(&[&fixture.store, &fixture.idp]);
+}
+
+#[test]
+fn template_managed_keys_are_checked_when_parsed() {
+    use rollouts_guardrails::engine::config::Config;
+    for (config, wants) in [
+        (r#"{"guardrail":"restarts","sigv4":{}}"#, "sigv4.region"),
+        (
+            r#"{"guardrail":"restarts","sigv4":{"region":"US East"}}"#,
+            "not an AWS region",
+        ),
+        (
+            r#"{"guardrail":"restarts","sigv4":{"region":"us-east-1","profile":"x"}}"#,
+            "sigv4.profile",
+        ),
+        (
+            r#"{"guardrail":"restarts","oauth2":{"tokenUrl":"file:///etc/passwd","clientId":"c","clientSecretFile":"/s"}}"#,
+            "not an http:// or https:// URL",
+        ),
+        (
+            r#"{"guardrail":"restarts","oauth2":{"tokenUrl":"http://idp/t","clientId":"c"}}"#,
+            "oauth2.clientSecretFile",
+        ),
+        (
+            r#"{"guardrail":"restarts","sigv4":{"region":"us-east-1"},"bearerToken":"t"}"#,
+            "set only one of",
+        ),
+    ] {
+        let error = Config::from_json(config.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains(wants), "{config}: {error:?}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Parsing is the only validation: every plugin configuration in examples/, manifests/ and the broken
-//! fixtures under tests/manifests/broken/ gets the same verdict from the parser (`Config::from_metric`, what
+//! fixtures under tests/fixtures/manifests/broken/ gets the same verdict from the parser (`Config::from_metric`, what
 //! `validate` calls) and from a measurement. Refused by the parser ⇔ the measurement fails as `config` with
 //! the parser's message, before any query is sent.
 use crate::support;
@@ -42,7 +42,7 @@ async fn the_parser_and_a_measurement_agree_on_every_shipped_configuration() {
     let mut files = support::yaml_files(&Path::new(ROOT).join("examples"));
     files.extend(support::yaml_files(&Path::new(ROOT).join("manifests")));
     files.extend(support::yaml_files(
-        &Path::new(ROOT).join("tests/manifests/broken"),
+        &Path::new(ROOT).join("tests/fixtures/manifests/broken"),
     ));
     let (mut accepted, mut refused) = (0, 0);
     for file in files {

@@ -962,7 +962,7 @@ async fn the_fake_sends_slow_body_headers_at_once_and_slow_first_byte_nothing() 
 }
 
 // ---------------------------------------------------------------- golden vectors from the Go peers
-// Made by tests/fixtures/prometheus/generator (client_golang v1.20.5, prometheus/common v0.60.1).
+// Made by tests/go/prometheus-golden (client_golang v1.20.5, prometheus/common v0.60.1).
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

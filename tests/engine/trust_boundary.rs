@@ -4,7 +4,7 @@
 //! certificate, pinned tenant) to an address it chose, follow a redirect elsewhere, target another namespace,
 //! or carry a byte of a non-Prometheus body into a message, metadata or log line. Every refusal has a
 //! positive control beside it: the allowed case does send what it should, so each test can fail.
-//! (Plugin mode through argo-rollouts' own client: `tests/conformance/harness/security.go`.)
+//! (Plugin mode through argo-rollouts' own client: `tests/go/conformance/harness/security.go`.)
 use crate::support;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! low-traffic canary whose pods are proven) reports the mapped phase with the reason and the class kept in
 //! `metadata.failure`; a proven violation stays Failed; during `settle` the measurement is Running, after it
 //! the mapped phase; `Successful` and unknown classes are configuration errors. Plugin mode through argo's
-//! own client is in the conformance harness (`tests/conformance/harness/settle.go`).
+//! own client is in the conformance harness (`tests/go/conformance/harness/settle.go`).
 use crate::support;
 
 use std::collections::BTreeMap;

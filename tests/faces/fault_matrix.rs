@@ -1,11 +1,11 @@
 //! The fault matrix: every column (four guardrails and `regression` with the rank test) × every Prometheus
 //! fault, through plugin mode (argo-rollouts' own plugin client driving the real binary,
-//! `tests/hostile/cmd/pluginrun`) and through the gRPC service. Writes `docs/fault-matrix.md` and fails on any
+//! `tests/go/hostile/cmd/pluginrun`) and through the gRPC service. Writes `docs/fault-matrix.md` and fails on any
 //! cell that is not `Failed` with a reason and a failure class, or, where a fault does not apply, not the
 //! healthy verdict. A healthy baseline runs first through both faces and must pass, so each failure below is
 //! the fault's doing.
 //!
-//! Needs `go` on PATH (the plugin-mode face is built from `tests/hostile` with the module proxy or a warm cache).
+//! Needs `go` on PATH (the plugin-mode face is built from `tests/go/hostile` with the module proxy or a warm cache).
 
 use crate::support::faces;
 use crate::support::faults;

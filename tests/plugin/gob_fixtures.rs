@@ -1,4 +1,4 @@
-//! The committed gob streams (tests/fixtures/gob, written by Go's encoding/gob: tests/gobgen) and their decoding.
+//! The committed gob streams (tests/fixtures/gob, written by Go's encoding/gob: tests/go/gobgen) and their decoding.
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

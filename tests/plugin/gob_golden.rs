@@ -1,6 +1,6 @@
-//! Golden vectors written by real Go peers (`tests/gobgen`, Go's encoding/gob, net/rpc and the real Argo Rollouts
+//! Golden vectors written by real Go peers (`tests/go/gobgen`, Go's encoding/gob, net/rpc and the real Argo Rollouts
 //! v1.9.1 metric-plugin RPC types) decoded by our decoder, and our encoder's output compared with Go's bytes.
-//! Also writes `target/gob-out/*.bin` for the Go-side check (`cd tests/gobgen && go test`).
+//! Also writes `target/gob-out/*.bin` for the Go-side check (`cd tests/go/gobgen && go test`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -622,7 +622,7 @@ fn corrupted_golden_streams_never_panic() {
 }
 
 /// Writes the reply stream our plugin would send the controller, one file per reply (`NN.bin`; the stream is
-/// their concatenation), for `cd tests/gobgen && go test`, which feeds them to Go's real net/rpc client
+/// their concatenation), for `cd tests/go/gobgen && go test`, which feeds them to Go's real net/rpc client
 /// decoding into the real Argo types.
 #[test]
 fn write_reply_stream_for_the_go_check() -> Result<()> {

@@ -1,5 +1,5 @@
 //! The request, alert, regression and gitops guardrails through plugin mode: argo-rollouts' own plugin client
-//! (go-plugin net/rpc, `tests/hostile/cmd/pluginrun`) drives the binary, which evaluates "now" against the
+//! (go-plugin net/rpc, `tests/go/hostile/cmd/pluginrun`) drives the binary, which evaluates "now" against the
 //! extra fixture shifted to end now. (restarts, not-ready, latest-image, waiting-reasons and oom-killed go
 //! through the Go conformance harness.)
 use crate::support;

@@ -1,4 +1,4 @@
-//! Plugin mode against the real Go peers: runs the Go tests in `tests/transport-peer/` (hashicorp/go-plugin's
+//! Plugin mode against the real Go peers: runs the Go tests in `tests/go/transport-peer/` (hashicorp/go-plugin's
 //! client configured as Argo Rollouts does, and hashicorp/yamux driven directly) against the built binary,
 //! once per supported go-plugin version (v1.6.3 is what argo-rollouts v1.9.1 pins).
 //!
@@ -14,7 +14,7 @@ const MODFILES: &[(&str, &str)] = &[
 ];
 
 fn go_test(version: &str, modfile: &str) {
-    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transport-peer");
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/transport-peer");
     let output = Command::new("go")
         .args(["test", "-count=1", &format!("-modfile={modfile}"), "./..."])
         .current_dir(&peer)

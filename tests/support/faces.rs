@@ -1,5 +1,5 @@
 //! The two remote faces as test drivers, shared by `tests/faces/fault_matrix.rs` and `tests/faces/secrets.rs`: plugin mode
-//! through argo-rollouts' own plugin client (`tests/hostile/cmd/pluginrun`, built once per test binary with
+//! through argo-rollouts' own plugin client (`tests/go/hostile/cmd/pluginrun`, built once per test binary with
 //! `go build`), and the gRPC service in this process through a tonic client.
 // Each test binary uses part of this.
 
@@ -44,12 +44,12 @@ pub struct PluginSession {
     pub scraped: Option<String>,
 }
 
-/// Builds `tests/hostile/cmd/pluginrun` once into this test binary's temporary directory.
+/// Builds `tests/go/hostile/cmd/pluginrun` once into this test binary's temporary directory.
 fn pluginrun() -> Result<&'static Path> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let out = crate::target_tmpdir().join("pluginrun");
-        let module = crate::root().join("tests/hostile");
+        let module = crate::root().join("tests/go/hostile");
         let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)

@@ -47,10 +47,10 @@ const INSTALL_HINT: &str = "install Prometheus: run `make deps`";
 const VICTORIA_METRICS_HINT: &str = "install VictoriaMetrics: run `make deps`";
 /// The hint every "engine binary not found" panic carries.
 const ENGINES_HINT: &str =
-    "build the test engines: run `make engines-build` (tests/engines/build.sh)";
+    "build the test engines: run `make engines-build` (tests/go/tools/build-engines.sh)";
 /// The environment variable choosing the store.
 pub const ENGINE_VARIABLE: &str = "GUARDRAILS_TEST_ENGINE";
-/// Where tests/engines/build.sh puts the engines it builds (overridable with `GUARDRAILS_ENGINES_BIN`).
+/// Where tests/go/tools/build-engines.sh puts the engines it builds (overridable with `GUARDRAILS_ENGINES_BIN`).
 const ENGINES_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/engines/bin");
 /// The label telling clusters apart in a central store (a Thanos external label, a label in the data elsewhere).
 pub const CLUSTER_LABEL: &str = "cluster";
@@ -76,7 +76,7 @@ rm -rf "$2""#;
 pub enum Store {
     /// Debian's `prometheus` (2.x), on blocks promtool wrote.
     Prometheus2,
-    /// Prometheus 3 built by tests/engines/build.sh, on blocks promtool wrote.
+    /// Prometheus 3 built by tests/go/tools/build-engines.sh, on blocks promtool wrote.
     Prometheus3,
     /// VictoriaMetrics single-node (Debian's package), data through its import API.
     VictoriaMetrics,
@@ -667,7 +667,7 @@ fn wait_ready(process: &mut Child, port: u16, ready: &str, log_path: &Path) -> R
     }
 }
 
-/// A binary built by tests/engines/build.sh; panics with the build hint when it is missing.
+/// A binary built by tests/go/tools/build-engines.sh; panics with the build hint when it is missing.
 fn engine_binary(name: &str) -> PathBuf {
     let bin = std::env::var_os("GUARDRAILS_ENGINES_BIN")
         .map_or_else(|| PathBuf::from(ENGINES_BIN), PathBuf::from);

@@ -1,7 +1,7 @@
 //! Go `encoding/gob`: a self-describing decoder into a dynamic value and an encoder for replies.
 //!
 //! Spec: `docs/wire/gob.md`, verified against Go's `src/encoding/gob` and golden vectors written by a
-//! real Go peer (`tests/gobgen`, `tests/fixtures/gob`).
+//! real Go peer (`tests/go/gobgen`, `tests/fixtures/gob`).
 //!
 //! - [`wire`]: uint/int/float primitives.
 //! - [`types`]: predefined ids, the peer's wire type definitions, our encoder's type descriptors.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::read::Keys;
 use super::ConfigError;
+use crate::prometheus::auth::{AwsEnvironment, OAuth2Settings, SigV4Settings};
 use crate::prometheus::Secret;
 
 /// Basic authentication: a username and a password given inline or in a file.
@@ -29,6 +30,19 @@ pub struct TlsSettings {
     pub insecure_skip_verify: bool,
 }
 
+/// A managed store's authentication set by the template (`sigv4`, `oauth2`): validated where the engine's
+/// trust policy decides whether the template may use it (`engine::trust`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedAuth {
+    /// `sigv4: {region, roleArn?}`: signed with the controller pod's own AWS identity.
+    SigV4 {
+        region: String,
+        role_arn: Option<String>,
+    },
+    /// `oauth2: {tokenUrl, clientId, clientSecretFile, scopes?}`: the secret file is a template file.
+    OAuth2(OAuth2Settings),
+}
+
 /// How to reach Prometheus. `Debug` shows no credential: they are [`Secret`]s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Connection {
@@ -37,6 +51,7 @@ pub struct Connection {
     pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<PathBuf>,
     pub basic_auth: Option<BasicAuth>,
+    pub managed: Option<ManagedAuth>,
     pub tls: TlsSettings,
     pub tenant: Option<String>,
 }
@@ -48,10 +63,14 @@ pub const KEYS: &[&str] = &[
     "bearerToken",
     "bearerTokenFile",
     "basicAuth",
+    "sigv4",
+    "oauth2",
     "tls",
     "tenant",
 ];
 const BASIC_AUTH_KEYS: &[&str] = &["username", "password", "passwordFile"];
+const SIGV4_KEYS: &[&str] = &["region", "roleArn"];
+const OAUTH2_KEYS: &[&str] = &["tokenUrl", "clientId", "clientSecretFile", "scopes"];
 const TLS_KEYS: &[&str] = &["caFile", "certFile", "keyFile", "insecureSkipVerify"];
 
 impl Connection {
@@ -62,13 +81,15 @@ impl Connection {
         };
         let bearer_token = keys.string("bearerToken")?.filter(|t| !t.is_empty());
         let bearer_token_file = keys.path("bearerTokenFile")?;
+        let managed = managed_auth(keys)?;
         let credentials = usize::from(bearer_token.is_some())
             + usize::from(bearer_token_file.is_some())
-            + usize::from(basic_auth.is_some());
+            + usize::from(basic_auth.is_some())
+            + usize::from(managed.is_some());
         if credentials > 1 {
             return Err(keys.invalid(
                 "bearerToken",
-                "set only one of `bearerToken`, `bearerTokenFile` and `basicAuth`",
+                "set only one of `bearerToken`, `bearerTokenFile`, `basicAuth`, `sigv4` and `oauth2`",
             ));
         }
         Ok(Connection {
@@ -77,6 +98,7 @@ impl Connection {
             bearer_token: bearer_token.map(Secret::new),
             bearer_token_file,
             basic_auth,
+            managed,
             tls: tls(keys)?,
             tenant: keys.text("tenant")?,
         })
@@ -126,6 +148,40 @@ fn basic_auth(b: &Keys) -> Result<BasicAuth, ConfigError> {
         (None, None) => return Err(ConfigError::Missing("basicAuth.password")),
     };
     Ok(BasicAuth { username, password })
+}
+
+fn managed_auth(keys: &Keys) -> Result<Option<ManagedAuth>, ConfigError> {
+    let sigv4 = keys.object("sigv4", "sigv4.")?;
+    let oauth2 = keys.object("oauth2", "oauth2.")?;
+    match (sigv4, oauth2) {
+        (Some(_), Some(_)) => Err(keys.invalid("sigv4", "set `sigv4` or `oauth2`, not both")),
+        (Some(v), None) => {
+            v.only(SIGV4_KEYS)?;
+            let region = v
+                .text("region")?
+                .ok_or(ConfigError::Missing("sigv4.region"))?;
+            let role_arn = v.text("roleArn")?;
+            // Validated here, built against the controller pod's AWS environment by the trust policy.
+            SigV4Settings::new(&region, role_arn.as_deref(), AwsEnvironment::default())
+                .map_err(|e| keys.invalid("sigv4", &e.to_string()))?;
+            Ok(Some(ManagedAuth::SigV4 { region, role_arn }))
+        }
+        (None, Some(o)) => {
+            o.only(OAUTH2_KEYS)?;
+            let settings = OAuth2Settings::new(
+                &o.text("tokenUrl")?
+                    .ok_or(ConfigError::Missing("oauth2.tokenUrl"))?,
+                &o.text("clientId")?
+                    .ok_or(ConfigError::Missing("oauth2.clientId"))?,
+                o.path("clientSecretFile")?
+                    .ok_or(ConfigError::Missing("oauth2.clientSecretFile"))?,
+                o.string_list("scopes", "a list of scopes")?,
+            )
+            .map_err(|e| keys.invalid("oauth2", &e.to_string()))?;
+            Ok(Some(ManagedAuth::OAuth2(settings)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn tls(keys: &Keys) -> Result<TlsSettings, ConfigError> {

@@ -22,7 +22,7 @@ pub mod connection;
 pub mod read;
 
 pub use super::guardrails::GuardrailKind;
-pub use connection::{BasicAuth, Connection, PasswordSource, TlsSettings};
+pub use connection::{BasicAuth, Connection, ManagedAuth, PasswordSource, TlsSettings};
 use read::Keys;
 
 /// Environment variable a cluster admin sets once on the controller instead of `address` in every template.

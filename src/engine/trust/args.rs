@@ -45,6 +45,10 @@ pub struct ControllerArgs {
     /// a template address outside every prefix (and the controller's address) is refused.
     #[arg(long = "allowed-address", value_name = "PREFIX")]
     pub allowed_addresses: Vec<String>,
+    /// An IAM role a template's `sigv4.roleArn` may name (the controller's own --sigv4-role-arn always may).
+    /// Repeatable. Without it a template may sign only as the controller pod's identity.
+    #[arg(long = "sigv4-allowed-role-arn", value_name = "ARN")]
+    pub sigv4_allowed_role_arns: Vec<String>,
     /// Let a template target pods of another namespace than its AnalysisRun's.
     #[arg(long)]
     pub allow_cross_namespace: bool,

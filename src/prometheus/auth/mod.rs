@@ -9,13 +9,12 @@
 //! `query-error` for a refusal or an answer that cannot be used.
 //!
 //! # Template-side keys
-//! Today both schemes are controller-side (`--sigv4-*`, `--oauth2-*` in `engine::trust`). A template key
-//! would build the same values: `sigv4: {region, roleArn}` → [`SigV4Settings::new`] with
-//! [`AwsEnvironment::from_process`], `oauth2: {tokenUrl, clientId, clientSecretFile, scopes}` →
-//! [`OAuth2Settings::new`]. Two rules of the trust boundary then apply: SigV4 signs with the controller pod's
-//! own AWS identity, so it may only ever be used toward the controller's address or an `--allowed-address`
-//! prefix, never an address the template chose; and `clientSecretFile` is a template file key, confined to a
-//! `--credentials-dir` like `bearerTokenFile` (the client reads it under the endpoint's
+//! Both schemes are also template keys (`engine::config::ManagedAuth`): `sigv4: {region, roleArn}` becomes
+//! [`SigV4Settings::new`] with the controller pod's [`AwsEnvironment`], `oauth2: {tokenUrl, clientId,
+//! clientSecretFile, scopes}` [`OAuth2Settings::new`]. The trust boundary (`engine::trust`) decides: SigV4 signs
+//! with the pod's own AWS identity, so a template's is used only toward the controller's address or an
+//! `--allowed-address` prefix, and assumes only a role the admin registered; `clientSecretFile` is a template
+//! file key, confined to a `--credentials-dir` like `bearerTokenFile` (the client reads it under the endpoint's
 //! [`FileAccess`], which is part of the token cache's key).
 pub mod oauth2;
 pub mod sigv4;
