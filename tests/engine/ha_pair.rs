@@ -14,17 +14,9 @@ use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
 use support::analysis;
 use support::prometheus::{Store, TestPrometheus, REPLICA_LABEL};
-use support::scenarios::{self, Scenario, END, PAY_LEDGER, SHOP_WEB};
+use support::scenarios::{self, Scenario, END, PAY_LEDGER, POD_GUARDRAILS as GUARDRAILS, SHOP_WEB};
 
 const PROD: &str = "prod-eu";
-/// The guardrails that read kube-state-metrics' pod series for the canary.
-const GUARDRAILS: [&str; 5] = [
-    "restarts",
-    "not-ready",
-    "latest-image",
-    "waiting-reasons",
-    "oom-killed",
-];
 
 /// prod-eu's data from one Prometheus.
 fn single() -> &'static TestPrometheus {

@@ -23,19 +23,11 @@ use rollouts_guardrails::prometheus::Client;
 use serde_json::{json, Value};
 use support::analysis;
 use support::prometheus::{Store, TestPrometheus};
-use support::scenarios::{self, END, SHOP_WEB};
+use support::scenarios::{self, END, POD_GUARDRAILS as GUARDRAILS, SHOP_WEB};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollouts-guardrails");
 const PROD: &str = "prod-eu";
 const STAGING: &str = "staging-eu";
-/// The guardrails that read kube-state-metrics' pod series for the canary.
-const GUARDRAILS: [&str; 5] = [
-    "restarts",
-    "not-ready",
-    "latest-image",
-    "waiting-reasons",
-    "oom-killed",
-];
 
 /// The canonical fixture without any series of shop/web's canary pods: kube-state-metrics lost them.
 fn without_canary() -> String {

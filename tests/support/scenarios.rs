@@ -11,6 +11,15 @@ use std::fmt::Write as _;
 
 use super::ksm::{render_labels, Condition, Container, Fixture, Phase, Pod, Steps, Timeline};
 
+/// The guardrails that read kube-state-metrics' pod series for the canary.
+pub const POD_GUARDRAILS: [&str; 5] = [
+    "restarts",
+    "not-ready",
+    "latest-image",
+    "waiting-reasons",
+    "oom-killed",
+];
+
 /// First sampling instant, unix seconds (2026-01-01T11:00:00Z).
 pub const START: i64 = 1_767_265_200;
 /// Last sampling instant, unix seconds (2026-01-01T12:00:00Z): where tests evaluate.
