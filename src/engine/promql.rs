@@ -373,11 +373,25 @@ impl TargetSelector {
         )
     }
 
+    /// [`scope`](Self::scope) narrowed to the names the target's pods have: the ReplicaSet controller names a
+    /// pod `<generateName><5 random characters>`, `generateName` being `<replicaset>-` cut to 58 characters
+    /// (Kubernetes' `SimpleNameGenerator`). Prometheus then reads the target's series instead of the whole
+    /// namespace's (`make bench`, "Prometheus-side cost"). Only for series every covered pod must have (the
+    /// judge proves each answer covers every pod, `Coverage::require_all`, or treats a missing pod as failing):
+    /// a pod the ReplicaSet adopted under another name is then a missing pod, never a silent pass. Ownership is
+    /// still proven exactly by the join with [`pods`](Self::pods).
+    fn pod_scope(&self) -> String {
+        let prefix: String = format!("{}-", self.replica_set).chars().take(58).collect();
+        // Names are DNS labels and subdomains: `.` is the only regex metacharacter they can hold.
+        let regex = format!("{}.+", prefix.replace('.', "\\."));
+        format!("{},pod=~{}", self.scope(), string_literal(&regex))
+    }
+
     /// CPU cores used per target pod over `window` (cAdvisor, every container, the pause container excluded).
     pub fn cpu_per_pod(&self, window: Duration) -> String {
         format!(
             "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{{},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
-            self.scope(),
+            self.pod_scope(),
             promql_range(window),
             self.pods()
         )
@@ -387,7 +401,7 @@ impl TargetSelector {
     pub fn memory_per_pod(&self, window: Duration) -> String {
         format!(
             "sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{{{},container!=\"\",container!=\"POD\"}}[{}])) and on(namespace, pod) {}",
-            self.scope(),
+            self.pod_scope(),
             promql_range(window),
             self.pods()
         )
@@ -429,7 +443,7 @@ impl TargetSelector {
         };
         format!(
             "{metric}{{{}{extra}}} and on(namespace, pod) {}",
-            self.scope(),
+            self.pod_scope(),
             self.pods()
         )
     }
@@ -452,7 +466,7 @@ impl TargetSelector {
     pub fn restarts_min(&self, window: Duration) -> String {
         format!(
             "(kube_pod_container_status_restarts_total{{{scope}}} offset {range} or min_over_time(kube_pod_container_status_restarts_total{{{scope}}}[{range}])) and on(namespace, pod) {pods}",
-            scope = self.scope(),
+            scope = self.pod_scope(),
             range = promql_range(window),
             pods = self.pods()
         )
@@ -461,7 +475,7 @@ impl TargetSelector {
     fn restarts_over(&self, function: &str, window: Duration) -> String {
         format!(
             "{function}(kube_pod_container_status_restarts_total{{{}}}[{}]) and on(namespace, pod) {}",
-            self.scope(),
+            self.pod_scope(),
             promql_range(window),
             self.pods()
         )
@@ -503,7 +517,7 @@ impl TargetSelector {
 
     /// Every container and init container of the target pods with its image as specified.
     pub fn container_images(&self) -> String {
-        let scope = self.scope();
+        let scope = self.pod_scope();
         format!(
             "(kube_pod_container_info{{{scope}}} or kube_pod_init_container_info{{{scope}}}) and on(namespace, pod) {}",
             self.pods()

@@ -80,19 +80,56 @@ fn queries_select_the_replica_set_exactly() {
     );
     assert_eq!(
         target.restarts_max(Duration::from_secs(300)),
-        r#"max_over_time(kube_pod_container_status_restarts_total{namespace="shop"}[300s]) and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
+        r#"max_over_time(kube_pod_container_status_restarts_total{namespace="shop",pod=~"web-6c8d7f9a1-.+"}[300s]) and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
     );
     assert_eq!(
         target.ready(),
-        r#"kube_pod_status_ready{namespace="shop",condition="true"} and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
+        r#"kube_pod_status_ready{namespace="shop",pod=~"web-6c8d7f9a1-.+",condition="true"} and on(namespace, pod) kube_pod_info{namespace="shop",created_by_kind="ReplicaSet",created_by_name="web-6c8d7f9a1"}"#
     );
-    // No regular expression anywhere: a rollout sharing a prefix cannot match.
+    // Ownership is exact everywhere: the only regular expression is the pod-name prefix that narrows what
+    // Prometheus reads, and every per-pod query is joined with the exact ReplicaSet. Coverage, and the series
+    // whose absence is healthy (a waiting or OOM-killed container), are not narrowed: a pod the ReplicaSet
+    // adopted under another name is covered, and then missing from the narrowed answers (a failure).
+    let exact = r#"created_by_name="web-6c8d7f9a1"}"#;
     for query in [
         target.coverage(),
         target.waiting(),
-        target.container_images(),
-        target.created(),
+        target.oom_killed(Duration::from_secs(60)),
     ] {
         assert!(!query.contains("=~"), "{query}");
+        assert!(query.contains(exact), "{query}");
     }
+    for query in [
+        target.container_images(),
+        target.created(),
+        target.restarts_min(Duration::from_secs(60)),
+        target.cpu_per_pod(Duration::from_secs(60)),
+    ] {
+        assert_eq!(
+            query.matches("=~").count(),
+            query.matches(r#"pod=~"web-6c8d7f9a1-.+""#).count(),
+            "{query}"
+        );
+        assert!(query.contains(exact), "{query}");
+    }
+}
+
+#[test]
+fn the_pod_name_prefix_is_what_kubernetes_generates() {
+    // `.` in a rollout name is escaped; a long ReplicaSet name is cut to 58 characters as `generateName` is.
+    let dotted = TargetSelector::new("shop", "web.v2", "6c8d7f9a1").unwrap();
+    assert!(
+        dotted.ready().contains(r#"pod=~"web\\.v2-6c8d7f9a1-.+""#),
+        "{}",
+        dotted.ready()
+    );
+    let long = "r".repeat(60);
+    let target = TargetSelector::new("shop", &long, "6c8d7f9a1").unwrap();
+    let prefix: String = format!("{long}-6c8d7f9a1-").chars().take(58).collect();
+    assert_eq!(prefix.len(), 58);
+    assert!(
+        target.ready().contains(&format!(r#"pod=~"{prefix}.+""#)),
+        "{}",
+        target.ready()
+    );
 }
