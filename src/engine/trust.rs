@@ -92,7 +92,7 @@ struct Rules {
     /// Controller-wide defaults (matchers, replica labels, timeout, settle, …).
     defaults: Defaults,
     /// The controller pod's AWS environment, whose credential chain a template's `sigv4` signs with.
-    aws: AwsEnvironment,
+    aws: Arc<AwsEnvironment>,
     /// The roles a template's `sigv4.roleArn` may name when strict (`None`: any, for `check`).
     sigv4_roles: Option<Vec<String>>,
 }
@@ -113,7 +113,7 @@ impl TrustPolicy {
                 allowed: Vec::new(),
                 cross_namespace: true,
                 defaults: Defaults::default(),
-                aws: AwsEnvironment::from_process(),
+                aws: Arc::new(AwsEnvironment::from_process()),
                 sigv4_roles: None,
             })),
         }
@@ -216,7 +216,7 @@ impl TrustPolicy {
                 allowed,
                 cross_namespace: args.allow_cross_namespace,
                 defaults,
-                aws,
+                aws: Arc::new(aws),
                 sigv4_roles: Some(sigv4_roles),
             })),
         })

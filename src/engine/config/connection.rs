@@ -34,11 +34,9 @@ pub struct TlsSettings {
 /// trust policy decides whether the template may use it (`engine::trust`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManagedAuth {
-    /// `sigv4: {region, roleArn?}`: signed with the controller pod's own AWS identity.
-    SigV4 {
-        region: String,
-        role_arn: Option<String>,
-    },
+    /// `sigv4: {region, roleArn?}`: signed with the controller pod's own AWS identity, which the trust policy
+    /// puts in (parsed with an empty environment).
+    SigV4(SigV4Settings),
     /// `oauth2: {tokenUrl, clientId, clientSecretFile, scopes?}`: the secret file is a template file.
     OAuth2(OAuth2Settings),
 }
@@ -161,10 +159,10 @@ fn managed_auth(keys: &Keys) -> Result<Option<ManagedAuth>, ConfigError> {
                 .text("region")?
                 .ok_or(ConfigError::Missing("sigv4.region"))?;
             let role_arn = v.text("roleArn")?;
-            // Validated here, built against the controller pod's AWS environment by the trust policy.
-            SigV4Settings::new(&region, role_arn.as_deref(), AwsEnvironment::default())
-                .map_err(|e| keys.invalid("sigv4", &e.to_string()))?;
-            Ok(Some(ManagedAuth::SigV4 { region, role_arn }))
+            let settings =
+                SigV4Settings::new(&region, role_arn.as_deref(), AwsEnvironment::default())
+                    .map_err(|e| keys.invalid("sigv4", &e.to_string()))?;
+            Ok(Some(ManagedAuth::SigV4(settings)))
         }
         (None, Some(o)) => {
             o.only(OAUTH2_KEYS)?;

@@ -88,8 +88,8 @@ impl Rules {
     ) -> Result<Auth, Failure> {
         match &connection.managed {
             Some(ManagedAuth::OAuth2(settings)) => return Ok(Auth::OAuth2(settings.clone())),
-            Some(ManagedAuth::SigV4 { region, role_arn }) => {
-                return self.template_sigv4(region, role_arn.as_deref(), trusted, address)
+            Some(ManagedAuth::SigV4(settings)) => {
+                return self.template_sigv4(settings, trusted, address)
             }
             None => {}
         }
@@ -98,8 +98,7 @@ impl Rules {
 
     fn template_sigv4(
         &self,
-        region: &str,
-        role_arn: Option<&str>,
+        settings: &SigV4Settings,
         trusted: bool,
         address: &Url,
     ) -> Result<Auth, Failure> {
@@ -110,7 +109,7 @@ impl Rules {
                 display(address)
             )));
         }
-        if let (Some(role), Some(allowed)) = (role_arn, &self.sigv4_roles) {
+        if let (Some(role), Some(allowed)) = (&settings.role_arn, &self.sigv4_roles) {
             if !allowed.iter().any(|a| a == role) {
                 return Err(config(format!(
                     "`sigv4.roleArn` {role} is not a role the controller's admin allows templates to assume \
@@ -118,9 +117,11 @@ impl Rules {
                 )));
             }
         }
-        SigV4Settings::new(region, role_arn, self.aws.clone())
-            .map(Auth::SigV4)
-            .map_err(|e| config(format!("invalid plugin configuration: sigv4: {e}")))
+        // Validated when parsed; only the credential chain is the controller pod's.
+        Ok(Auth::SigV4(SigV4Settings {
+            environment: self.aws.clone(),
+            ..settings.clone()
+        }))
     }
 }
 
